@@ -1,0 +1,16 @@
+"""HTTP surface: the only layer that knows the outbound formats (Chat Completions JSON and SSE)."""
+
+from __future__ import annotations
+
+from litestar.handlers import HTTPRouteHandler
+
+from router.api.chat import chat_handlers
+from router.api.models import model_handlers
+from router.api.services import Services
+
+
+def route_handlers(services: Services) -> list[HTTPRouteHandler]:
+    return [*chat_handlers(services), *model_handlers(services)]
+
+
+__all__ = ["Services", "route_handlers"]

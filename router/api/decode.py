@@ -1,0 +1,83 @@
+"""Request decoding: JSON body → canonical Structs, with errors that name the offending field."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeVar
+
+import msgspec
+
+from router.errors import InvalidRequest
+from router.types import ChatRequest
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+_decode_any = msgspec.json.Decoder().decode
+_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
+
+
+def decode_object(body: bytes) -> dict[str, Any]:
+    if not body:
+        raise InvalidRequest("The request body is empty; send a JSON object.")
+    try:
+        data = _decode_any(body)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"We could not parse the JSON body of your request: {exc}.") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return data
+
+
+def convert(data: dict[str, Any], kind: type[T]) -> T:
+    try:
+        return msgspec.convert(data, kind, strict=True)
+    except msgspec.ValidationError as exc:
+        raise _invalid(str(exc)) from None
+
+
+def decode_chat(body: bytes) -> ChatRequest:
+    data = decode_object(body)
+    request = convert(data, ChatRequest)
+    if request.stream_options is not None and not request.stream:
+        raise InvalidRequest(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.", param="stream_options"
+        )
+    request.raw = data
+    return request
+
+
+def _invalid(text: str) -> InvalidRequest:
+    match = _PATH.match(text)
+    message, path = (match.group("msg"), match.group("path") or "") if match else (text, "")
+    param = path.lstrip(".") or None
+    missing = _MISSING.match(message)
+    if missing:
+        field = missing.group("field")
+        param = f"{param}.{field}" if param else field
+        return InvalidRequest(f"Missing required parameter: '{param}'.", param=param)
+    if param is None:
+        return InvalidRequest(f"Invalid request body: {message}.")
+    return InvalidRequest(f"Invalid value for '{param}': {_plain(message)}.", param=param)
+
+
+_NAMES = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "a boolean",
+    "array": "an array",
+    "object": "an object",
+    "null": "null",
+}
+_TYPES = re.compile(r"`([a-z]+(?: \| [a-z]+)*)`")
+
+
+def _plain(message: str) -> str:
+    """msgspec's wording made readable: "Expected `str | null`, got `int`" → "expected a string or null, ..."."""
+
+    def spell(match: re.Match[str]) -> str:
+        names = [_NAMES.get(t, t) for t in match.group(1).split(" | ")]
+        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+    return _TYPES.sub(spell, message).replace("Expected", "expected").replace("`", "'")

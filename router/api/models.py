@@ -1,0 +1,92 @@
+"""``GET /v1/models`` and ``GET /v1/models/{id}``: catalog models, aliases and strategies, OpenAI-shaped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Response, get
+from litestar.handlers import HTTPRouteHandler
+
+from router.api.errors import JSON
+from router.api.services import Services
+from router.catalog import STRATEGIES, Catalog
+from router.errors import ModelNotFound
+
+# Models have no creation date in the catalog; a fixed epoch keeps answers stable across restarts.
+CREATED = 1_735_689_600  # 2025-01-01
+
+STRATEGY_NOTES = {
+    "fast": "lowest expected latency (time to first token and output speed)",
+    "speed": "same as fast",
+    "fast-flex": "lowest expected latency, flex tier where a model has one",
+    "balanced": "weighted quality, cost and latency (weights in the catalog)",
+    "balanced-flex": "balanced, priced and sent at the flex tier where a model has one",
+    "quality": "highest quality score, cost as tie-break",
+    "cost": "lowest estimated cost for this request",
+}
+
+
+class ModelObject(msgspec.Struct):
+    id: str
+    owned_by: str
+    router: dict[str, Any]
+    object: str = "model"
+    created: int = CREATED
+
+
+def model_objects(catalog: Catalog) -> list[ModelObject]:
+    out: list[ModelObject] = []
+    for model in catalog.models.values():
+        provider = catalog.provider_of(model)
+        out.append(
+            ModelObject(
+                id=model.id,
+                owned_by=model.provider,
+                router={
+                    "kind": "model",
+                    "provider": model.provider,
+                    "upstream": model.upstream,
+                    "configured": provider.configured,
+                    "context_window": model.context_window,
+                    "max_output": model.max_output,
+                    "price_per_1m": msgspec.to_builtins(model.price),
+                    "capabilities": sorted(model.capabilities),
+                },
+            )
+        )
+    for name, alias in catalog.aliases.items():
+        target = catalog.models[alias.model]
+        info: dict[str, Any] = {"kind": "alias", "target": alias.model, "provider": target.provider}
+        if alias.service_tier:
+            info["service_tier"] = alias.service_tier
+        out.append(ModelObject(id=name, owned_by=target.provider, router=info))
+    for name in STRATEGIES:
+        out.append(ModelObject(id=name, owned_by="router", router={"kind": "strategy", "optimises": STRATEGY_NOTES[name]}))
+    return out
+
+
+class ModelList(msgspec.Struct):
+    data: list[ModelObject]
+    object: str = "list"
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def model_handlers(services: Services) -> list[HTTPRouteHandler]:
+    @get(["/v1/models", "/models"], sync_to_thread=False)
+    def list_models() -> Response[bytes]:
+        return Response(content=_encode(ModelList(model_objects(services.catalog))), media_type=JSON)
+
+    @get(["/v1/models/{model_id:path}", "/models/{model_id:path}"], sync_to_thread=False)
+    def retrieve_model(model_id: str) -> Response[bytes]:
+        wanted = model_id.lstrip("/")
+        for obj in model_objects(services.catalog):
+            if obj.id == wanted:
+                return Response(content=_encode(obj), media_type=JSON)
+        near = services.catalog.nearest(wanted)
+        hint = f" Did you mean: {', '.join(near)}?" if near else ""
+        raise ModelNotFound(f"The model `{wanted}` does not exist.{hint}", param="model")
+
+    return [list_models, retrieve_model]

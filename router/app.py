@@ -1,0 +1,67 @@
+"""The composition root: ``create_app`` builds one router from its settings and collaborators."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+
+from router.api import Services, route_handlers
+from router.api.errors import EXCEPTION_HANDLERS
+from router.api.middleware import request_id_middleware
+from router.catalog import Catalog, load_catalog
+from router.clock import Clock, SystemClock
+from router.providers import ChatAdapter, TransportKind, build_adapter, supports
+from router.routing import Engine
+from router.settings import Settings
+
+
+def create_app(
+    settings: Settings,
+    *,
+    catalog: Catalog | None = None,
+    clock: Clock | None = None,
+    adapters: dict[str, ChatAdapter] | None = None,
+    transport: TransportKind = "aiohttp",
+) -> Litestar:
+    """Build the app. Upstream clients open in the lifespan, inside the running loop, and close there.
+
+    ``adapters`` replaces the adapters built from the catalog (tests use it to inject fakes).
+    """
+    catalog = catalog or load_catalog(settings.catalog_path, settings.environ)
+    clock = clock or SystemClock()
+    live: dict[str, ChatAdapter] = {}
+    engine = Engine(catalog, live, clock)
+    services = Services(settings, engine, clock)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        if adapters is not None:
+            live.update(adapters)
+        else:
+            for name, provider in catalog.providers.items():
+                if supports(provider):
+                    live[name] = build_adapter(provider, transport)
+        try:
+            yield
+        finally:
+            for adapter in live.values():
+                await adapter.aclose()
+            live.clear()
+
+    return Litestar(
+        route_handlers=route_handlers(services),
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        middleware=[request_id_middleware],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=None,
+        logging_config=None,
+        debug=False,
+    )
+
+
+def app_from_env() -> Litestar:
+    """Factory for the ASGI server's worker processes: settings come from the environment."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,16 @@
+"""Model catalog: schema, loader and the resolved, frozen ``Catalog``."""
+
+from router.catalog.loader import CatalogError, load_catalog, parse_catalog
+from router.catalog.model import Catalog, Model, Provider, Target
+from router.catalog.schema import STRATEGIES
+
+__all__ = [
+    "STRATEGIES",
+    "Catalog",
+    "CatalogError",
+    "Model",
+    "Provider",
+    "Target",
+    "load_catalog",
+    "parse_catalog",
+]

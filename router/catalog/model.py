@@ -1,0 +1,191 @@
+"""The resolved catalog: providers with their effective URL and key state, models, aliases, strategies."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+import msgspec
+
+from router.catalog.schema import (
+    STRATEGIES,
+    AliasSpec,
+    CatalogFile,
+    Capability,
+    Price,
+    ProviderKind,
+    ProviderSpec,
+    RoutingSpec,
+    Speed,
+    Timeouts,
+)
+
+
+
+class EntryError(Exception):
+    """A catalog entry that passed the schema but does not fit with the rest; ``path`` locates it."""
+
+    def __init__(self, path: tuple[str, ...], reason: str) -> None:
+        super().__init__(reason)
+        self.path = path
+        self.reason = reason
+
+
+class Provider(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    kind: ProviderKind
+    base_url: str
+    api_key_env: str | None
+    api_key: str | None = msgspec.field(default=None)
+    timeouts: Timeouts
+    max_connections: int
+    max_tokens_param: str
+    headers: dict[str, str]
+    description: str = ""
+
+    @property
+    def configured(self) -> bool:
+        """A provider is usable when it needs no key or its key variable is set."""
+        return self.api_key_env is None or bool(self.api_key)
+
+    def __repr__(self) -> str:  # never show the key, even in a debugger or a traceback
+        return f"Provider(name={self.name!r}, kind={self.kind!r}, base_url={self.base_url!r})"
+
+
+class Model(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    provider: str
+    upstream: str
+    context_window: int
+    max_output: int
+    price: Price
+    flex_price: Price | None
+    capabilities: frozenset[Capability]
+    quality: int
+    speed: Speed
+    description: str
+    fallbacks: tuple[str, ...]
+
+
+class Target(msgspec.Struct, frozen=True):
+    """What a catalog id or alias names: a model, possibly at a given service tier."""
+
+    model: Model
+    service_tier: str | None = None
+
+
+class Catalog(msgspec.Struct, frozen=True, kw_only=True):
+    providers: dict[str, Provider]
+    models: dict[str, Model]
+    aliases: dict[str, AliasSpec]
+    routing: RoutingSpec
+
+    def lookup(self, name: str) -> Target | None:
+        """Resolve a catalog id or an alias; strategy keywords are the routing engine's business."""
+        model = self.models.get(name)
+        if model is not None:
+            return Target(model)
+        alias = self.aliases.get(name)
+        if alias is not None:
+            return Target(self.models[alias.model], alias.service_tier)
+        return None
+
+    def is_strategy(self, name: str) -> bool:
+        return name in STRATEGIES
+
+    def known_names(self) -> list[str]:
+        return [*self.models, *self.aliases, *STRATEGIES]
+
+    def nearest(self, name: str, limit: int = 3) -> list[str]:
+        """The valid names closest to ``name``, for 'did you mean' messages."""
+        names = self.known_names()
+        close = difflib.get_close_matches(name, names, n=limit, cutoff=0.5)
+        if len(close) < limit:
+            lowered = name.lower()
+            for candidate in names:
+                if candidate not in close and (lowered in candidate or candidate in lowered):
+                    close.append(candidate)
+                    if len(close) == limit:
+                        break
+        return close
+
+    def provider_of(self, model: Model) -> Provider:
+        return self.providers[model.provider]
+
+
+def build_catalog(spec: CatalogFile, environ: Mapping[str, str]) -> Catalog:
+    """Cross-check the validated file and resolve environment references."""
+    providers = {name: _provider(name, p, environ) for name, p in spec.providers.items()}
+    models: dict[str, Model] = {}
+    for model_id, m in spec.models.items():
+        if m.provider not in providers:
+            raise EntryError(
+                ("models", model_id, "provider"),
+                f"unknown provider {m.provider!r} (known: {', '.join(providers)})",
+            )
+        if m.max_output > m.context_window:
+            raise EntryError(
+                ("models", model_id, "max_output"),
+                f"max_output {m.max_output} exceeds context_window {m.context_window}",
+            )
+        if model_id in STRATEGIES:
+            raise EntryError(("models", model_id), "a model id cannot be a strategy keyword")
+        models[model_id] = Model(
+            id=model_id,
+            provider=m.provider,
+            upstream=m.upstream or model_id,
+            context_window=m.context_window,
+            max_output=m.max_output,
+            price=m.price,
+            flex_price=m.flex_price,
+            capabilities=frozenset(m.capabilities),
+            quality=m.quality,
+            speed=m.speed,
+            description=m.description,
+            fallbacks=tuple(m.fallbacks),
+        )
+    for model_id, m in spec.models.items():
+        for i, fallback in enumerate(m.fallbacks):
+            if fallback not in models:
+                raise EntryError(("models", model_id, "fallbacks", str(i)), f"unknown model {fallback!r}")
+    aliases = {name: _alias(name, value, models) for name, value in spec.aliases.items()}
+    return Catalog(providers=providers, models=models, aliases=aliases, routing=spec.routing)
+
+
+def _alias(name: str, value: str | AliasSpec, models: dict[str, Model]) -> AliasSpec:
+    alias = AliasSpec(model=value) if isinstance(value, str) else value
+    if name in models:
+        raise EntryError(("aliases", name), "an alias cannot have the same name as a model")
+    if name in STRATEGIES:
+        raise EntryError(("aliases", name), "an alias cannot be a strategy keyword")
+    if alias.model not in models:
+        hint = difflib.get_close_matches(alias.model, list(models), n=1)
+        suffix = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise EntryError(("aliases", name), f"unknown model {alias.model!r}{suffix}")
+    if alias.service_tier == "flex" and models[alias.model].flex_price is None:
+        raise EntryError(("aliases", name), f"model {alias.model!r} has no flex_price")
+    return alias
+
+
+def _provider(name: str, p: ProviderSpec, environ: Mapping[str, str]) -> Provider:
+    url_env = p.base_url_env or f"ROUTER_{_env_token(name)}_BASE_URL"
+    base_url = (environ.get(url_env) or p.base_url).rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", base_url):
+        raise EntryError(("providers", name, "base_url"), f"{base_url!r} is not an http(s) URL")
+    key = environ.get(p.api_key_env) if p.api_key_env else None
+    return Provider(
+        name=name,
+        kind=p.kind,
+        base_url=base_url,
+        api_key_env=p.api_key_env,
+        api_key=key or None,
+        timeouts=p.timeouts,
+        max_connections=p.max_connections,
+        max_tokens_param=p.max_tokens_param,
+        headers=dict(p.headers),
+        description=p.description,
+    )
+
+
+def _env_token(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", name).upper()

@@ -1,0 +1,110 @@
+"""Catalog file schema: the Structs that ``catalog.yaml`` is validated against, field by field."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+ProviderKind = Literal["openai", "anthropic", "gemini"]
+Capability = Literal[
+    "streaming",
+    "tools",
+    "vision",
+    "json_object",
+    "json_schema",
+    "reasoning",
+    "embeddings",
+    "audio",
+    "pdf",
+]
+Strategy = Literal["fast", "speed", "fast-flex", "balanced", "balanced-flex", "quality", "cost"]
+STRATEGIES: tuple[str, ...] = ("fast", "speed", "fast-flex", "balanced", "balanced-flex", "quality", "cost")
+
+NonNegative = Annotated[float, Meta(ge=0)]
+Positive = Annotated[float, Meta(gt=0)]
+PositiveInt = Annotated[int, Meta(gt=0)]
+EnvName = Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class Spec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Policy for every catalog Struct: immutable, and a misspelt field is an error, not a default."""
+
+
+class Timeouts(Spec):
+    """Seconds. ``read`` bounds the silence between two reads; ``first_token`` bounds a stream's wait."""
+
+    connect: Positive = 5.0
+    read: Positive = 120.0
+    total: Positive = 600.0
+    first_token: Positive = 60.0
+
+
+class Price(Spec):
+    """USD per one million tokens."""
+
+    input: NonNegative
+    output: NonNegative
+    cached_input: NonNegative | None = None
+
+
+class Speed(Spec):
+    """Priors for latency, used until measurements exist."""
+
+    ttft_ms: Positive
+    tokens_per_s: Positive
+
+
+class ProviderSpec(Spec):
+    kind: ProviderKind
+    base_url: str
+    api_key_env: EnvName | None = None
+    base_url_env: EnvName | None = None
+    timeouts: Timeouts = Timeouts()
+    max_connections: PositiveInt = 256
+    # OpenAI's reasoning models refuse ``max_tokens``; their provider renames it.
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    headers: dict[str, str] = {}
+    description: str = ""
+
+
+class ModelSpec(Spec):
+    provider: str
+    context_window: PositiveInt
+    max_output: PositiveInt
+    price: Price
+    quality: Annotated[int, Meta(ge=0, le=100)]
+    speed: Speed
+    upstream: str | None = None
+    flex_price: Price | None = None
+    capabilities: list[Capability] = []
+    description: str = ""
+    fallbacks: list[str] = []
+
+
+class AliasSpec(Spec):
+    model: str
+    service_tier: Literal["flex", "default", "priority", "auto"] | None = None
+
+
+class BalancedWeights(Spec):
+    quality: NonNegative = 0.5
+    cost: NonNegative = 0.3
+    latency: NonNegative = 0.2
+
+
+class RoutingSpec(Spec):
+    # What an unknown ``model`` means: ``None`` answers 404, a strategy keyword routes by it.
+    unknown_model_strategy: Strategy | None = None
+    balanced: BalancedWeights = BalancedWeights()
+    # Output tokens assumed when a request sets no limit (for cost and latency estimates).
+    expected_output_tokens: PositiveInt = 500
+
+
+class CatalogFile(Spec):
+    providers: dict[str, ProviderSpec]
+    models: dict[str, ModelSpec]
+    version: Literal[1] = 1
+    aliases: dict[str, str | AliasSpec] = {}
+    routing: RoutingSpec = RoutingSpec()

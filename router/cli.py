@@ -1,0 +1,161 @@
+"""What each command-line command does; ``__main__`` parses the flags and calls one of these."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+
+from router.catalog import Catalog, CatalogError, load_catalog
+from router.settings import Settings
+from router.telemetry.logging import configure_logging
+
+EXIT_BAD_CONFIG = 2
+# Where each wire kind lives on the simulated providers' server.
+MOCK_PREFIX = {"openai": "/openai/v1", "anthropic": "/anthropic", "gemini": "/gemini/v1beta"}
+DEMO_KEY = "demo-key-not-secret"
+
+
+def _load(settings: Settings) -> Catalog | None:
+    try:
+        return load_catalog(settings.catalog_path, settings.environ)
+    except CatalogError as exc:
+        print(f"router: {exc}", file=sys.stderr)
+        return None
+
+
+def check(settings: Settings) -> int:
+    catalog = _load(settings)
+    if catalog is None:
+        return EXIT_BAD_CONFIG
+    print(f"{settings.catalog_path}: OK")
+    print(f"  {len(catalog.providers)} providers, {len(catalog.models)} models, {len(catalog.aliases)} aliases")
+    for provider in catalog.providers.values():
+        if provider.api_key_env is None:
+            state = "no key needed"
+        elif provider.configured:
+            state = f"key set ({provider.api_key_env})"
+        else:
+            state = f"not configured: set {provider.api_key_env}"
+        count = sum(1 for m in catalog.models.values() if m.provider == provider.name)
+        print(f"  provider {provider.name:<10} {provider.kind:<9} {provider.base_url}  {count} models, {state}")
+    return 0
+
+
+def serve(settings: Settings) -> int:
+    configure_logging(settings.log_level, settings.log_format)
+    catalog = _load(settings)
+    if catalog is None:
+        return EXIT_BAD_CONFIG
+    _announce(settings, catalog)
+    return _run_granian(settings)
+
+
+def _announce(settings: Settings, catalog: Catalog) -> None:
+    missing = [p.api_key_env for p in catalog.providers.values() if not p.configured and p.api_key_env]
+    print(
+        f"router: serving {len(catalog.models)} models on http://{settings.host}:{settings.port}/v1 "
+        f"({settings.workers} worker{'s' if settings.workers != 1 else ''})",
+        file=sys.stderr,
+    )
+    if missing:
+        print(f"router: providers without keys (their models answer 503): {', '.join(missing)}", file=sys.stderr)
+
+
+def _run_granian(settings: Settings) -> int:
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+
+    # Worker processes rebuild their settings from the environment.
+    os.environ.update({k: v for k, v in settings.to_env().items() if k.startswith("ROUTER_")})
+    Granian(
+        "router.app:app_from_env",
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        workers=settings.workers,
+        loop=Loops.uvloop,
+        log_enabled=True,
+        log_access=False,
+        backlog=2048,
+    ).serve()
+    return 0
+
+
+def mock(settings: Settings) -> int:
+    from router.mock.server import serve_forever
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever(settings.host, settings.port))
+    return 0
+
+
+def demo(settings: Settings) -> int:
+    """Simulated providers on a free loopback port, and the router in front of them."""
+    configure_logging(settings.log_level, settings.log_format)
+    catalog = _load(settings)
+    if catalog is None:
+        return EXIT_BAD_CONFIG
+    mock_port = free_port()
+    mock_process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "router", "mock", "--port", str(mock_port)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        if not wait_for_port("127.0.0.1", mock_port, timeout=15.0):
+            print("router: the simulated providers did not start", file=sys.stderr)
+            return 1
+        env = demo_environment(catalog, f"http://127.0.0.1:{mock_port}")
+        demo_settings = Settings.from_env(
+            {**os.environ, **env},
+            catalog_path=settings.catalog_path,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            log_format=settings.log_format,
+        )
+        os.environ.update(env)
+        print(f"router: demo providers simulated on http://127.0.0.1:{mock_port}", file=sys.stderr)
+        print(
+            f"router: try  curl http://{settings.host}:{settings.port}/v1/chat/completions "
+            """-H 'content-type: application/json' -d '{"model":"gpt-mini","messages":[{"role":"user","content":"hi"}]}'""",
+            file=sys.stderr,
+        )
+        _announce(demo_settings, catalog)
+        return _run_granian(demo_settings)
+    finally:
+        mock_process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            mock_process.wait(timeout=5)
+
+
+def demo_environment(catalog: Catalog, mock_url: str) -> dict[str, str]:
+    """Environment that points every provider at the simulated one, with a placeholder key."""
+    env: dict[str, str] = {}
+    for provider in catalog.providers.values():
+        token = "".join(c if c.isalnum() else "_" for c in provider.name).upper()
+        env[f"ROUTER_{token}_BASE_URL"] = mock_url + MOCK_PREFIX[provider.kind]
+        if provider.api_key_env:
+            env[provider.api_key_env] = DEMO_KEY
+    return env
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return True
+        time.sleep(0.05)
+    return False

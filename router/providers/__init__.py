@@ -1,0 +1,26 @@
+"""Provider adapters behind one small interface; each speaks one provider's native wire format."""
+
+from __future__ import annotations
+
+from router.catalog import Provider
+from router.providers._http import TransportKind, UpstreamClient
+from router.providers.base import ChatAdapter, UpstreamCall
+
+
+SUPPORTED_KINDS = frozenset({"openai"})
+
+
+def supports(provider: Provider) -> bool:
+    return provider.kind in SUPPORTED_KINDS
+
+
+def build_adapter(provider: Provider, transport: TransportKind = "aiohttp") -> ChatAdapter:
+    """The adapter for a provider's wire kind, with its own pooled client."""
+    from router.providers.openai import OpenAIAdapter
+
+    if provider.kind == "openai":
+        return OpenAIAdapter(provider, UpstreamClient(provider, transport))
+    raise ValueError(f"provider kind {provider.kind!r} has no adapter")
+
+
+__all__ = ["ChatAdapter", "TransportKind", "UpstreamCall", "build_adapter", "supports"]

@@ -1,0 +1,35 @@
+"""The provider seam: what the routing engine asks of every adapter, and the call it hands over."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import msgspec
+
+from router.catalog import Model, Provider
+from router.types import ChatChunk, ChatCompletion, ChatRequest
+
+
+class UpstreamCall(msgspec.Struct, frozen=True, kw_only=True):
+    """One attempt at one model: the request, where it goes, and at which service tier."""
+
+    request: ChatRequest
+    model: Model
+    provider: Provider
+    request_id: str
+    service_tier: str | None = None
+
+
+class ChatAdapter(Protocol):
+    """A provider adapter: canonical request in, canonical completion or chunk stream out.
+
+    Adapters raise only ``router.errors.RouterError`` subclasses. A stream ends normally only when the
+    upstream signalled a complete answer; a cut or an in-band error raises ``StreamInterrupted``.
+    """
+
+    async def complete(self, call: UpstreamCall) -> ChatCompletion: ...
+
+    def stream(self, call: UpstreamCall) -> AsyncIterator[ChatChunk]: ...
+
+    async def aclose(self) -> None: ...

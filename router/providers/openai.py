@@ -1,0 +1,230 @@
+"""Adapter for OpenAI and OpenAI-compatible servers (vLLM, Ollama, llama.cpp, TGI): Chat Completions.
+
+The request body is the client's own, forwarded with unknown fields untouched; only the model name,
+the service tier, the output-limit field and the stream options are rewritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from router.catalog import Provider
+from router.errors import (
+    RouterError,
+    StreamInterrupted,
+    UpstreamBadResponse,
+    UpstreamStatusError,
+)
+from router.providers._http import UpstreamClient, retry_after_seconds
+from router.providers._sse import SSEParser
+from router.providers.base import UpstreamCall
+from router.types import ChatChunk, ChatCompletion
+
+# --- constants -----------------------------------------------------------------------------------
+
+CHAT_PATH = "/chat/completions"
+# Fields that only the router reads; they never reach an upstream.
+ROUTER_ONLY_FIELDS = ("models",)
+
+# --- wire types ----------------------------------------------------------------------------------
+
+
+class _ErrorBody(msgspec.Struct):
+    message: str = ""
+    type: str | None = None
+    param: str | None = None
+    code: str | int | None = None
+
+
+class _ErrorEnvelope(msgspec.Struct):
+    error: _ErrorBody | str | None = None
+
+
+_encode = msgspec.json.Encoder().encode
+_decode_completion = msgspec.json.Decoder(ChatCompletion).decode
+_decode_chunk = msgspec.json.Decoder(ChatChunk).decode
+_decode_error = msgspec.json.Decoder(_ErrorEnvelope).decode
+
+# --- request builder -----------------------------------------------------------------------------
+
+
+def build_body(call: UpstreamCall, *, stream: bool) -> bytes:
+    body: dict[str, Any] = dict(call.request.raw)
+    for field in ROUTER_ONLY_FIELDS:
+        body.pop(field, None)
+    body["model"] = call.model.upstream
+    if call.service_tier is not None:
+        body["service_tier"] = call.service_tier
+    if call.provider.max_tokens_param == "max_completion_tokens" and "max_tokens" in body:
+        limit = body.pop("max_tokens")
+        body.setdefault("max_completion_tokens", limit)
+    if stream:
+        # Usage is always asked for: the router needs it for cost, whether or not the client does.
+        options = dict(body.get("stream_options") or {})
+        options["include_usage"] = True
+        body["stream_options"] = options
+    return _encode(body)
+
+
+def build_headers(provider: Provider, request_id: str) -> dict[str, str]:
+    headers = {
+        "content-type": "application/json",
+        "accept": "application/json",
+        "user-agent": "router/0.1",
+        "x-client-request-id": request_id,
+    }
+    headers.update(provider.headers)
+    if provider.api_key:
+        headers["authorization"] = f"Bearer {provider.api_key}"
+    return headers
+
+
+# --- response parser -----------------------------------------------------------------------------
+
+
+def parse_completion(body: bytes, provider: str) -> ChatCompletion:
+    try:
+        completion = _decode_completion(body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise UpstreamBadResponse(f"provider '{provider}' sent an answer that is not a chat completion: {exc}") from None
+    if not completion.choices:
+        raise UpstreamBadResponse(f"provider '{provider}' sent a chat completion with no choices")
+    return completion
+
+
+# --- stream translator ---------------------------------------------------------------------------
+
+
+class StreamReader:
+    """Turns upstream SSE bytes into chunks and decides whether the stream ended complete."""
+
+    __slots__ = ("_parser", "done", "finished", "provider")
+
+    def __init__(self, provider: str) -> None:
+        self._parser = SSEParser()
+        self.provider = provider
+        self.done = False  # saw [DONE]
+        self.finished = False  # saw a finish_reason
+
+    def feed(self, raw: bytes) -> list[ChatChunk]:
+        chunks: list[ChatChunk] = []
+        for event in self._parser.feed(raw):
+            data = event.data
+            if data == b"[DONE]":
+                self.done = True
+                break
+            try:
+                chunk = _decode_chunk(data)
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                raise self._in_band_error(data) from None
+            for choice in chunk.choices:
+                if choice.finish_reason is not None:
+                    self.finished = True
+            chunks.append(chunk)
+        return chunks
+
+    def _in_band_error(self, data: bytes) -> RouterError:
+        try:
+            envelope = _decode_error(data)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return UpstreamBadResponse(f"provider '{self.provider}' sent a stream event that is not a chunk")
+        error = envelope.error
+        message = error.message if isinstance(error, _ErrorBody) else str(error or "unknown error")
+        return StreamInterrupted(f"provider '{self.provider}' reported an error mid-stream: {message}")
+
+    def check_complete(self) -> None:
+        if not (self.done or self.finished):
+            raise StreamInterrupted(f"provider '{self.provider}' ended the stream before the answer was complete")
+
+
+# --- error mapper --------------------------------------------------------------------------------
+
+
+def map_error(status: int, body: bytes, headers: Any, provider: Provider) -> RouterError:
+    """An upstream error answer → router error, keeping OpenAI's status, type, code and message."""
+    retry_after = retry_after_seconds(headers)
+    message, error_type, param, code = f"provider '{provider.name}' answered HTTP {status}", None, None, None
+    try:
+        error = _decode_error(body).error
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        error = None
+    if isinstance(error, _ErrorBody):
+        message = error.message or message
+        error_type, param = error.type, error.param
+        code = str(error.code) if error.code is not None else None
+    elif isinstance(error, str):
+        message = error
+    message = _scrub(message, provider)
+    if status in (401, 403):
+        # The router's key was refused: not the client's fault, and not something to show as such.
+        return UpstreamStatusError(
+            502,
+            f"provider '{provider.name}' refused the router's credentials "
+            f"({provider.api_key_env or 'no key'}): {message}",
+            error_type="upstream_auth_error",
+            code="upstream_auth_failed",
+            provider=provider.name,
+        )
+    return UpstreamStatusError(
+        status,
+        message,
+        error_type=error_type,
+        param=param,
+        code=code,
+        retry_after=retry_after,
+        provider=provider.name,
+    )
+
+
+def _scrub(message: str, provider: Provider) -> str:
+    key = provider.api_key
+    if key and len(key) >= 8:
+        message = message.replace(key, "***")
+        message = message.replace(key[:8], "***")
+    return message[:2000]
+
+
+# --- I/O -----------------------------------------------------------------------------------------
+
+
+class OpenAIAdapter:
+    """Chat Completions against one OpenAI-kind provider."""
+
+    def __init__(self, provider: Provider, client: UpstreamClient) -> None:
+        self.provider = provider
+        self._client = client
+        self._url = provider.base_url + CHAT_PATH
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def complete(self, call: UpstreamCall) -> ChatCompletion:
+        headers = build_headers(self.provider, call.request_id)
+        answer = await self._client.post(self._url, headers, build_body(call, stream=False))
+        if answer.status >= 400:
+            raise map_error(answer.status, answer.body, answer.headers, self.provider)
+        return parse_completion(answer.body, self.provider.name)
+
+    async def stream(self, call: UpstreamCall) -> AsyncIterator[ChatChunk]:
+        headers = build_headers(self.provider, call.request_id)
+        headers["accept"] = "text/event-stream"
+        headers["accept-encoding"] = "identity"
+        async with self._client.stream(self._url, headers, build_body(call, stream=True)) as (response, chunks):
+            if response.status_code >= 400:
+                body = b"".join([c async for c in chunks])
+                raise map_error(response.status_code, body, response.headers, self.provider)
+            content_type = response.headers.get("content-type", "")
+            if not content_type.startswith("text/event-stream"):
+                raise UpstreamBadResponse(
+                    f"provider '{self.provider.name}' answered a stream request with {content_type or 'no content type'}"
+                )
+            reader = StreamReader(self.provider.name)
+            async for raw in chunks:
+                for chunk in reader.feed(raw):
+                    yield chunk
+                if reader.done:
+                    return
+            reader.check_complete()

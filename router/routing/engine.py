@@ -1,0 +1,211 @@
+"""Routing engine: resolve the asked model to a candidate plan, then try candidates in order.
+
+Non-streaming calls fall back on any error that another model could survive. Streams are held until
+the first chunk with real output (the commit point): any failure before it falls back invisibly;
+after it, the stream belongs to the client and a failure ends it with an error event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+
+import msgspec
+
+from router.catalog import Catalog, Model, Target
+from router.clock import Clock
+from router.errors import (
+    AdapterUnavailable,
+    ModelNotFound,
+    NoCandidate,
+    ProviderNotConfigured,
+    RouterError,
+    UpstreamTimeout,
+)
+from router.providers import ChatAdapter, UpstreamCall
+from router.routing.strategies import needs_of, rank
+from router.types import ChatChunk, ChatCompletion, ChatRequest
+
+MAX_ATTEMPTS = 3
+
+
+class Plan(msgspec.Struct, frozen=True, kw_only=True):
+    candidates: list[Target]
+    strategy: str | None = None
+
+
+class Attempt(msgspec.Struct, frozen=True, kw_only=True):
+    model: str
+    outcome: str  # "ok" or the error's type
+
+
+class Outcome(msgspec.Struct, kw_only=True):
+    """Which model served, and how it came to."""
+
+    model: Model
+    service_tier: str | None
+    strategy: str | None
+    attempts: list[Attempt]
+
+    @property
+    def fallback_reason(self) -> str | None:
+        failed = [a for a in self.attempts if a.outcome != "ok"]
+        return failed[0].outcome if failed else None
+
+
+class Served(msgspec.Struct, kw_only=True):
+    completion: ChatCompletion
+    outcome: Outcome
+
+
+class OpenedStream(msgspec.Struct, kw_only=True):
+    """A committed stream: the chunks read before the commit point, then the rest of the upstream."""
+
+    prefix: list[ChatChunk]
+    rest: AsyncIterator[ChatChunk] | None
+    outcome: Outcome
+
+    async def chunks(self) -> AsyncIterator[ChatChunk]:
+        for chunk in self.prefix:
+            yield chunk
+        if self.rest is not None:
+            async for chunk in self.rest:
+                yield chunk
+
+    async def aclose(self) -> None:
+        if self.rest is not None:
+            await self.rest.aclose()  # type: ignore[attr-defined]
+
+
+class Engine:
+    """Turns a canonical request into an answer from the best available model."""
+
+    def __init__(self, catalog: Catalog, adapters: Mapping[str, ChatAdapter], clock: Clock) -> None:
+        self.catalog = catalog
+        self._adapters = adapters
+        self._clock = clock
+
+    # --- planning --------------------------------------------------------------------------------
+
+    def unusable_reason(self, model: Model) -> str | None:
+        provider = self.catalog.provider_of(model)
+        if provider.name not in self._adapters:
+            return f"no adapter for provider kind '{provider.kind}' yet"
+        if not provider.configured:
+            return f"provider '{provider.name}' has no key: set {provider.api_key_env}"
+        return None
+
+    def plan(self, request: ChatRequest) -> Plan:
+        name = request.model
+        target = self.catalog.lookup(name)
+        if target is not None:
+            fallbacks = [Target(self.catalog.models[f]) for f in target.model.fallbacks]
+            return Plan(candidates=[target, *fallbacks])
+        strategy = name if self.catalog.is_strategy(name) else self.catalog.routing.unknown_model_strategy
+        if strategy is None:
+            raise _model_not_found(self.catalog, name)
+        needs = needs_of(request, self.catalog.routing.expected_output_tokens)
+        ranked = rank(self.catalog, strategy, needs, self.unusable_reason)
+        if not ranked.candidates:
+            reasons = "; ".join(f"{e.model}: {e.reason}" for e in ranked.excluded[:6])
+            raise NoCandidate(f"No model can serve strategy '{strategy}' for this request ({reasons}).")
+        return Plan(candidates=ranked.candidates, strategy=strategy)
+
+    # --- attempts --------------------------------------------------------------------------------
+
+    def _call(self, target: Target, request: ChatRequest, request_id: str) -> tuple[ChatAdapter, UpstreamCall]:
+        model = target.model
+        provider = self.catalog.provider_of(model)
+        adapter = self._adapters.get(provider.name)
+        if adapter is None:
+            raise AdapterUnavailable(
+                f"Model '{model.id}' is served by provider '{provider.name}' of kind '{provider.kind}', "
+                "which this router build cannot call yet."
+            )
+        if not provider.configured:
+            raise ProviderNotConfigured(
+                f"Model '{model.id}' needs provider '{provider.name}', which is not configured: "
+                f"set the environment variable {provider.api_key_env}."
+            )
+        # An alias may pin a tier (``gpt-flex``); otherwise the client's own service_tier travels in the body.
+        tier = target.service_tier
+        return adapter, UpstreamCall(
+            request=request, model=model, provider=provider, request_id=request_id, service_tier=tier
+        )
+
+    async def complete(self, request: ChatRequest, request_id: str) -> Served:
+        plan = self.plan(request)
+        attempts: list[Attempt] = []
+        last: RouterError | None = None
+        for target in plan.candidates[:MAX_ATTEMPTS]:
+            try:
+                adapter, call = self._call(target, request, request_id)
+                completion = await adapter.complete(call)
+            except RouterError as exc:
+                attempts.append(Attempt(model=target.model.id, outcome=exc.error_type))
+                if not exc.may_fall_back:
+                    raise
+                last = exc
+                continue
+            attempts.append(Attempt(model=target.model.id, outcome="ok"))
+            outcome = Outcome(model=target.model, service_tier=call.service_tier, strategy=plan.strategy, attempts=attempts)
+            return Served(completion=completion, outcome=outcome)
+        assert last is not None
+        raise last
+
+    async def open_stream(self, request: ChatRequest, request_id: str) -> OpenedStream:
+        plan = self.plan(request)
+        attempts: list[Attempt] = []
+        last: RouterError | None = None
+        for target in plan.candidates[:MAX_ATTEMPTS]:
+            try:
+                adapter, call = self._call(target, request, request_id)
+                prefix, rest = await _until_first_output(adapter, call)
+            except RouterError as exc:
+                attempts.append(Attempt(model=target.model.id, outcome=exc.error_type))
+                if not exc.may_fall_back:
+                    raise
+                last = exc
+                continue
+            attempts.append(Attempt(model=target.model.id, outcome="ok"))
+            outcome = Outcome(model=target.model, service_tier=call.service_tier, strategy=plan.strategy, attempts=attempts)
+            return OpenedStream(prefix=prefix, rest=rest, outcome=outcome)
+        assert last is not None
+        raise last
+
+
+async def _until_first_output(
+    adapter: ChatAdapter, call: UpstreamCall
+) -> tuple[list[ChatChunk], AsyncIterator[ChatChunk] | None]:
+    """Read the upstream stream up to its first chunk of real output, within the first-token deadline."""
+    stream = adapter.stream(call)
+    prefix: list[ChatChunk] = []
+    limit = call.provider.timeouts.first_token
+    try:
+        async with asyncio.timeout(limit):
+            async for chunk in stream:
+                prefix.append(chunk)
+                if chunk.carries_output():
+                    return prefix, stream
+    except TimeoutError:
+        await stream.aclose()  # type: ignore[attr-defined]
+        raise UpstreamTimeout(
+            f"provider '{call.provider.name}' sent no output within {limit:g}s (first-token deadline)"
+        ) from None
+    except BaseException:
+        await stream.aclose()  # type: ignore[attr-defined]
+        raise
+    return prefix, None  # the upstream completed without output (an empty answer)
+
+
+def _model_not_found(catalog: Catalog, name: str) -> ModelNotFound:
+    near = catalog.nearest(name)
+    hint = f" Did you mean: {', '.join(near)}?" if near else ""
+    return ModelNotFound(
+        f"The model `{name}` does not exist or is not served by this router.{hint} "
+        "GET /v1/models lists every model, alias and strategy.",
+        param="model",
+    )
+
+
+__all__ = ["Engine", "OpenedStream", "Outcome", "Plan", "Served"]

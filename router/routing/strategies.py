@@ -1,0 +1,160 @@
+"""Strategy ranking: pure functions from (catalog, request needs, strategy) to an ordered candidate list.
+
+Latency uses the catalog's speed priors until live measurements exist; cost uses the catalog's prices
+for the tier a candidate would be sent at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+
+from router.catalog import Catalog, Model, Target
+from router.types import ChatRequest
+
+FLEX_SUFFIX = "-flex"
+
+
+class Needs(msgspec.Struct, frozen=True, kw_only=True):
+    """What a request requires of the model that serves it."""
+
+    prompt_tokens: int
+    output_tokens: int
+    capabilities: frozenset[str]
+
+
+class Excluded(msgspec.Struct, frozen=True):
+    model: str
+    reason: str
+
+
+class Ranked(msgspec.Struct, frozen=True, kw_only=True):
+    candidates: list[Target]
+    excluded: list[Excluded]
+
+
+def estimate_prompt_tokens(request: ChatRequest) -> int:
+    """A cheap estimate (four characters a token), good enough to rule out too-small contexts."""
+    chars = 0
+    for message in request.messages:
+        content = message.content
+        if isinstance(content, str):
+            chars += len(content)
+        elif content:
+            for part in content:
+                if isinstance(part.text, str):
+                    chars += len(part.text)
+                elif part.image_url:
+                    chars += 3000  # a typical image costs on the order of 765 tokens
+        chars += 16
+    if request.tools:
+        chars += 200 * len(request.tools)
+    return chars // 4 + 1
+
+
+def needs_of(request: ChatRequest, default_output: int) -> Needs:
+    caps: set[str] = set()
+    if request.tools:
+        caps.add("tools")
+    if request.stream:
+        caps.add("streaming")
+    fmt = request.response_format
+    if fmt and fmt.get("type") == "json_schema":
+        caps.add("json_schema")
+    for message in request.messages:
+        if isinstance(message.content, list) and any(p.type == "image_url" for p in message.content):
+            caps.add("vision")
+    return Needs(
+        prompt_tokens=estimate_prompt_tokens(request),
+        output_tokens=request.output_limit or default_output,
+        capabilities=frozenset(caps),
+    )
+
+
+def expected_cost(model: Model, needs: Needs, flex: bool) -> float:
+    price = model.flex_price if flex and model.flex_price else model.price
+    return (needs.prompt_tokens * price.input + needs.output_tokens * price.output) / 1_000_000
+
+
+def expected_latency_ms(model: Model, needs: Needs) -> float:
+    return model.speed.ttft_ms + needs.output_tokens / model.speed.tokens_per_s * 1000.0
+
+
+def rank(
+    catalog: Catalog,
+    strategy: str,
+    needs: Needs,
+    usable: Callable[[Model], str | None],
+) -> Ranked:
+    """Order the models that can serve ``needs`` by ``strategy``.
+
+    ``usable`` returns ``None`` for a model the router can call now, or the reason it cannot.
+    """
+    flex = strategy.endswith(FLEX_SUFFIX)
+    base = strategy.removesuffix(FLEX_SUFFIX)
+    excluded: list[Excluded] = []
+    pool: list[Model] = []
+    for model in catalog.models.values():
+        reason = _unfit(model, needs) or usable(model)
+        if reason:
+            excluded.append(Excluded(model.id, reason))
+        else:
+            pool.append(model)
+
+    def tier(model: Model) -> str | None:
+        return "flex" if flex and model.flex_price is not None else None
+
+    # Plain strategies (``fast`` included) send every model at the standard tier.
+    key = _sort_key(base, pool, needs, catalog, flex)
+    ordered = sorted(pool, key=key)
+    return Ranked(candidates=[Target(m, tier(m)) for m in ordered], excluded=excluded)
+
+
+def _unfit(model: Model, needs: Needs) -> str | None:
+    if "embeddings" in model.capabilities:
+        return "an embeddings model cannot chat"
+    missing = needs.capabilities - model.capabilities
+    if missing:
+        return f"lacks {', '.join(sorted(missing))}"
+    if needs.prompt_tokens + needs.output_tokens > model.context_window:
+        return (
+            f"context window {model.context_window} is smaller than the estimated "
+            f"{needs.prompt_tokens} prompt + {needs.output_tokens} output tokens"
+        )
+    return None
+
+
+def _sort_key(
+    base: str, pool: list[Model], needs: Needs, catalog: Catalog, flex: bool
+) -> Callable[[Model], tuple[float, ...]]:
+    def cost(m: Model) -> float:
+        return expected_cost(m, needs, flex)
+
+    def latency(m: Model) -> float:
+        return expected_latency_ms(m, needs)
+
+    if base in ("fast", "speed"):
+        return lambda m: (latency(m), cost(m))
+    if base == "cost":
+        return lambda m: (cost(m), -m.quality)
+    if base == "quality":
+        return lambda m: (-m.quality, cost(m))
+    weights = catalog.routing.balanced
+    costs = [cost(m) for m in pool] or [0.0]
+    latencies = [latency(m) for m in pool] or [0.0]
+    qualities = [float(m.quality) for m in pool] or [0.0]
+
+    def norm(value: float, values: list[float]) -> float:
+        lo, hi = min(values), max(values)
+        return 0.0 if hi == lo else (value - lo) / (hi - lo)
+
+    def balanced(m: Model) -> tuple[float, ...]:
+        score = (
+            weights.quality * norm(float(m.quality), qualities)
+            - weights.cost * norm(cost(m), costs)
+            - weights.latency * norm(latency(m), latencies)
+        )
+        return (-score, cost(m))
+
+    return balanced

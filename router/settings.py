@@ -1,0 +1,74 @@
+"""Service settings: read once from the environment and command-line flags, then frozen."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import msgspec
+
+DEFAULT_CATALOG = "catalog.yaml"
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the app needs to know about its environment.
+
+    ``environ`` is the environment the catalog's ``api_key_env`` and base-URL overrides are read from;
+    tests pass their own mapping instead of touching ``os.environ``.
+    """
+
+    catalog_path: str = DEFAULT_CATALOG
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    log_level: str = "info"
+    log_format: str = "json"
+    environ: Mapping[str, str] = msgspec.field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, object] = {
+            "catalog_path": env.get("ROUTER_CATALOG", DEFAULT_CATALOG),
+            "host": env.get("ROUTER_HOST", "127.0.0.1"),
+            "port": _int(env, "ROUTER_PORT", 8080),
+            "workers": _int(env, "ROUTER_WORKERS", 1),
+            "max_body_bytes": _int(env, "ROUTER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            "log_level": env.get("ROUTER_LOG_LEVEL", "info").lower(),
+            "log_format": env.get("ROUTER_LOG_FORMAT", "json").lower(),
+            "environ": env,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that makes ``from_env`` rebuild these settings in a worker process."""
+        env = dict(self.environ)
+        env.update(
+            {
+                "ROUTER_CATALOG": self.catalog_path,
+                "ROUTER_HOST": self.host,
+                "ROUTER_PORT": str(self.port),
+                "ROUTER_WORKERS": str(self.workers),
+                "ROUTER_MAX_BODY_BYTES": str(self.max_body_bytes),
+                "ROUTER_LOG_LEVEL": self.log_level,
+                "ROUTER_LOG_FORMAT": self.log_format,
+            }
+        )
+        return env
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the router cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None

@@ -1,0 +1,1 @@
+"""Telemetry: structured logging (and, later, metrics) owned by the app."""

@@ -1,0 +1,207 @@
+"""Canonical request, response and stream-event types shared by the API layer and the adapters.
+
+The canonical shape is OpenAI Chat Completions: it is the richest common denominator of the
+providers and the format most clients speak. Adapters translate their provider's native format to and
+from these Structs; the API layer encodes them as Chat Completions or Responses answers.
+
+Request Structs validate what the router reads and ignore the rest: the raw decoded body travels
+beside them (``ChatRequest.raw``) so that OpenAI-kind upstreams receive unknown fields untouched.
+Response Structs default optional fields to ``UNSET`` so that what an upstream omitted stays omitted.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+
+# --- request -------------------------------------------------------------------------------------
+
+
+class ImageURL(Struct):
+    url: str
+    detail: str | UnsetType = UNSET
+
+
+class ContentPart(Struct):
+    """One part of a multi-part message; only the fields of its ``type`` are present."""
+
+    type: str
+    text: str | UnsetType = UNSET
+    image_url: ImageURL | UnsetType = UNSET
+    input_audio: dict[str, Any] | UnsetType = UNSET
+    file: dict[str, Any] | UnsetType = UNSET
+    refusal: str | UnsetType = UNSET
+
+
+class FunctionCall(Struct):
+    name: str
+    arguments: str
+
+
+class ToolCall(Struct):
+    id: str
+    function: FunctionCall
+    type: str = "function"
+
+
+class Message(Struct):
+    role: Role
+    content: str | list[ContentPart] | None = None
+    name: str | UnsetType = UNSET
+    tool_calls: list[ToolCall] | None | UnsetType = UNSET
+    tool_call_id: str | UnsetType = UNSET
+    refusal: str | None | UnsetType = UNSET
+
+
+class FunctionDef(Struct):
+    name: str
+    description: str | UnsetType = UNSET
+    parameters: dict[str, Any] | UnsetType = UNSET
+    strict: bool | None | UnsetType = UNSET
+
+
+class Tool(Struct):
+    type: str
+    function: FunctionDef | UnsetType = UNSET
+
+
+class StreamOptions(Struct):
+    include_usage: bool | None = None
+
+
+class ChatRequest(Struct):
+    """A Chat Completions request as the router understands it.
+
+    ``raw`` is the decoded body as the client sent it; it is what OpenAI-kind adapters forward.
+    """
+
+    model: str
+    messages: Annotated[list[Message], Meta(min_length=1)]
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    max_tokens: Annotated[int, Meta(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, Meta(ge=1)] | None = None
+    temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Meta(ge=0, le=1)] | None = None
+    n: Annotated[int, Meta(ge=1, le=128)] | None = None
+    stop: str | list[str] | None = None
+    tools: list[Tool] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: dict[str, Any] | None = None
+    service_tier: str | None = None
+    seed: int | None = None
+    user: str | None = None
+    # Set by the decoder after validation; the odd wire name keeps a client field from landing here.
+    raw: dict[str, Any] = msgspec.field(default_factory=dict, name="__router_raw__")
+
+    @property
+    def wants_stream(self) -> bool:
+        return bool(self.stream)
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+    @property
+    def output_limit(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+
+# --- response ------------------------------------------------------------------------------------
+
+
+class Usage(Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    prompt_tokens_details: dict[str, Any] | None | UnsetType = UNSET
+    completion_tokens_details: dict[str, Any] | None | UnsetType = UNSET
+
+
+class AssistantMessage(Struct):
+    role: str = "assistant"
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: list[ToolCall] | UnsetType = UNSET
+    annotations: list[Any] | UnsetType = UNSET
+    audio: Any | UnsetType = UNSET
+    function_call: Any | UnsetType = UNSET
+    # Reasoning text as some OpenAI-compatible servers (vLLM, DeepSeek, Ollama) return it.
+    reasoning_content: str | None | UnsetType = UNSET
+    reasoning: str | None | UnsetType = UNSET
+
+
+class Choice(Struct):
+    index: int = 0
+    message: AssistantMessage = msgspec.field(default_factory=AssistantMessage)
+    finish_reason: str | None = None
+    logprobs: Any = None
+
+
+class ChatCompletion(Struct):
+    id: str
+    created: int
+    model: str
+    choices: list[Choice]
+    object: str = "chat.completion"
+    usage: Usage | None | UnsetType = UNSET
+    service_tier: str | None | UnsetType = UNSET
+    system_fingerprint: str | None | UnsetType = UNSET
+
+
+class FunctionDelta(Struct):
+    name: str | UnsetType = UNSET
+    arguments: str | UnsetType = UNSET
+
+
+class ToolCallDelta(Struct):
+    index: int
+    id: str | UnsetType = UNSET
+    type: str | UnsetType = UNSET
+    function: FunctionDelta | UnsetType = UNSET
+
+
+class Delta(Struct):
+    role: str | UnsetType = UNSET
+    content: str | None | UnsetType = UNSET
+    refusal: str | None | UnsetType = UNSET
+    tool_calls: list[ToolCallDelta] | UnsetType = UNSET
+    function_call: Any | UnsetType = UNSET
+    reasoning_content: str | None | UnsetType = UNSET
+    reasoning: str | None | UnsetType = UNSET
+
+
+class ChunkChoice(Struct):
+    index: int = 0
+    delta: Delta = msgspec.field(default_factory=Delta)
+    finish_reason: str | None = None
+    logprobs: Any = None
+
+
+class ChatChunk(Struct):
+    """One streamed Chat Completions chunk: the canonical stream event."""
+
+    id: str
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    object: str = "chat.completion.chunk"
+    usage: Usage | None | UnsetType = UNSET
+    service_tier: str | None | UnsetType = UNSET
+    system_fingerprint: str | None | UnsetType = UNSET
+    obfuscation: str | UnsetType = UNSET
+
+    def carries_output(self) -> bool:
+        """Whether this chunk holds real output: the stream's commit point is its first such chunk."""
+        for choice in self.choices:
+            delta = choice.delta
+            if delta.content or delta.tool_calls or delta.refusal or delta.function_call:
+                return True
+            if delta.reasoning_content or delta.reasoning:
+                return True
+        return False
