@@ -101,13 +101,16 @@ def parse_completion(body: bytes, provider: str) -> ChatCompletion:
 class StreamReader:
     """Turns upstream SSE bytes into chunks and decides whether the stream ended complete."""
 
-    __slots__ = ("_parser", "done", "finished", "provider")
+    __slots__ = ("_parser", "done", "error", "finished", "provider")
 
     def __init__(self, provider: str) -> None:
         self._parser = SSEParser()
         self.provider = provider
         self.done = False  # saw [DONE]
         self.finished = False  # saw a finish_reason
+        # An error event ends the stream, but only after the chunks read before it are delivered:
+        # one network read often carries both.
+        self.error: RouterError | None = None
 
     def feed(self, raw: bytes) -> list[ChatChunk]:
         chunks: list[ChatChunk] = []
@@ -119,7 +122,8 @@ class StreamReader:
             try:
                 chunk = _decode_chunk(data)
             except (msgspec.ValidationError, msgspec.DecodeError):
-                raise self._in_band_error(data) from None
+                self.error = self._in_band_error(data)
+                break
             for choice in chunk.choices:
                 if choice.finish_reason is not None:
                     self.finished = True
@@ -225,6 +229,8 @@ class OpenAIAdapter:
             async for raw in chunks:
                 for chunk in reader.feed(raw):
                     yield chunk
+                if reader.error is not None:
+                    raise reader.error
                 if reader.done:
                     return
             reader.check_complete()

@@ -1,0 +1,569 @@
+"""Fake OpenAI upstream: Chat Completions and model list in the real wire format, under ``/openai/v1``.
+
+Order: constants, wire types (request views, response structs), request checks, prompt extraction,
+answer rendering (JSON and SSE), error envelope, then the handler class that wires state to routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Iterator
+from typing import Any, Final
+
+import msgspec
+from aiohttp import web
+
+from router.mock.faults import Behaviour, Fault, MockState, abort_connection, drop_connection
+from router.mock.textgen import Finish, LastRole, Prompt, Reply, ToolSpec, plan_reply
+
+PROVIDER: Final = "openai"
+PREFIX: Final = "/openai/v1"
+FINGERPRINT: Final = "fp_mock"
+MODELS: Final = ("gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-4.1", "gpt-4.1-mini", "gpt-4o-mini", "o4-mini")
+_REASONING_MODEL: Final = re.compile(r"gpt-5|o\d")
+_MSGSPEC_PATH: Final = re.compile(r"(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_MISSING_FIELD: Final = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
+_SSE_HEADERS: Final = (
+    ("Content-Type", "text/event-stream; charset=utf-8"),
+    ("Cache-Control", "no-cache"),
+    ("X-Accel-Buffering", "no"),
+)
+_DONE: Final = b"data: [DONE]\n\n"
+_STREAM_ERROR: Final = (
+    b'data: {"error":{"message":"The server had an error while processing your request.",'
+    b'"type":"server_error","param":null,"code":null}}\n\n'
+)
+MALFORMED_BODY: Final = b"<html>upstream proxy error</html>"
+
+
+# --- wire types: request views (only the fields the fake reads; unknown fields are ignored) -------
+
+
+class _Part(msgspec.Struct):
+    type: str = "text"
+    text: str | None = None
+
+
+class _Message(msgspec.Struct):
+    role: str
+    content: str | list[_Part] | None = None
+
+
+class _Function(msgspec.Struct):
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class _Tool(msgspec.Struct):
+    type: str = "function"
+    function: _Function | None = None
+
+
+class _NamedFunction(msgspec.Struct):
+    name: str
+
+
+class _ToolChoice(msgspec.Struct):
+    type: str
+    function: _NamedFunction | None = None
+
+
+class _StreamOptions(msgspec.Struct):
+    include_usage: bool | None = None
+
+
+class ChatRequest(msgspec.Struct):
+    """The part of a Chat Completions request the fake looks at."""
+
+    model: str
+    messages: list[_Message]
+    stream: bool | None = None
+    stream_options: _StreamOptions | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    stop: str | list[str] | None = None
+    tools: list[_Tool] | None = None
+    tool_choice: str | _ToolChoice | None = None
+    service_tier: str | None = None
+
+
+# --- wire types: responses -----------------------------------------------------------------------
+
+
+class _FunctionOut(msgspec.Struct):
+    name: str
+    arguments: str
+
+
+class _ToolCallOut(msgspec.Struct):
+    id: str
+    type: str
+    function: _FunctionOut
+
+
+class _MessageOut(msgspec.Struct):
+    role: str
+    content: str | None
+    refusal: None
+    annotations: list[Any] | msgspec.UnsetType = msgspec.UNSET
+    tool_calls: list[_ToolCallOut] | msgspec.UnsetType = msgspec.UNSET
+
+
+class _ChoiceOut(msgspec.Struct):
+    index: int
+    message: _MessageOut
+    logprobs: None
+    finish_reason: str
+
+
+class _PromptDetails(msgspec.Struct):
+    cached_tokens: int = 0
+    audio_tokens: int = 0
+
+
+class _CompletionDetails(msgspec.Struct):
+    reasoning_tokens: int = 0
+    audio_tokens: int = 0
+    accepted_prediction_tokens: int = 0
+    rejected_prediction_tokens: int = 0
+
+
+class _Usage(msgspec.Struct):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: _PromptDetails = msgspec.field(default_factory=_PromptDetails)
+    completion_tokens_details: _CompletionDetails = msgspec.field(default_factory=_CompletionDetails)
+
+
+class _Completion(msgspec.Struct):
+    id: str
+    object: str
+    created: int
+    model: str
+    choices: list[_ChoiceOut]
+    usage: _Usage
+    service_tier: str
+    system_fingerprint: str
+
+
+class _ErrorBody(msgspec.Struct):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class _ErrorEnvelope(msgspec.Struct):
+    error: _ErrorBody
+
+
+class _ModelOut(msgspec.Struct):
+    id: str
+    object: str
+    created: int
+    owned_by: str
+
+
+class _ModelList(msgspec.Struct):
+    object: str
+    data: list[_ModelOut]
+
+
+# --- error envelope ------------------------------------------------------------------------------
+
+
+def openai_error(
+    status: int,
+    message: str,
+    error_type: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """An OpenAI error response: ``{"error": {message, type, param, code}}`` with ``status``."""
+    body = msgspec.json.encode(_ErrorEnvelope(_ErrorBody(message, error_type, param, code)))
+    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+
+
+def invalid_request(message: str, *, param: str | None = None, code: str | None = None) -> web.Response:
+    return openai_error(400, message, "invalid_request_error", param=param, code=code)
+
+
+def not_found(request: web.BaseRequest) -> web.Response:
+    """OpenAI's answer to an unknown path."""
+    return openai_error(404, f"Invalid URL ({request.method} {request.path})", "invalid_request_error")
+
+
+def fault_error(fault: Fault, model: str) -> web.Response:
+    """Render a ``status`` fault as OpenAI would send it."""
+    message, error_type, code = _default_error(fault.status, model)
+    headers = dict(fault.headers)
+    if fault.retry_after is not None:
+        headers["retry-after"] = f"{fault.retry_after:g}"
+        headers["retry-after-ms"] = f"{fault.retry_after * 1000:g}"
+    if fault.should_retry is not None:
+        headers["x-should-retry"] = "true" if fault.should_retry else "false"
+    return openai_error(
+        fault.status,
+        fault.message if fault.message is not None else message,
+        fault.type if fault.type is not None else error_type,
+        code=fault.code if fault.code is not None else code,
+        headers=headers,
+    )
+
+
+def _default_error(status: int, model: str) -> tuple[str, str, str | None]:
+    if status == 429:
+        return (
+            f"Rate limit reached for {model} in organization org-mock on requests per min (RPM): "
+            "Limit 60, Used 60, Requested 1. Please try again in 1s. "
+            "Visit https://platform.openai.com/account/rate-limits to learn more.",
+            "requests",
+            "rate_limit_exceeded",
+        )
+    if status == 503:
+        return "The engine is currently overloaded, please try again later", "server_error", None
+    if status >= 500:
+        return (
+            "The server had an error while processing your request. Sorry about that!",
+            "server_error",
+            None,
+        )
+    if status == 401:
+        return "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
+    if status == 404:
+        return (
+            f"The model `{model}` does not exist or you do not have access to it.",
+            "invalid_request_error",
+            "model_not_found",
+        )
+    return f"Mock error {status}.", "invalid_request_error", None
+
+
+# --- request checks ------------------------------------------------------------------------------
+
+
+def _decode_failure(exc: msgspec.DecodeError) -> web.Response:
+    if not isinstance(exc, msgspec.ValidationError):
+        return invalid_request(
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
+            "your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was "
+            "not valid JSON. If you have trouble figuring out how to fix this, please contact us through "
+            "our help center at help.openai.com.)"
+        )
+    found = _MSGSPEC_PATH.match(str(exc))
+    detail = found["msg"] if found else str(exc)
+    path = (found["path"] or "").lstrip(".") if found else ""
+    missing = _MISSING_FIELD.match(detail)
+    if missing:
+        param = f"{path}.{missing['field']}" if path else missing["field"]
+        return invalid_request(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+    if not path:
+        return invalid_request(f"Invalid body: {detail}.")
+    return invalid_request(f"Invalid type for '{path}': {detail}.", param=path, code="invalid_type")
+
+
+def _check(req: ChatRequest) -> web.Response | None:
+    if not req.messages:
+        return invalid_request(
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+            "but got an empty array instead.",
+            param="messages",
+            code="empty_array",
+        )
+    if req.stream_options is not None and not req.stream:
+        return invalid_request(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+            code="invalid_value",
+        )
+    if req.max_tokens is not None and _REASONING_MODEL.match(req.model):
+        return invalid_request(
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+            param="max_tokens",
+            code="unsupported_parameter",
+        )
+    if _served_tier(req.service_tier) is None:
+        return invalid_request(
+            f"Invalid value: '{req.service_tier}'. Supported values are: "
+            "'auto', 'default', 'flex', 'scale', 'priority' and 'fast'.",
+            param="service_tier",
+            code="invalid_value",
+        )
+    return None
+
+
+def _served_tier(requested: str | None) -> str | None:
+    """The tier echoed in the response (see flex-and-tiers.md §3.7); ``None`` for an unknown value."""
+    match requested:
+        case None | "auto" | "default":
+            return "default"
+        case "fast" | "priority":
+            return "priority"
+        case "flex" | "scale":
+            return requested
+        case _:
+            return None
+
+
+# --- prompt extraction ---------------------------------------------------------------------------
+
+
+def _text_of(content: str | list[_Part] | None) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(part.text for part in content if part.type == "text" and part.text)
+
+
+def prompt_of(req: ChatRequest) -> Prompt:
+    """The provider-neutral view of a Chat Completions request."""
+    messages = req.messages
+    texts = [_text_of(m.content) for m in messages]
+    user_text = next(
+        (t for m, t in zip(reversed(messages), reversed(texts), strict=True) if m.role == "user"), ""
+    )
+    last = messages[-1].role
+    last_role: LastRole = "user" if last == "user" else "tool" if last == "tool" else "other"
+    results: list[str] = []
+    if last_role == "tool":
+        for message, text in zip(reversed(messages), reversed(texts), strict=True):
+            if message.role != "tool":
+                break
+            results.append(text)
+        results.reverse()
+    choice = req.tool_choice
+    stop = req.stop
+    return Prompt(
+        user_text=user_text,
+        prompt_chars=sum(len(t) for t in texts),
+        last_role=last_role,
+        tool_results=tuple(results),
+        tools=tuple(ToolSpec(t.function.name, t.function.parameters) for t in req.tools or () if t.function),
+        tools_allowed=choice != "none",
+        forced_tool=choice.function.name if isinstance(choice, _ToolChoice) and choice.function else None,
+        max_tokens=req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens,
+        stops=(stop,) if isinstance(stop, str) else tuple(stop or ()),
+    )
+
+
+# --- answer rendering ----------------------------------------------------------------------------
+
+
+def _finish_reason(finish: Finish) -> str:
+    return "length" if finish == "length" else "tool_calls" if finish == "tool_calls" else "stop"
+
+
+def _usage(reply: Reply) -> _Usage:
+    return _Usage(
+        prompt_tokens=reply.prompt_tokens,
+        completion_tokens=reply.completion_tokens,
+        total_tokens=reply.prompt_tokens + reply.completion_tokens,
+    )
+
+
+def completion_body(req: ChatRequest, reply: Reply, hex_id: str, tier: str) -> bytes:
+    """The non-streaming ``chat.completion`` JSON."""
+    if reply.tool_calls:
+        message = _MessageOut(
+            role="assistant",
+            content=None,
+            refusal=None,
+            tool_calls=[
+                _ToolCallOut(c.id, "function", _FunctionOut(c.name, c.arguments)) for c in reply.tool_calls
+            ],
+        )
+    else:
+        message = _MessageOut(role="assistant", content=reply.text, refusal=None, annotations=[])
+    return msgspec.json.encode(
+        _Completion(
+            id=f"chatcmpl-{hex_id}",
+            object="chat.completion",
+            created=int(time.time()),
+            model=req.model,
+            choices=[_ChoiceOut(0, message, None, _finish_reason(reply.finish))],
+            usage=_usage(reply),
+            service_tier=tier,
+            system_fingerprint=FINGERPRINT,
+        )
+    )
+
+
+class ChunkWriter:
+    """Builds the SSE events of one stream; the envelope bytes are built once per stream."""
+
+    __slots__ = ("_head", "_tail", "_with_usage")
+
+    def __init__(self, req: ChatRequest, hex_id: str, tier: str) -> None:
+        self._head = (
+            b'data: {"id":"chatcmpl-%s","object":"chat.completion.chunk","created":%d,"model":%s,'
+            b'"service_tier":%s,"system_fingerprint":"%s","choices":['
+        ) % (
+            hex_id.encode(),
+            int(time.time()),
+            msgspec.json.encode(req.model),
+            msgspec.json.encode(tier),
+            FINGERPRINT.encode(),
+        )
+        self._with_usage = bool(req.stream_options and req.stream_options.include_usage)
+        self._tail = b'],"usage":null}\n\n' if self._with_usage else b"]}\n\n"
+
+    def _choice(self, delta: bytes, finish: bytes = b"null") -> bytes:
+        return b'%s{"index":0,"delta":%s,"logprobs":null,"finish_reason":%s}%s' % (
+            self._head,
+            delta,
+            finish,
+            self._tail,
+        )
+
+    def events(self, reply: Reply) -> Iterator[bytes]:
+        """Every event before ``[DONE]``: role, content or tool deltas, finish, optional usage."""
+        encode = msgspec.json.encode
+        if reply.tool_calls:
+            yield self._choice(b'{"role":"assistant","content":null}')
+            for index, call in enumerate(reply.tool_calls):
+                first = {"index": index, "id": call.id, "type": "function",
+                         "function": {"name": call.name, "arguments": ""}}  # fmt: skip
+                yield self._choice(b'{"tool_calls":[' + encode(first) + b"]}")
+                args = call.arguments
+                step = max(1, min(16, (len(args) + 1) // 2))  # always at least two fragments
+                for start in range(0, len(args), step):
+                    fragment = {"index": index, "function": {"arguments": args[start : start + step]}}
+                    yield self._choice(b'{"tool_calls":[' + encode(fragment) + b"]}")
+        else:
+            yield self._choice(b'{"role":"assistant","content":"","refusal":null}')
+            for piece in reply.pieces:
+                yield self._choice(b'{"content":' + encode(piece) + b"}")
+        yield self._choice(b"{}", b'"' + _finish_reason(reply.finish).encode() + b'"')
+        if self._with_usage:
+            yield self._head + b'],"usage":' + encode(_usage(reply)) + b"}\n\n"
+
+
+# --- handlers ------------------------------------------------------------------------------------
+
+
+class OpenAIFake:
+    """The OpenAI routes of a mock app, reading faults, speed and keys from ``state``."""
+
+    def __init__(self, state: MockState) -> None:
+        self._state = state
+        self._decoder = msgspec.json.Decoder(ChatRequest)
+        self._models_body = msgspec.json.encode(
+            _ModelList("list", [_ModelOut(name, "model", 1_700_000_000, "openai") for name in MODELS])
+        )
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post(f"{PREFIX}/chat/completions", self.chat_completions)
+        app.router.add_get(f"{PREFIX}/models", self.list_models)
+        app.router.add_route("*", "/openai/{tail:.*}", self.unknown)
+
+    def _denied(self, request: web.BaseRequest) -> web.Response | None:
+        required = self._state.required_key(PROVIDER)
+        if required is None:
+            return None
+        given = request.headers.get("Authorization", "")
+        if given == f"Bearer {required}":
+            return None
+        key = given.removeprefix("Bearer ").strip()
+        shown = f"{key[:3]}{'*' * max(len(key) - 7, 0)}{key[-4:]}" if len(key) > 7 else key or "(none)"
+        return openai_error(
+            401,
+            f"Incorrect API key provided: {shown}. "
+            "You can find your API key at https://platform.openai.com/account/api-keys.",
+            "invalid_request_error",
+            code="invalid_api_key",
+        )
+
+    def _record(self, request: web.BaseRequest, body: bytes) -> None:
+        self._state.record(
+            PROVIDER, request.method, request.path, request.query_string, request.headers, body
+        )
+
+    async def unknown(self, request: web.Request) -> web.Response:
+        self._record(request, await request.read())
+        return not_found(request)
+
+    async def list_models(self, request: web.Request) -> web.Response:
+        self._record(request, b"")
+        denied = self._denied(request)
+        if denied is not None:
+            return denied
+        return web.Response(body=self._models_body, content_type="application/json")
+
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self._record(request, body)
+        denied = self._denied(request)
+        if denied is not None:
+            return denied
+        try:
+            req = self._decoder.decode(body)
+        except msgspec.DecodeError as exc:
+            return _decode_failure(exc)
+        problem = _check(req)
+        if problem is not None:
+            return problem
+        state = self._state
+        streaming = bool(req.stream)
+        fault = state.faults.take(PROVIDER, req.model, streaming=streaming)
+        if fault is not None:
+            if fault.kind == "status":
+                return fault_error(fault, req.model)
+            if fault.kind == "drop":
+                return drop_connection(request)
+            if fault.kind == "malformed":
+                return web.Response(body=MALFORMED_BODY, content_type="application/json")
+            if fault.kind == "timeout":
+                await asyncio.sleep(fault.delay)
+                fault = None
+        hex_id = state.ids.next_hex()
+        tier = _served_tier(req.service_tier) or "default"
+        reply = plan_reply(prompt_of(req), hex_id)
+        behaviour = state.behaviour(PROVIDER, req.model)
+        if streaming:
+            return await self._stream(request, ChunkWriter(req, hex_id, tier).events(reply), behaviour, fault)
+        delay = behaviour.non_stream_delay(len(reply.pieces))
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return web.Response(body=completion_body(req, reply, hex_id, tier), content_type="application/json")
+
+    async def _stream(
+        self, request: web.Request, events: Iterator[bytes], behaviour: Behaviour, fault: Fault | None
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers=_SSE_HEADERS)
+        limit = fault.after_chunks if fault is not None and fault.kind in ("cut", "stream_error") else None
+        first_wait = behaviour.ttft_ms / 1000.0
+        if fault is not None and fault.kind == "stall":
+            first_wait += fault.delay
+        interval = behaviour.piece_interval
+        loop = asyncio.get_running_loop()
+        started = 0.0
+        try:
+            await response.prepare(request)
+            for index, event in enumerate(events):
+                if index == limit:
+                    break
+                if index == 1:
+                    if first_wait > 0:
+                        await asyncio.sleep(first_wait)
+                    started = loop.time()
+                elif index > 1 and interval:
+                    wait = started + (index - 1) * interval - loop.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                await response.write(event)
+            if fault is not None and fault.kind == "cut":
+                await abort_connection(request)
+            elif fault is not None and fault.kind == "stream_error":
+                await response.write(_STREAM_ERROR)
+            else:
+                await response.write(_DONE)
+        except ConnectionError:
+            pass  # the client went away; nothing left to tell it
+        return response

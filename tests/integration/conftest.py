@@ -1,0 +1,139 @@
+"""Integration harness: the simulated providers and the router, each a real process on a real port."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from router.cli import free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_CATALOG = ROOT / "tests" / "fixtures" / "catalog.yaml"
+SECRET_KEY = "sk-test-SECRET-0123456789abcdef"
+MAX_BODY = 64 * 1024
+
+
+class Process:
+    """A child process whose output goes to a file the tests can read."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._file = log.open("wb")
+        self.proc = subprocess.Popen(args, env=env, stdout=self._file, stderr=subprocess.STDOUT, cwd=ROOT)
+
+    def wait_for_port(self, port: int, timeout: float = 20.0) -> bool:
+        """Wait until the process listens on ``port``; give up early if it exits."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            if wait_for_port("127.0.0.1", port, timeout=0.2):
+                return True
+        return False
+
+    def output(self) -> str:
+        self._file.flush()
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._file.close()
+
+
+class Mock:
+    """Control of the simulated providers over their HTTP control API."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=5)
+
+    def fault(self, model: str, fault: dict[str, Any], times: int = 1, provider: str = "openai") -> None:
+        answer = self.http.post(
+            "/__mock__/faults", json={"provider": provider, "model": model, "fault": fault, "times": times}
+        )
+        answer.raise_for_status()
+
+    def behaviour(self, model: str = "*", provider: str = "openai", **values: float) -> None:
+        self.http.post("/__mock__/behaviour", json={"provider": provider, "model": model, **values}).raise_for_status()
+
+    def requests(self, provider: str = "openai") -> list[dict[str, Any]]:
+        answer = self.http.get("/__mock__/requests", params={"provider": provider})
+        answer.raise_for_status()
+        requests: list[dict[str, Any]] = answer.json()["requests"]
+        return requests
+
+    def reset(self) -> None:
+        self.http.post("/__mock__/reset").raise_for_status()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    path = ROOT / "tests" / "artifacts"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def mock_process(artifacts: Path) -> Iterator[Mock]:
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = Process([sys.executable, "-m", "router", "mock", "--port", str(port)], env, artifacts / "mock.log")
+    try:
+        if not process.wait_for_port(port):
+            pytest.fail(f"the simulated providers did not start:\n{process.output()}")
+        yield Mock(f"http://127.0.0.1:{port}")
+    finally:
+        process.stop()
+
+
+@pytest.fixture()
+def mock(mock_process: Mock) -> Mock:
+    mock_process.reset()
+    return mock_process
+
+
+class Router:
+    def __init__(self, url: str, process: Process) -> None:
+        self.url = url
+        self.process = process
+        self.http = httpx.Client(base_url=url, timeout=15)
+
+    def logs(self) -> str:
+        return self.process.output()
+
+
+@pytest.fixture(scope="session")
+def router(mock_process: Mock, artifacts: Path) -> Iterator[Router]:
+    port = free_port()
+    closed = free_port()  # nothing listens here: connections are refused
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "TEST_OPENAI_KEY": SECRET_KEY,
+        "ROUTER_OPENAI_BASE_URL": f"{mock_process.url}/openai/v1",
+        "ROUTER_COMPAT_BASE_URL": f"{mock_process.url}/openai/v1",
+        "ROUTER_DEAD_BASE_URL": f"http://127.0.0.1:{closed}/v1",
+        "ROUTER_MAX_BODY_BYTES": str(MAX_BODY),
+        "ROUTER_LOG_FORMAT": "json",
+    }
+    env.pop("TEST_NEVER_SET_KEY", None)
+    args = [sys.executable, "-m", "router", "serve", "--port", str(port), "--catalog", str(TEST_CATALOG)]
+    process = Process(args, env, artifacts / "router.log")
+    try:
+        if not process.wait_for_port(port):
+            pytest.fail(f"the router did not start:\n{process.output()}")
+        yield Router(f"http://127.0.0.1:{port}", process)
+    finally:
+        process.stop()

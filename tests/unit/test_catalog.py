@@ -1,0 +1,149 @@
+"""Catalog loading: the shipped catalog, resolution rules, and errors that say where the problem is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from router.catalog import STRATEGIES, CatalogError, load_catalog, parse_catalog
+
+ROOT = Path(__file__).resolve().parents[2]
+
+MINIMAL = """
+providers:
+  openai:
+    kind: openai
+    base_url: https://api.openai.com/v1
+    api_key_env: OPENAI_API_KEY
+models:
+  gpt-5-mini:
+    provider: openai
+    context_window: 400000
+    max_output: 128000
+    price: {input: 0.25, output: 2.0}
+    quality: 78
+    speed: {ttft_ms: 900, tokens_per_s: 120}
+aliases:
+  mini: gpt-5-mini
+"""
+
+
+def test_shipped_catalog_has_every_listed_model_alias_and_price() -> None:
+    catalog = load_catalog(ROOT / "catalog.yaml", {})
+    expected = {
+        "gpt-5": (1.25, 10.0, 400_000),
+        "gpt-5-mini": (0.25, 2.0, 400_000),
+        "gpt-5-nano": (0.05, 0.40, 400_000),
+        "gpt-5.1": (1.25, 10.0, 400_000),
+        "gpt-5.1-codex": (1.25, 10.0, 400_000),
+        "gpt-5.2": (1.75, 14.0, 400_000),
+        "sonnet-4-5": (3.0, 15.0, 200_000),
+        "haiku-4-5": (1.0, 5.0, 200_000),
+        "gemini-2.5-pro": (1.25, 10.0, 1_048_576),
+        "gemini-2.5-flash": (0.30, 2.50, 1_048_576),
+        "gemini-2.5-flash-lite": (0.10, 0.40, 1_048_576),
+        "gemini-2.0-flash": (0.10, 0.40, 1_048_576),
+        "gemini-2.0-flash-lite": (0.075, 0.30, 1_048_576),
+        "gemini-3-pro-preview": (2.0, 12.0, 1_048_576),
+        "gemini-3-flash-preview": (0.50, 3.0, 1_048_576),
+    }
+    for model_id, (price_in, price_out, context) in expected.items():
+        model = catalog.models[model_id]
+        assert (model.price.input, model.price.output, model.context_window) == (price_in, price_out, context)
+        assert model.max_output <= model.context_window
+        assert 0 <= model.quality <= 100
+    aliases = {
+        "gpt": "gpt-5.2",
+        "gpt-mini": "gpt-5-mini",
+        "gpt-nano": "gpt-5-nano",
+        "sonnet": "sonnet-4-5",
+        "claude-sonnet-4-5": "sonnet-4-5",
+        "claude-sonnet-4-5-20250929": "sonnet-4-5",
+        "haiku": "haiku-4-5",
+        "claude-haiku-4-5": "haiku-4-5",
+        "claude-haiku-4-5-20251001": "haiku-4-5",
+        "gemini": "gemini-3-flash-preview",
+        "gemini-flash": "gemini-3-flash-preview",
+        "gemini-pro": "gemini-3-pro-preview",
+        "gemini-flash-lite": "gemini-2.5-flash-lite",
+        "gemini-2.5-pro-latest": "gemini-2.5-pro",
+        "gemini-2.5-flash-latest": "gemini-2.5-flash",
+    }
+    for alias, target in aliases.items():
+        resolved = catalog.lookup(alias)
+        assert resolved is not None and resolved.model.id == target, alias
+    flex = {"gpt-flex": ("gpt-5.2", 0.875, 7.0), "gpt-mini-flex": ("gpt-5-mini", 0.125, 1.0),
+            "gpt-nano-flex": ("gpt-5-nano", 0.025, 0.20)}
+    for alias, (target, price_in, price_out) in flex.items():
+        resolved = catalog.lookup(alias)
+        assert resolved is not None and resolved.model.id == target and resolved.service_tier == "flex"
+        assert resolved.model.flex_price is not None
+        assert (resolved.model.flex_price.input, resolved.model.flex_price.output) == (price_in, price_out)
+    kinds = {name: p.kind for name, p in catalog.providers.items()}
+    assert kinds == {"openai": "openai", "anthropic": "anthropic", "google": "gemini", "ollama": "openai"}
+    assert catalog.providers["ollama"].base_url == "http://127.0.0.1:11434/v1"
+    assert catalog.providers["ollama"].configured
+
+
+def test_keys_come_from_the_environment_only() -> None:
+    without = parse_catalog(MINIMAL, {})
+    with_key = parse_catalog(MINIMAL, {"OPENAI_API_KEY": "sk-test"})
+    assert not without.providers["openai"].configured
+    assert with_key.providers["openai"].api_key == "sk-test"
+    assert "sk-test" not in repr(with_key.providers["openai"])
+
+
+def test_base_url_is_overridden_by_environment() -> None:
+    catalog = parse_catalog(MINIMAL, {"ROUTER_OPENAI_BASE_URL": "http://127.0.0.1:9999/v1/"})
+    assert catalog.providers["openai"].base_url == "http://127.0.0.1:9999/v1"
+
+
+def test_inline_key_is_refused_with_the_line() -> None:
+    text = MINIMAL.replace("api_key_env: OPENAI_API_KEY", "api_key: sk-live-123")
+    with pytest.raises(CatalogError) as info:
+        parse_catalog(text, {}, source="cat.yaml")
+    message = str(info.value)
+    assert message.startswith("cat.yaml:")
+    assert "providers.openai" in message and "api_key_env" in message
+
+
+def test_key_written_as_variable_name_is_refused() -> None:
+    text = MINIMAL.replace("api_key_env: OPENAI_API_KEY", "api_key_env: sk-proj-abcdef0123456789")
+    with pytest.raises(CatalogError, match=r"cat.yaml:6: providers.openai.api_key_env: this looks like a key"):
+        parse_catalog(text, {}, source="cat.yaml")
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("context_window: 400000", "context_window: lots"), r"cat.yaml:10: models.gpt-5-mini.context_window: Expected `int`"),
+        (("provider: openai", "provider: opanai"), r"models.gpt-5-mini.provider: unknown provider 'opanai'"),
+        (("quality: 78", "quality: 78\n    colour: blue"), r"models.gpt-5-mini: Object contains unknown field `colour`"),
+        (("mini: gpt-5-mini", "mini: gpt-5-mimi"), r"cat.yaml:16: aliases.mini: unknown model 'gpt-5-mimi' \(did you mean 'gpt-5-mini'\?\)"),
+        (("mini: gpt-5-mini", "fast: gpt-5-mini"), r"aliases.fast: an alias cannot be a strategy keyword"),
+        (("max_output: 128000", "max_output: 900000"), r"max_output 900000 exceeds context_window"),
+        (("kind: openai", "kind: azure"), r"cat.yaml:4: providers.openai.kind: Invalid enum value 'azure'"),
+        (("price: {input: 0.25, output: 2.0}", "price: {input: -1, output: 2.0}"), r"models.gpt-5-mini.price.input"),
+    ],
+)
+def test_bad_catalog_names_file_line_entry_and_field(edit: tuple[str, str], expected: str) -> None:
+    with pytest.raises(CatalogError, match=expected):
+        parse_catalog(MINIMAL.replace(*edit), {}, source="cat.yaml")
+
+
+def test_yaml_syntax_error_names_the_line() -> None:
+    with pytest.raises(CatalogError, match=r"cat.yaml:\d+: not valid YAML"):
+        parse_catalog("providers: {openai: [", {}, source="cat.yaml")
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="cannot read the catalog"):
+        load_catalog(tmp_path / "absent.yaml", {})
+
+
+def test_nearest_names_suggest_real_entries() -> None:
+    catalog = load_catalog(ROOT / "catalog.yaml", {})
+    assert "gpt-5" in catalog.nearest("gpt5")
+    assert "sonnet" in catalog.nearest("sonet")
+    assert set(STRATEGIES) <= set(catalog.known_names())
