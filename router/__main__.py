@@ -16,7 +16,7 @@ EXIT_BAD_CONFIG = 2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m router",
-        description="An LLM router that speaks the OpenAI API to clients and each provider's own API behind it.",
+        description="An LLM router: the OpenAI API to clients, each provider's own API behind it.",
     )
     parser.add_argument("--version", action="version", version=f"router {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -12,7 +12,7 @@ from router.api.errors import EXCEPTION_HANDLERS
 from router.api.middleware import request_id_middleware
 from router.catalog import Catalog, load_catalog
 from router.clock import Clock, SystemClock
-from router.providers import ChatAdapter, TransportKind, build_adapter, supports
+from router.providers import ChatAdapter, build_adapter, supports
 from router.routing import Engine
 from router.settings import Settings
 
@@ -23,7 +23,6 @@ def create_app(
     catalog: Catalog | None = None,
     clock: Clock | None = None,
     adapters: dict[str, ChatAdapter] | None = None,
-    transport: TransportKind = "aiohttp",
 ) -> Litestar:
     """Build the app. Upstream clients open in the lifespan, inside the running loop, and close there.
 
@@ -42,7 +41,7 @@ def create_app(
         else:
             for name, provider in catalog.providers.items():
                 if supports(provider):
-                    live[name] = build_adapter(provider, transport)
+                    live[name] = build_adapter(provider)
         try:
             yield
         finally:

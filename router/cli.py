@@ -33,7 +33,9 @@ def check(settings: Settings) -> int:
     if catalog is None:
         return EXIT_BAD_CONFIG
     print(f"{settings.catalog_path}: OK")
-    print(f"  {len(catalog.providers)} providers, {len(catalog.models)} models, {len(catalog.aliases)} aliases")
+    print(
+        f"  {len(catalog.providers)} providers, {len(catalog.models)} models, {len(catalog.aliases)} aliases"
+    )
     for provider in catalog.providers.values():
         if provider.api_key_env is None:
             state = "no key needed"
@@ -42,7 +44,9 @@ def check(settings: Settings) -> int:
         else:
             state = f"not configured: set {provider.api_key_env}"
         count = sum(1 for m in catalog.models.values() if m.provider == provider.name)
-        print(f"  provider {provider.name:<10} {provider.kind:<9} {provider.base_url}  {count} models, {state}")
+        print(
+            f"  provider {provider.name:<10} {provider.kind:<9} {provider.base_url}  {count} models, {state}"
+        )
     return 0
 
 
@@ -63,7 +67,9 @@ def _announce(settings: Settings, catalog: Catalog) -> None:
         file=sys.stderr,
     )
     if missing:
-        print(f"router: providers without keys (their models answer 503): {', '.join(missing)}", file=sys.stderr)
+        print(
+            f"router: providers without keys (their models answer 503): {', '.join(missing)}", file=sys.stderr
+        )
 
 
 def _run_granian(settings: Settings) -> int:
@@ -121,9 +127,10 @@ def demo(settings: Settings) -> int:
         )
         os.environ.update(env)
         print(f"router: demo providers simulated on http://127.0.0.1:{mock_port}", file=sys.stderr)
+        body = '{"model":"gpt-mini","messages":[{"role":"user","content":"hi"}]}'
         print(
             f"router: try  curl http://{settings.host}:{settings.port}/v1/chat/completions "
-            """-H 'content-type: application/json' -d '{"model":"gpt-mini","messages":[{"role":"user","content":"hi"}]}'""",
+            f"-H 'content-type: application/json' -d '{body}'",
             file=sys.stderr,
         )
         _announce(demo_settings, catalog)

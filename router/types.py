@@ -52,16 +52,16 @@ class Message(Struct):
     role: Role
     content: str | list[ContentPart] | None = None
     name: str | UnsetType = UNSET
-    tool_calls: list[ToolCall] | None | UnsetType = UNSET
+    tool_calls: list[ToolCall] | UnsetType | None = UNSET
     tool_call_id: str | UnsetType = UNSET
-    refusal: str | None | UnsetType = UNSET
+    refusal: str | UnsetType | None = UNSET
 
 
 class FunctionDef(Struct):
     name: str
     description: str | UnsetType = UNSET
     parameters: dict[str, Any] | UnsetType = UNSET
-    strict: bool | None | UnsetType = UNSET
+    strict: bool | UnsetType | None = UNSET
 
 
 class Tool(Struct):
@@ -119,8 +119,8 @@ class Usage(Struct):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
-    prompt_tokens_details: dict[str, Any] | None | UnsetType = UNSET
-    completion_tokens_details: dict[str, Any] | None | UnsetType = UNSET
+    prompt_tokens_details: dict[str, Any] | UnsetType | None = UNSET
+    completion_tokens_details: dict[str, Any] | UnsetType | None = UNSET
 
 
 class AssistantMessage(Struct):
@@ -132,8 +132,8 @@ class AssistantMessage(Struct):
     audio: Any | UnsetType = UNSET
     function_call: Any | UnsetType = UNSET
     # Reasoning text as some OpenAI-compatible servers (vLLM, DeepSeek, Ollama) return it.
-    reasoning_content: str | None | UnsetType = UNSET
-    reasoning: str | None | UnsetType = UNSET
+    reasoning_content: str | UnsetType | None = UNSET
+    reasoning: str | UnsetType | None = UNSET
 
 
 class Choice(Struct):
@@ -149,9 +149,9 @@ class ChatCompletion(Struct):
     model: str
     choices: list[Choice]
     object: str = "chat.completion"
-    usage: Usage | None | UnsetType = UNSET
-    service_tier: str | None | UnsetType = UNSET
-    system_fingerprint: str | None | UnsetType = UNSET
+    usage: Usage | UnsetType | None = UNSET
+    service_tier: str | UnsetType | None = UNSET
+    system_fingerprint: str | UnsetType | None = UNSET
 
 
 class FunctionDelta(Struct):
@@ -168,12 +168,12 @@ class ToolCallDelta(Struct):
 
 class Delta(Struct):
     role: str | UnsetType = UNSET
-    content: str | None | UnsetType = UNSET
-    refusal: str | None | UnsetType = UNSET
+    content: str | UnsetType | None = UNSET
+    refusal: str | UnsetType | None = UNSET
     tool_calls: list[ToolCallDelta] | UnsetType = UNSET
     function_call: Any | UnsetType = UNSET
-    reasoning_content: str | None | UnsetType = UNSET
-    reasoning: str | None | UnsetType = UNSET
+    reasoning_content: str | UnsetType | None = UNSET
+    reasoning: str | UnsetType | None = UNSET
 
 
 class ChunkChoice(Struct):
@@ -191,9 +191,9 @@ class ChatChunk(Struct):
     model: str
     choices: list[ChunkChoice]
     object: str = "chat.completion.chunk"
-    usage: Usage | None | UnsetType = UNSET
-    service_tier: str | None | UnsetType = UNSET
-    system_fingerprint: str | None | UnsetType = UNSET
+    usage: Usage | UnsetType | None = UNSET
+    service_tier: str | UnsetType | None = UNSET
+    system_fingerprint: str | UnsetType | None = UNSET
     obfuscation: str | UnsetType = UNSET
 
     def carries_output(self) -> bool:

@@ -1,6 +1,7 @@
 """Validate answers against the official OpenAI OpenAPI schemas (MIT; see tests/fixtures/OPENAI-LICENSE).
 
-Extracted from openai/openai-openapi at commit f85dbe2 (2026-08-21). The schemas the tests need are extracted, with everything they reference, into
+Extracted from openai/openai-openapi at commit f85dbe2 (2026-08-21). The schemas the tests need are
+extracted, with everything they reference, into
 ``tests/fixtures/openai-schemas.json`` so that the suite does not depend on anything outside the repo:
 ``python -m tests.openapi PATH/TO/openapi.yaml`` refreshes that file.
 """

@@ -14,7 +14,7 @@ from litestar.response import Stream
 
 from router.api.decode import decode_chat
 from router.api.errors import JSON, error_json
-from router.api.middleware import REQUEST_ID_KEY
+from router.api.middleware import request_id_of
 from router.api.services import Services
 from router.errors import InternalError, RouterError
 from router.routing import OpenedStream, Outcome
@@ -49,7 +49,7 @@ def chat_handlers(services: Services) -> list[HTTPRouteHandler]:
     @post(["/v1/chat/completions", "/chat/completions"], status_code=200)
     async def chat_completions(request: Request[Any, Any, Any]) -> Response[bytes] | Stream:
         started = time.perf_counter()
-        request_id: str = request.scope[REQUEST_ID_KEY]  # type: ignore[typeddict-item]
+        request_id = request_id_of(request.scope)
         chat = decode_chat(await request.body())
         engine = services.engine
         if chat.stream:
@@ -72,7 +72,9 @@ def chat_handlers(services: Services) -> list[HTTPRouteHandler]:
     return [chat_completions]
 
 
-async def _sse(opened: OpenedStream, chat: ChatRequest, request_id: str, started: float) -> AsyncIterator[bytes]:
+async def _sse(
+    opened: OpenedStream, chat: ChatRequest, request_id: str, started: float
+) -> AsyncIterator[bytes]:
     """Encode canonical chunks as Chat Completions SSE; a failure after the commit point ends the
     stream with an error event and no ``[DONE]``, so a cut answer never looks complete."""
     include_usage = chat.include_usage
@@ -94,7 +96,9 @@ async def _sse(opened: OpenedStream, chat: ChatRequest, request_id: str, started
     except Exception:
         status = 500
         _errors.exception("stream failed after the commit point (request %s)", request_id)
-        yield b"data: " + error_json(InternalError("The router failed while streaming this answer.")) + b"\n\n"
+        yield (
+            b"data: " + error_json(InternalError("The router failed while streaming this answer.")) + b"\n\n"
+        )
     finally:
         await opened.aclose()
         _log_done(request_id, chat, opened.outcome, status, started, usage)

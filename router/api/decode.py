@@ -74,7 +74,7 @@ _TYPES = re.compile(r"`([a-z]+(?: \| [a-z]+)*)`")
 
 
 def _plain(message: str) -> str:
-    """msgspec's wording made readable: "Expected `str | null`, got `int`" → "expected a string or null, ..."."""
+    """msgspec's wording made readable: "Expected `str | null`" → "expected a string or null"."""
 
     def spell(match: re.Match[str]) -> str:
         names = [_NAMES.get(t, t) for t in match.group(1).split(" | ")]

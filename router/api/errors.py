@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 import msgspec
 from litestar import Request, Response
@@ -52,7 +53,9 @@ def error_headers(exc: RouterError) -> dict[str, str]:
 
 
 def error_response(exc: RouterError) -> Response[bytes]:
-    return Response(content=error_json(exc), status_code=exc.status, media_type=JSON, headers=error_headers(exc))
+    return Response(
+        content=error_json(exc), status_code=exc.status, media_type=JSON, headers=error_headers(exc)
+    )
 
 
 def from_http_exception(exc: HTTPException) -> RouterError:
@@ -71,15 +74,15 @@ def from_http_exception(exc: HTTPException) -> RouterError:
     return InternalError("The router failed to handle this request.")
 
 
-def handle_router_error(_: Request[object, object, object], exc: RouterError) -> Response[bytes]:
+def handle_router_error(_: Request[Any, Any, Any], exc: RouterError) -> Response[bytes]:
     return error_response(exc)
 
 
-def handle_http_exception(_: Request[object, object, object], exc: HTTPException) -> Response[bytes]:
+def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     return error_response(from_http_exception(exc))
 
 
-def handle_unexpected(request: Request[object, object, object], exc: Exception) -> Response[bytes]:
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     # Logged with the traceback for operators; the client sees only an envelope.
     _log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(InternalError("The router failed to handle this request."))

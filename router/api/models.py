@@ -62,7 +62,11 @@ def model_objects(catalog: Catalog) -> list[ModelObject]:
             info["service_tier"] = alias.service_tier
         out.append(ModelObject(id=name, owned_by=target.provider, router=info))
     for name in STRATEGIES:
-        out.append(ModelObject(id=name, owned_by="router", router={"kind": "strategy", "optimises": STRATEGY_NOTES[name]}))
+        out.append(
+            ModelObject(
+                id=name, owned_by="router", router={"kind": "strategy", "optimises": STRATEGY_NOTES[name]}
+            )
+        )
     return out
 
 

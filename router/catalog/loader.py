@@ -1,11 +1,11 @@
-"""Catalog loader: YAML text → validated, frozen ``Catalog``; every error names file, line, entry and field."""
+"""Catalog loader: YAML → validated, frozen ``Catalog``; every error names file, line, entry and field."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import yaml
@@ -19,6 +19,7 @@ from router.catalog.schema import (
     RoutingSpec,
 )
 
+S = TypeVar("S")
 _SECTIONS: dict[str, type[msgspec.Struct]] = {"providers": ProviderSpec, "models": ModelSpec}
 _TOP_LEVEL = {"version", "providers", "models", "aliases", "routing"}
 _KEY_LIKE = re.compile(r"^(sk-|sk_|AIza|xai-|gsk_)|^[A-Za-z0-9_\-]{32,}$")
@@ -75,7 +76,9 @@ def _validate(data: Any, locate: _Locator) -> CatalogFile:
     if not isinstance(aliases, dict):
         raise CatalogError(locate.message(("aliases",), "'aliases' must be a mapping"))
     sections["aliases"] = {
-        str(key): value if isinstance(value, str) else _convert(value, AliasSpec, ("aliases", str(key)), locate)
+        str(key): value
+        if isinstance(value, str)
+        else _convert(value, AliasSpec, ("aliases", str(key)), locate)
         for key, value in aliases.items()
     }
     if "routing" in data:
@@ -85,7 +88,7 @@ def _validate(data: Any, locate: _Locator) -> CatalogFile:
     return _convert(sections, CatalogFile, (), locate)
 
 
-def _convert(value: Any, struct: type[Any], path: tuple[str, ...], locate: _Locator) -> Any:
+def _convert(value: Any, struct: type[S], path: tuple[str, ...], locate: _Locator) -> S:
     try:
         return msgspec.convert(value, struct)
     except msgspec.ValidationError as exc:
@@ -102,7 +105,7 @@ def _explain(msg: str) -> str:
 
 def _refuse_inline_keys(data: dict[str, Any], locate: _Locator) -> None:
     providers = data.get("providers")
-    for name, provider in (providers.items() if isinstance(providers, dict) else ()):
+    for name, provider in providers.items() if isinstance(providers, dict) else ():
         env_name = provider.get("api_key_env") if isinstance(provider, dict) else None
         if isinstance(env_name, str) and _KEY_LIKE.search(env_name):
             raise CatalogError(

@@ -5,13 +5,14 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
+
 import msgspec
 
 from router.catalog.schema import (
     STRATEGIES,
     AliasSpec,
-    CatalogFile,
     Capability,
+    CatalogFile,
     Price,
     ProviderKind,
     ProviderSpec,
@@ -19,7 +20,6 @@ from router.catalog.schema import (
     Speed,
     Timeouts,
 )
-
 
 
 class EntryError(Exception):

@@ -32,7 +32,7 @@ class Spec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     """Policy for every catalog Struct: immutable, and a misspelt field is an error, not a default."""
 
 
-class Timeouts(Spec):
+class Timeouts(Spec, frozen=True):
     """Seconds. ``read`` bounds the silence between two reads; ``first_token`` bounds a stream's wait."""
 
     connect: Positive = 5.0
@@ -41,7 +41,7 @@ class Timeouts(Spec):
     first_token: Positive = 60.0
 
 
-class Price(Spec):
+class Price(Spec, frozen=True):
     """USD per one million tokens."""
 
     input: NonNegative
@@ -49,14 +49,14 @@ class Price(Spec):
     cached_input: NonNegative | None = None
 
 
-class Speed(Spec):
+class Speed(Spec, frozen=True):
     """Priors for latency, used until measurements exist."""
 
     ttft_ms: Positive
     tokens_per_s: Positive
 
 
-class ProviderSpec(Spec):
+class ProviderSpec(Spec, frozen=True):
     kind: ProviderKind
     base_url: str
     api_key_env: EnvName | None = None
@@ -69,7 +69,7 @@ class ProviderSpec(Spec):
     description: str = ""
 
 
-class ModelSpec(Spec):
+class ModelSpec(Spec, frozen=True):
     provider: str
     context_window: PositiveInt
     max_output: PositiveInt
@@ -83,18 +83,18 @@ class ModelSpec(Spec):
     fallbacks: list[str] = []
 
 
-class AliasSpec(Spec):
+class AliasSpec(Spec, frozen=True):
     model: str
     service_tier: Literal["flex", "default", "priority", "auto"] | None = None
 
 
-class BalancedWeights(Spec):
+class BalancedWeights(Spec, frozen=True):
     quality: NonNegative = 0.5
     cost: NonNegative = 0.3
     latency: NonNegative = 0.2
 
 
-class RoutingSpec(Spec):
+class RoutingSpec(Spec, frozen=True):
     # What an unknown ``model`` means: ``None`` answers 404, a strategy keyword routes by it.
     unknown_model_strategy: Strategy | None = None
     balanced: BalancedWeights = BalancedWeights()
@@ -102,7 +102,7 @@ class RoutingSpec(Spec):
     expected_output_tokens: PositiveInt = 500
 
 
-class CatalogFile(Spec):
+class CatalogFile(Spec, frozen=True):
     providers: dict[str, ProviderSpec]
     models: dict[str, ModelSpec]
     version: Literal[1] = 1

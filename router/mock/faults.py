@@ -31,14 +31,15 @@ _NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 class Fault(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """One scripted failure. Which fields matter depends on ``kind``:
 
-    - ``status``: answer ``status`` with the provider's error envelope (``message``/``type``/``code``
-      override the defaults); ``retry_after`` seconds adds ``retry-after`` and ``retry-after-ms``;
+    - ``status``: answer ``status`` with the provider's error envelope (``message``/``type``/``param``/
+      ``code`` override the defaults); ``retry_after`` seconds adds ``retry-after`` and ``retry-after-ms``;
       ``should_retry`` adds ``x-should-retry``; ``headers`` are added verbatim.
     - ``timeout``: wait ``delay`` seconds, then answer normally.
     - ``drop``: close the connection without any response.
     - ``malformed``: 200 with a JSON content type and a body that is not JSON.
     - streams only — ``cut``: abort the connection after ``after_chunks`` events;
-      ``stream_error``: after ``after_chunks`` events send an in-band error and end without a terminator;
+      ``stream_error``: after ``after_chunks`` events send an in-band error (``message``/``type``/``param``/
+      ``code`` override its fields) and end without a terminator;
       ``stall``: send headers and the first event, then wait ``delay`` before the content.
     """
 
@@ -48,6 +49,7 @@ class Fault(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaul
     should_retry: bool | None = None
     message: str | None = None
     type: str | None = None
+    param: str | None = None
     code: str | None = None
     headers: dict[str, str] = {}
     delay: _NonNegative = 30.0

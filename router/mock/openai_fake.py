@@ -31,10 +31,7 @@ _SSE_HEADERS: Final = (
     ("X-Accel-Buffering", "no"),
 )
 _DONE: Final = b"data: [DONE]\n\n"
-_STREAM_ERROR: Final = (
-    b'data: {"error":{"message":"The server had an error while processing your request.",'
-    b'"type":"server_error","param":null,"code":null}}\n\n'
-)
+STREAM_ERROR_MESSAGE: Final = "The server had an error while processing your request."
 MALFORMED_BODY: Final = b"<html>upstream proxy error</html>"
 
 
@@ -211,9 +208,21 @@ def fault_error(fault: Fault, model: str) -> web.Response:
         fault.status,
         fault.message if fault.message is not None else message,
         fault.type if fault.type is not None else error_type,
+        param=fault.param,
         code=fault.code if fault.code is not None else code,
         headers=headers,
     )
+
+
+def stream_error_event(fault: Fault) -> bytes:
+    """The in-band SSE error event of a ``stream_error`` fault; the fault's fields override the defaults."""
+    error = _ErrorBody(
+        fault.message if fault.message is not None else STREAM_ERROR_MESSAGE,
+        fault.type if fault.type is not None else "server_error",
+        fault.param,
+        fault.code,
+    )
+    return b"data: " + msgspec.json.encode(_ErrorEnvelope(error)) + b"\n\n"
 
 
 def _default_error(status: int, model: str) -> tuple[str, str, str | None]:
@@ -261,7 +270,9 @@ def _decode_failure(exc: msgspec.DecodeError) -> web.Response:
     missing = _MISSING_FIELD.match(detail)
     if missing:
         param = f"{path}.{missing['field']}" if path else missing["field"]
-        return invalid_request(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+        return invalid_request(
+            f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+        )
     if not path:
         return invalid_request(f"Invalid body: {detail}.")
     return invalid_request(f"Invalid type for '{path}': {detail}.", param=path, code="invalid_type")
@@ -561,7 +572,7 @@ class OpenAIFake:
             if fault is not None and fault.kind == "cut":
                 await abort_connection(request)
             elif fault is not None and fault.kind == "stream_error":
-                await response.write(_STREAM_ERROR)
+                await response.write(stream_error_event(fault))
             else:
                 await response.write(_DONE)
         except ConnectionError:

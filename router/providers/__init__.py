@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from router.catalog import Provider
-from router.providers._http import TransportKind, UpstreamClient
+from router.providers._http import UpstreamClient
 from router.providers.base import ChatAdapter, UpstreamCall
-
 
 SUPPORTED_KINDS = frozenset({"openai"})
 
@@ -14,13 +13,13 @@ def supports(provider: Provider) -> bool:
     return provider.kind in SUPPORTED_KINDS
 
 
-def build_adapter(provider: Provider, transport: TransportKind = "aiohttp") -> ChatAdapter:
+def build_adapter(provider: Provider) -> ChatAdapter:
     """The adapter for a provider's wire kind, with its own pooled client."""
     from router.providers.openai import OpenAIAdapter
 
     if provider.kind == "openai":
-        return OpenAIAdapter(provider, UpstreamClient(provider, transport))
+        return OpenAIAdapter(provider, UpstreamClient(provider))
     raise ValueError(f"provider kind {provider.kind!r} has no adapter")
 
 
-__all__ = ["ChatAdapter", "TransportKind", "UpstreamCall", "build_adapter", "supports"]
+__all__ = ["ChatAdapter", "UpstreamCall", "build_adapter", "supports"]

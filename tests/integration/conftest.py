@@ -66,7 +66,9 @@ class Mock:
         answer.raise_for_status()
 
     def behaviour(self, model: str = "*", provider: str = "openai", **values: float) -> None:
-        self.http.post("/__mock__/behaviour", json={"provider": provider, "model": model, **values}).raise_for_status()
+        self.http.post(
+            "/__mock__/behaviour", json={"provider": provider, "model": model, **values}
+        ).raise_for_status()
 
     def requests(self, provider: str = "openai") -> list[dict[str, Any]]:
         answer = self.http.get("/__mock__/requests", params={"provider": provider})
@@ -89,7 +91,9 @@ def artifacts() -> Path:
 def mock_process(artifacts: Path) -> Iterator[Mock]:
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = Process([sys.executable, "-m", "router", "mock", "--port", str(port)], env, artifacts / "mock.log")
+    process = Process(
+        [sys.executable, "-m", "router", "mock", "--port", str(port)], env, artifacts / "mock.log"
+    )
     try:
         if not process.wait_for_port(port):
             pytest.fail(f"the simulated providers did not start:\n{process.output()}")

@@ -26,7 +26,10 @@ WEATHER_TOOL = {
 }
 TIME_TOOL = {
     "type": "function",
-    "function": {"name": "get_time", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}}},
+    "function": {
+        "name": "get_time",
+        "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}},
+    },
 }
 
 
@@ -57,7 +60,10 @@ def test_non_stream_answer_has_openai_shape_and_router_headers(client: OpenAI) -
 
 def test_stream_assembles_text_with_finish_reason_and_usage_chunk(client: OpenAI) -> None:
     stream = client.chat.completions.create(
-        model="mini", messages=USER, stream=True, stream_options={"include_usage": True}  # type: ignore[arg-type]
+        model="mini",
+        messages=USER,
+        stream=True,
+        stream_options={"include_usage": True},  # type: ignore[arg-type]
     )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -186,7 +192,9 @@ def test_strategy_keyword_routes_to_a_configured_model(client: OpenAI) -> None:
     # local-llama is free, but it is excluded when the request needs tools.
     assert raw.headers["x-router-model"] == "local-llama"
     tools = client.chat.completions.with_raw_response.create(
-        model="cost", messages=USER, tools=[WEATHER_TOOL]  # type: ignore[arg-type, list-item]
+        model="cost",
+        messages=USER,
+        tools=[WEATHER_TOOL],  # type: ignore[arg-type, list-item]
     )
     assert tools.headers["x-router-model"] == "backup"
 
@@ -212,7 +220,9 @@ def test_wrong_types_name_the_field(client: OpenAI) -> None:
 
 def test_malformed_json_is_a_bad_request(router: Router) -> None:
     answer = router.http.post(
-        "/v1/chat/completions", content=b'{"model": "gpt-5-mini", "messages": [', headers={"content-type": "application/json"}
+        "/v1/chat/completions",
+        content=b'{"model": "gpt-5-mini", "messages": [',
+        headers={"content-type": "application/json"},
     )
     assert answer.status_code == 400
     error = answer.json()["error"]
@@ -255,7 +265,9 @@ def test_upstream_500_passes_back_status_and_message(client: OpenAI, mock: Mock)
 
 
 def test_upstream_400_passes_back_with_its_param(client: OpenAI, mock: Mock) -> None:
-    mock.fault("gpt-5-mini", {"kind": "status", "status": 400, "message": "bad thing", "code": "invalid_value"})
+    mock.fault(
+        "gpt-5-mini", {"kind": "status", "status": 400, "message": "bad thing", "code": "invalid_value"}
+    )
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="gpt-5-mini", messages=USER)  # type: ignore[arg-type]
     assert info.value.code == "invalid_value"
@@ -349,7 +361,10 @@ def test_stream_falls_back_before_the_commit_point(client: OpenAI, mock: Mock) -
 
 
 def test_upstream_key_never_reaches_answers_or_logs(client: OpenAI, mock: Mock, router: Router) -> None:
-    mock.fault("gpt-5-mini", {"kind": "status", "status": 401, "message": f"Incorrect API key provided: {SECRET_KEY}"})
+    mock.fault(
+        "gpt-5-mini",
+        {"kind": "status", "status": 401, "message": f"Incorrect API key provided: {SECRET_KEY}"},
+    )
     with pytest.raises(openai.APIStatusError) as info:
         client.chat.completions.create(model="gpt-5-mini", messages=USER)  # type: ignore[arg-type]
     # The router's own key was refused: a gateway failure, not the client's authentication error.

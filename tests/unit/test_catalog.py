@@ -73,8 +73,11 @@ def test_shipped_catalog_has_every_listed_model_alias_and_price() -> None:
     for alias, target in aliases.items():
         resolved = catalog.lookup(alias)
         assert resolved is not None and resolved.model.id == target, alias
-    flex = {"gpt-flex": ("gpt-5.2", 0.875, 7.0), "gpt-mini-flex": ("gpt-5-mini", 0.125, 1.0),
-            "gpt-nano-flex": ("gpt-5-nano", 0.025, 0.20)}
+    flex = {
+        "gpt-flex": ("gpt-5.2", 0.875, 7.0),
+        "gpt-mini-flex": ("gpt-5-mini", 0.125, 1.0),
+        "gpt-nano-flex": ("gpt-5-nano", 0.025, 0.20),
+    }
     for alias, (target, price_in, price_out) in flex.items():
         resolved = catalog.lookup(alias)
         assert resolved is not None and resolved.model.id == target and resolved.service_tier == "flex"
@@ -110,21 +113,35 @@ def test_inline_key_is_refused_with_the_line() -> None:
 
 def test_key_written_as_variable_name_is_refused() -> None:
     text = MINIMAL.replace("api_key_env: OPENAI_API_KEY", "api_key_env: sk-proj-abcdef0123456789")
-    with pytest.raises(CatalogError, match=r"cat.yaml:6: providers.openai.api_key_env: this looks like a key"):
+    with pytest.raises(
+        CatalogError, match=r"cat.yaml:6: providers.openai.api_key_env: this looks like a key"
+    ):
         parse_catalog(text, {}, source="cat.yaml")
 
 
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (("context_window: 400000", "context_window: lots"), r"cat.yaml:10: models.gpt-5-mini.context_window: Expected `int`"),
+        (
+            ("context_window: 400000", "context_window: lots"),
+            r"cat.yaml:10: models.gpt-5-mini.context_window: Expected `int`",
+        ),
         (("provider: openai", "provider: opanai"), r"models.gpt-5-mini.provider: unknown provider 'opanai'"),
-        (("quality: 78", "quality: 78\n    colour: blue"), r"models.gpt-5-mini: Object contains unknown field `colour`"),
-        (("mini: gpt-5-mini", "mini: gpt-5-mimi"), r"cat.yaml:16: aliases.mini: unknown model 'gpt-5-mimi' \(did you mean 'gpt-5-mini'\?\)"),
+        (
+            ("quality: 78", "quality: 78\n    colour: blue"),
+            r"models.gpt-5-mini: Object contains unknown field `colour`",
+        ),
+        (
+            ("mini: gpt-5-mini", "mini: gpt-5-mimi"),
+            r"cat.yaml:16: aliases.mini: unknown model 'gpt-5-mimi' \(did you mean 'gpt-5-mini'\?\)",
+        ),
         (("mini: gpt-5-mini", "fast: gpt-5-mini"), r"aliases.fast: an alias cannot be a strategy keyword"),
         (("max_output: 128000", "max_output: 900000"), r"max_output 900000 exceeds context_window"),
         (("kind: openai", "kind: azure"), r"cat.yaml:4: providers.openai.kind: Invalid enum value 'azure'"),
-        (("price: {input: 0.25, output: 2.0}", "price: {input: -1, output: 2.0}"), r"models.gpt-5-mini.price.input"),
+        (
+            ("price: {input: 0.25, output: 2.0}", "price: {input: -1, output: 2.0}"),
+            r"models.gpt-5-mini.price.input",
+        ),
     ],
 )
 def test_bad_catalog_names_file_line_entry_and_field(edit: tuple[str, str], expected: str) -> None:

@@ -9,14 +9,18 @@ from router.errors import InvalidRequest
 
 
 def test_valid_body_keeps_unknown_fields_for_passthrough() -> None:
-    request = decode_chat(b'{"model":"m","messages":[{"role":"user","content":"hi"}],"seed":3,"x_custom":{"a":1}}')
+    request = decode_chat(
+        b'{"model":"m","messages":[{"role":"user","content":"hi"}],"seed":3,"x_custom":{"a":1}}'
+    )
     assert request.model == "m"
     assert request.raw["x_custom"] == {"a": 1}
     assert request.seed == 3
 
 
 def test_client_field_named_like_internal_raw_cannot_replace_it() -> None:
-    request = decode_chat(b'{"model":"m","messages":[{"role":"user","content":"hi"}],"__router_raw__":{"evil":1}}')
+    request = decode_chat(
+        b'{"model":"m","messages":[{"role":"user","content":"hi"}],"__router_raw__":{"evil":1}}'
+    )
     assert request.raw == {
         "model": "m",
         "messages": [{"role": "user", "content": "hi"}],
@@ -33,13 +37,37 @@ def test_client_field_named_like_internal_raw_cannot_replace_it() -> None:
         (b'{"messages":[{"role":"user","content":"x"}]}', "model", "Missing required parameter: 'model'"),
         (b'{"model":"m"}', "messages", "Missing required parameter: 'messages'"),
         (b'{"model":"m","messages":[]}', "messages", "length >= 1"),
-        (b'{"model":5,"messages":[{"role":"user","content":"x"}]}', "model", "expected a string, got an integer"),
-        (b'{"model":"m","messages":[{"role":"user","content":5}]}', "messages[0].content", "expected a string, an array or null"),
-        (b'{"model":"m","messages":[{"role":"wizard","content":"x"}]}', "messages[0].role", "Invalid enum value 'wizard'"),
-        (b'{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}', "temperature", "expected a number"),
+        (
+            b'{"model":5,"messages":[{"role":"user","content":"x"}]}',
+            "model",
+            "expected a string, got an integer",
+        ),
+        (
+            b'{"model":"m","messages":[{"role":"user","content":5}]}',
+            "messages[0].content",
+            "expected a string, an array or null",
+        ),
+        (
+            b'{"model":"m","messages":[{"role":"wizard","content":"x"}]}',
+            "messages[0].role",
+            "Invalid enum value 'wizard'",
+        ),
+        (
+            b'{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}',
+            "temperature",
+            "expected a number",
+        ),
         (b'{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":3}', "temperature", "<= 2"),
-        (b'{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}', "stream", "expected a boolean"),
-        (b'{"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}', "stream_options", "only allowed when 'stream'"),
+        (
+            b'{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}',
+            "stream",
+            "expected a boolean",
+        ),
+        (
+            b'{"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}',
+            "stream_options",
+            "only allowed when 'stream'",
+        ),
         (b'{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0}', "max_tokens", ">= 1"),
     ],
 )
