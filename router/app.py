@@ -15,6 +15,7 @@ from router.clock import Clock, SystemClock
 from router.providers import ChatAdapter, build_adapter, supports
 from router.routing import Engine
 from router.settings import Settings
+from router.telemetry.logging import RequestLog
 
 
 def create_app(
@@ -32,7 +33,10 @@ def create_app(
     clock = clock or SystemClock()
     live: dict[str, ChatAdapter] = {}
     engine = Engine(catalog, live, clock)
-    services = Services(settings, engine, clock)
+    request_log = RequestLog(
+        enabled=settings.log_level in ("debug", "info"), text=settings.log_format == "text"
+    )
+    services = Services(settings, engine, clock, request_log)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -42,9 +46,11 @@ def create_app(
             for name, provider in catalog.providers.items():
                 if supports(provider):
                     live[name] = build_adapter(provider)
+        await request_log.start()
         try:
             yield
         finally:
+            await request_log.aclose()
             for adapter in live.values():
                 await adapter.aclose()
             live.clear()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from litestar.handlers import HTTPRouteHandler
+from litestar.handlers import BaseRouteHandler
 
 from router.api.chat import chat_handlers
 from router.api.models import model_handlers
 from router.api.services import Services
 
 
-def route_handlers(services: Services) -> list[HTTPRouteHandler]:
+def route_handlers(services: Services) -> list[BaseRouteHandler]:
     return [*chat_handlers(services), *model_handlers(services)]
 
 

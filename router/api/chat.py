@@ -8,21 +8,21 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, post
-from litestar.handlers import HTTPRouteHandler
-from litestar.response import Stream
+from litestar import asgi
+from litestar.handlers import ASGIRouteHandler
+from litestar.types import Receive, Scope, Send
 
+from router.api._asgi import read_body, require_method, send_json, send_stream
 from router.api.decode import decode_chat
-from router.api.errors import JSON, error_json
+from router.api.errors import error_json
 from router.api.middleware import request_id_of
 from router.api.services import Services
 from router.errors import InternalError, RouterError
 from router.routing import OpenedStream, Outcome
-from router.telemetry.logging import REQUEST_LOGGER, log_request
+from router.telemetry.logging import RequestLog
 from router.types import ChatRequest, Usage
 
 _encode = msgspec.json.Encoder().encode
-_log = logging.getLogger(REQUEST_LOGGER)
 _errors = logging.getLogger("router.api")
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 DONE = b"data: [DONE]\n\n"
@@ -43,37 +43,34 @@ def outcome_headers(outcome: Outcome) -> dict[str, str]:
     return headers
 
 
-def chat_handlers(services: Services) -> list[HTTPRouteHandler]:
+def chat_handlers(services: Services) -> list[ASGIRouteHandler]:
     """The chat route, bound to this app's services (with and without the ``/v1`` prefix)."""
+    limit = services.settings.max_body_bytes
 
-    @post(["/v1/chat/completions", "/chat/completions"], status_code=200)
-    async def chat_completions(request: Request[Any, Any, Any]) -> Response[bytes] | Stream:
+    @asgi(["/v1/chat/completions", "/chat/completions"])
+    async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        request_id = request_id_of(request.scope)
-        chat = decode_chat(await request.body())
+        require_method(scope, "POST")
+        request_id = request_id_of(scope)
+        chat = decode_chat(await read_body(scope, receive, limit))
         engine = services.engine
+        log = services.request_log
         if chat.stream:
             opened = await engine.open_stream(chat, request_id)
-            body = _sse(opened, chat, request_id, started)
-            return Stream(
-                body,
-                media_type="text/event-stream; charset=utf-8",
-                headers={**SSE_HEADERS, **outcome_headers(opened.outcome)},
+            events = _sse(opened, chat, log, request_id, started)
+            await send_stream(
+                scope, receive, send, events, {**SSE_HEADERS, **outcome_headers(opened.outcome)}
             )
+            return
         served = await engine.complete(chat, request_id)
-        usage = served.completion.usage
-        _log_done(request_id, chat, served.outcome, 200, started, usage if isinstance(usage, Usage) else None)
-        return Response(
-            content=_encode(served.completion),
-            media_type=JSON,
-            headers=outcome_headers(served.outcome),
-        )
+        await send_json(send, _encode(served.completion), outcome_headers(served.outcome))
+        _log_done(log, request_id, chat, served.outcome, 200, started, served.completion.usage)
 
     return [chat_completions]
 
 
 async def _sse(
-    opened: OpenedStream, chat: ChatRequest, request_id: str, started: float
+    opened: OpenedStream, chat: ChatRequest, log: RequestLog, request_id: str, started: float
 ) -> AsyncIterator[bytes]:
     """Encode canonical chunks as Chat Completions SSE; a failure after the commit point ends the
     stream with an error event and no ``[DONE]``, so a cut answer never looks complete."""
@@ -101,11 +98,17 @@ async def _sse(
         )
     finally:
         await opened.aclose()
-        _log_done(request_id, chat, opened.outcome, status, started, usage)
+        _log_done(log, request_id, chat, opened.outcome, status, started, usage)
 
 
 def _log_done(
-    request_id: str, chat: ChatRequest, outcome: Outcome, status: int, started: float, usage: Usage | None
+    log: RequestLog,
+    request_id: str,
+    chat: ChatRequest,
+    outcome: Outcome,
+    status: int,
+    started: float,
+    usage: Usage | msgspec.UnsetType | None,
 ) -> None:
     fields: dict[str, Any] = {
         "request_id": request_id,
@@ -119,7 +122,7 @@ def _log_done(
         "status": status,
         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
     }
-    if usage is not None:
+    if isinstance(usage, Usage):
         fields["tokens_in"] = usage.prompt_tokens
         fields["tokens_out"] = usage.completion_tokens
-    log_request(_log, fields)
+    log.write(fields)

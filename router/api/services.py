@@ -6,17 +6,19 @@ from router.catalog import Catalog
 from router.clock import Clock
 from router.routing import Engine
 from router.settings import Settings
+from router.telemetry.logging import RequestLog
 
 
 class Services:
     """What one app instance serves with; the engine is replaced as a whole when the catalog changes."""
 
-    __slots__ = ("clock", "engine", "settings")
+    __slots__ = ("clock", "engine", "request_log", "settings")
 
-    def __init__(self, settings: Settings, engine: Engine, clock: Clock) -> None:
+    def __init__(self, settings: Settings, engine: Engine, clock: Clock, request_log: RequestLog) -> None:
         self.settings = settings
         self.engine = engine
         self.clock = clock
+        self.request_log = request_log
 
     @property
     def catalog(self) -> Catalog:

@@ -6,14 +6,15 @@ numbers and outcomes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sys
 import time
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 
-REQUEST_LOGGER = "router.request"
 _encode = msgspec.json.Encoder().encode
 _NOISY = ("httpx", "httpcore", "aiohttp", "aiohttp.access", "aiohttp.client", "granian.access", "hpack")
 
@@ -56,6 +57,53 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def log_request(logger: logging.Logger, fields: dict[str, Any]) -> None:
-    if logger.isEnabledFor(logging.INFO):
-        logger.info("request", extra={"fields": fields})
+class RequestLog:
+    """One JSON line per request, buffered and written by a background task.
+
+    Going through ``logging`` cost a fifth of the router's throughput (a record, a formatter and a
+    locked, flushed write per request); this encodes with msgspec and writes once per interval.
+    Lines are flushed on shutdown, so only a crash can lose the last interval's lines.
+    """
+
+    def __init__(
+        self, enabled: bool, *, text: bool = False, stream: BinaryIO | None = None, interval: float = 0.25
+    ) -> None:
+        self.enabled = enabled
+        self._text = text
+        self._stream = stream if stream is not None else sys.stderr.buffer
+        self._interval = interval
+        self._lines: list[bytes] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def write(self, fields: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        if self._text:
+            stamp = time.strftime("%H:%M:%S")
+            pairs = " ".join(f"{k}={v}" for k, v in fields.items())
+            self._lines.append(f"{stamp} info    router.request: request {pairs}\n".encode())
+        else:
+            self._lines.append(_encode({"ts": round(time.time(), 3), "msg": "request", **fields}) + b"\n")
+
+    def flush(self) -> None:
+        if self._lines:
+            lines, self._lines = self._lines, []
+            self._stream.write(b"".join(lines))
+            self._stream.flush()
+
+    async def start(self) -> None:
+        if self.enabled and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            self.flush()
