@@ -34,6 +34,8 @@ class RouterError(Exception):
             self.code = code
         self.retry_after = retry_after
         self.headers = headers or {}
+        # Set by the routing engine: each model tried and how it ended ("model:outcome").
+        self.attempts: tuple[str, ...] = ()
 
 
 # --- client errors: the request itself is at fault; never retried elsewhere ---------------------

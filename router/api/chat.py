@@ -50,21 +50,28 @@ def chat_handlers(services: Services) -> list[ASGIRouteHandler]:
     @asgi(["/v1/chat/completions", "/chat/completions"])
     async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        require_method(scope, "POST")
         request_id = request_id_of(scope)
-        chat = decode_chat(await read_body(scope, receive, limit))
-        engine = services.engine
         log = services.request_log
+        chat: ChatRequest | None = None
+        try:
+            require_method(scope, "POST")
+            chat = decode_chat(await read_body(scope, receive, limit))
+            engine = services.engine
+            if chat.stream:
+                opened = await engine.open_stream(chat, request_id)
+            else:
+                served = await engine.complete(chat, request_id)
+        except RouterError as exc:
+            # The exception handler renders the answer; this records the request.
+            log.write(_fields(request_id, chat, None, exc.status, started, attempts=exc.attempts))
+            raise
         if chat.stream:
-            opened = await engine.open_stream(chat, request_id)
             events = _sse(opened, chat, log, request_id, started)
-            await send_stream(
-                scope, receive, send, events, {**SSE_HEADERS, **outcome_headers(opened.outcome)}
-            )
+            headers = {**SSE_HEADERS, **outcome_headers(opened.outcome)}
+            await send_stream(scope, receive, send, events, headers)
             return
-        served = await engine.complete(chat, request_id)
         await send_json(send, _encode(served.completion), outcome_headers(served.outcome))
-        _log_done(log, request_id, chat, served.outcome, 200, started, served.completion.usage)
+        log.write(_fields(request_id, chat, served.outcome, 200, started, usage=served.completion.usage))
 
     return [chat_completions]
 
@@ -98,31 +105,35 @@ async def _sse(
         )
     finally:
         await opened.aclose()
-        _log_done(log, request_id, chat, opened.outcome, status, started, usage)
+        log.write(_fields(request_id, chat, opened.outcome, status, started, usage=usage))
 
 
-def _log_done(
-    log: RequestLog,
+def _fields(
     request_id: str,
-    chat: ChatRequest,
-    outcome: Outcome,
+    chat: ChatRequest | None,
+    outcome: Outcome | None,
     status: int,
     started: float,
-    usage: Usage | msgspec.UnsetType | None,
-) -> None:
+    *,
+    usage: Usage | msgspec.UnsetType | None = None,
+    attempts: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """One request-log line: ids, names, numbers and outcomes only, never content or keys."""
     fields: dict[str, Any] = {
         "request_id": request_id,
         "route": "chat",
-        "model_asked": chat.model,
-        "model": outcome.model.id,
-        "provider": outcome.model.provider,
-        "strategy": outcome.strategy,
-        "attempts": [f"{a.model}:{a.outcome}" for a in outcome.attempts],
-        "stream": bool(chat.stream),
+        "model_asked": chat.model if chat else None,
+        "stream": bool(chat and chat.stream),
         "status": status,
         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
     }
+    if outcome is not None:
+        fields["model"] = outcome.model.id
+        fields["provider"] = outcome.model.provider
+        fields["strategy"] = outcome.strategy
+        attempts = tuple(f"{a.model}:{a.outcome}" for a in outcome.attempts)
+    fields["attempts"] = attempts
     if isinstance(usage, Usage):
         fields["tokens_in"] = usage.prompt_tokens
         fields["tokens_out"] = usage.completion_tokens
-    log.write(fields)
+    return fields

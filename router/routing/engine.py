@@ -89,10 +89,10 @@ class Engine:
 
     def unusable_reason(self, model: Model) -> str | None:
         provider = self.catalog.provider_of(model)
-        if provider.name not in self._adapters:
-            return f"no adapter for provider kind '{provider.kind}' yet"
         if not provider.configured:
             return f"provider '{provider.name}' has no key: set {provider.api_key_env}"
+        if provider.name not in self._adapters:
+            return f"no adapter for provider kind '{provider.kind}' yet"
         return None
 
     def plan(self, request: ChatRequest) -> Plan:
@@ -118,16 +118,16 @@ class Engine:
     ) -> tuple[ChatAdapter, UpstreamCall]:
         model = target.model
         provider = self.catalog.provider_of(model)
+        if not provider.configured:
+            raise ProviderNotConfigured(
+                f"Model '{model.id}' needs provider '{provider.name}', which is not configured: "
+                f"set the environment variable {provider.api_key_env}."
+            )
         adapter = self._adapters.get(provider.name)
         if adapter is None:
             raise AdapterUnavailable(
                 f"Model '{model.id}' is served by provider '{provider.name}' of kind '{provider.kind}', "
                 "which this router build cannot call yet."
-            )
-        if not provider.configured:
-            raise ProviderNotConfigured(
-                f"Model '{model.id}' needs provider '{provider.name}', which is not configured: "
-                f"set the environment variable {provider.api_key_env}."
             )
         # An alias may pin a tier (``gpt-flex``); otherwise the client's own service_tier travels in the body.
         tier = target.service_tier
@@ -146,7 +146,7 @@ class Engine:
             except RouterError as exc:
                 attempts.append(Attempt(model=target.model.id, outcome=exc.error_type))
                 if not exc.may_fall_back:
-                    raise
+                    raise _with_attempts(exc, attempts) from None
                 last = exc
                 continue
             attempts.append(Attempt(model=target.model.id, outcome="ok"))
@@ -155,7 +155,7 @@ class Engine:
             )
             return Served(completion=completion, outcome=outcome)
         assert last is not None
-        raise last
+        raise _with_attempts(last, attempts)
 
     async def open_stream(self, request: ChatRequest, request_id: str) -> OpenedStream:
         plan = self.plan(request)
@@ -168,7 +168,7 @@ class Engine:
             except RouterError as exc:
                 attempts.append(Attempt(model=target.model.id, outcome=exc.error_type))
                 if not exc.may_fall_back:
-                    raise
+                    raise _with_attempts(exc, attempts) from None
                 last = exc
                 continue
             attempts.append(Attempt(model=target.model.id, outcome="ok"))
@@ -177,7 +177,7 @@ class Engine:
             )
             return OpenedStream(prefix=prefix, rest=rest, outcome=outcome)
         assert last is not None
-        raise last
+        raise _with_attempts(last, attempts)
 
 
 async def _until_first_output(
@@ -202,6 +202,11 @@ async def _until_first_output(
         await stream.aclose()  # type: ignore[attr-defined]
         raise
     return prefix, None  # the upstream completed without output (an empty answer)
+
+
+def _with_attempts(exc: RouterError, attempts: list[Attempt]) -> RouterError:
+    exc.attempts = tuple(f"{a.model}:{a.outcome}" for a in attempts)
+    return exc
 
 
 def _model_not_found(catalog: Catalog, name: str) -> ModelNotFound:

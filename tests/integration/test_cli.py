@@ -1,0 +1,179 @@
+"""The commands a newcomer runs: serve without keys, demo with no keys at all, check, help."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from openai import OpenAI
+
+from router.cli import free_port
+from tests.integration.conftest import ROOT, Process
+
+KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY")
+
+
+def _clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in KEY_VARS and not k.startswith("ROUTER_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture(scope="module")
+def keyless_router(artifacts: Path) -> Iterator[str]:
+    port = free_port()
+    args = [sys.executable, "-m", "router", "serve", "--port", str(port)]
+    process = Process(args, _clean_env(), artifacts / "keyless-router.log")
+    try:
+        if not process.wait_for_port(port):
+            pytest.fail(f"the router did not start without keys:\n{process.output()}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
+
+
+def test_router_starts_without_keys_and_lists_models(keyless_router: str) -> None:
+    client = OpenAI(base_url=keyless_router + "/v1", api_key="none", max_retries=0)
+    ids = {m.id for m in client.models.list()}
+    assert {"gpt-5", "sonnet-4-5", "gemini-2.5-flash", "gpt", "balanced"} <= ids
+
+
+@pytest.mark.parametrize(
+    ("model", "variable"), [("gpt-5-mini", "OPENAI_API_KEY"), ("sonnet", "ANTHROPIC_API_KEY")]
+)
+def test_chat_to_a_keyless_provider_is_503_naming_the_variable(
+    keyless_router: str, model: str, variable: str
+) -> None:
+    client = OpenAI(base_url=keyless_router + "/v1", api_key="none", max_retries=0)
+    with pytest.raises(openai.InternalServerError) as info:
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+    assert info.value.status_code == 503
+    assert variable in info.value.message
+    assert info.value.code == "provider_not_configured"  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def demo(artifacts: Path) -> Iterator[str]:
+    port = free_port()
+    args = [sys.executable, "-m", "router", "demo", "--port", str(port)]
+    process = Process(args, _clean_env(), artifacts / "demo.log")
+    try:
+        if not process.wait_for_port(port, timeout=30):
+            pytest.fail(f"the demo did not start:\n{process.output()}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
+
+
+def test_demo_serves_chat_and_streams_through_the_sdk(demo: str) -> None:
+    client = OpenAI(base_url=demo + "/v1", api_key="anything", max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-mini", messages=[{"role": "user", "content": "hello demo"}]
+    )
+    assert raw.headers["x-router-model"] == "gpt-5-mini"
+    assert "hello demo" in (raw.parse().choices[0].message.content or "")
+    stream = client.chat.completions.create(
+        model="gpt-5",
+        messages=[{"role": "user", "content": "hi words=5"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).split() == [
+        "lorem",
+        "ipsum",
+        "dolor",
+        "sit",
+        "amet",
+    ]
+    assert chunks[-1].usage is not None
+
+
+def test_demo_strategy_keyword_picks_a_model(demo: str) -> None:
+    answer = httpx.post(
+        demo + "/v1/chat/completions",
+        json={"model": "fast", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    assert answer.headers["x-router-strategy"] == "fast"
+
+
+def test_request_log_has_one_line_per_request_without_content(demo: str, artifacts: Path) -> None:
+    marker = "do-not-log-this-prompt"
+    httpx.post(
+        demo + "/v1/chat/completions",
+        json={"model": "gpt-mini", "messages": [{"role": "user", "content": marker}]},
+        timeout=10,
+    )
+    httpx.post(
+        demo + "/v1/chat/completions",
+        json={"model": "nope", "messages": [{"role": "user", "content": marker}]},
+        timeout=10,
+    )
+    deadline = time.monotonic() + 5
+    lines: list[dict[str, object]] = []
+    while time.monotonic() < deadline:
+        text = (artifacts / "demo.log").read_text()
+        lines = [json.loads(x) for x in text.splitlines() if x.startswith('{"ts"') and '"msg":"request"' in x]
+        if sum(1 for x in lines if x.get("model_asked") == "nope"):
+            break
+        time.sleep(0.1)
+    ok = [x for x in lines if x.get("model_asked") == "gpt-mini"]
+    failed = [x for x in lines if x.get("model_asked") == "nope"]
+    assert ok and ok[-1]["status"] == 200 and ok[-1]["model"] == "gpt-5-mini" and ok[-1]["tokens_in"]
+    assert failed and failed[-1]["status"] == 404
+    assert marker not in text
+
+
+def test_check_reports_a_bad_catalog_with_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "catalog.yaml").read_text().replace("provider: openai", "provider: opanai", 1))
+    result = subprocess.run(
+        [sys.executable, "-m", "router", "check", "--catalog", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2
+    assert f"{bad}:" in result.stderr and "unknown provider 'opanai'" in result.stderr
+
+
+def test_serve_refuses_a_bad_catalog_at_start(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("providers: {}\nmodels: {}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "router", "serve", "--catalog", str(bad), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "'providers' must be a non-empty mapping" in result.stderr
+
+
+def test_check_summarises_the_shipped_catalog() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "router", "check"], capture_output=True, text=True, cwd=ROOT, env=_clean_env()
+    )
+    assert result.returncode == 0
+    assert "catalog.yaml: OK" in result.stdout
+    assert "not configured: set OPENAI_API_KEY" in result.stdout
+
+
+def test_help_lists_every_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "router", "--help"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert result.returncode == 0
+    for command in ("serve", "check", "mock", "demo"):
+        assert command in result.stdout
