@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import msgspec
 from litestar import asgi
 from litestar.handlers import ASGIRouteHandler
@@ -104,8 +105,11 @@ async def _sse(
             b"data: " + error_json(InternalError("The router failed while streaming this answer.")) + b"\n\n"
         )
     finally:
-        await opened.aclose()
         log.write(_fields(request_id, chat, opened.outcome, status, started, usage=usage))
+        # A client that goes away cancels this generator's scope; the shield lets the upstream
+        # connection close now (so the provider stops generating) instead of at garbage collection.
+        with anyio.CancelScope(shield=True):
+            await opened.aclose()
 
 
 def _fields(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Protocol
 
 import msgspec
@@ -30,6 +30,6 @@ class ChatAdapter(Protocol):
 
     async def complete(self, call: UpstreamCall) -> ChatCompletion: ...
 
-    def stream(self, call: UpstreamCall) -> AsyncIterator[ChatChunk]: ...
+    def stream(self, call: UpstreamCall) -> AsyncGenerator[ChatChunk, None]: ...
 
     async def aclose(self) -> None: ...

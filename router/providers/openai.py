@@ -6,7 +6,7 @@ the service tier, the output-limit field and the stream options are rewritten.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import msgspec
@@ -216,7 +216,7 @@ class OpenAIAdapter:
             raise map_error(answer.status, answer.body, answer.headers, self.provider)
         return parse_completion(answer.body, self.provider.name)
 
-    async def stream(self, call: UpstreamCall) -> AsyncIterator[ChatChunk]:
+    async def stream(self, call: UpstreamCall) -> AsyncGenerator[ChatChunk, None]:
         headers = build_headers(self.provider, call.request_id)
         headers["accept"] = "text/event-stream"
         headers["accept-encoding"] = "identity"

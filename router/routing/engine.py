@@ -8,7 +8,7 @@ after it, the stream belongs to the client and a failure ends it with an error e
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 
 import msgspec
 
@@ -62,7 +62,7 @@ class OpenedStream(msgspec.Struct, kw_only=True):
     """A committed stream: the chunks read before the commit point, then the rest of the upstream."""
 
     prefix: list[ChatChunk]
-    rest: AsyncIterator[ChatChunk] | None
+    rest: AsyncGenerator[ChatChunk, None] | None
     outcome: Outcome
 
     async def chunks(self) -> AsyncIterator[ChatChunk]:
@@ -74,7 +74,7 @@ class OpenedStream(msgspec.Struct, kw_only=True):
 
     async def aclose(self) -> None:
         if self.rest is not None:
-            await self.rest.aclose()  # type: ignore[attr-defined]
+            await self.rest.aclose()
 
 
 class Engine:
@@ -182,7 +182,7 @@ class Engine:
 
 async def _until_first_output(
     adapter: ChatAdapter, call: UpstreamCall
-) -> tuple[list[ChatChunk], AsyncIterator[ChatChunk] | None]:
+) -> tuple[list[ChatChunk], AsyncGenerator[ChatChunk, None] | None]:
     """Read the upstream stream up to its first chunk of real output, within the first-token deadline."""
     stream = adapter.stream(call)
     prefix: list[ChatChunk] = []
@@ -194,12 +194,12 @@ async def _until_first_output(
                 if chunk.carries_output():
                     return prefix, stream
     except TimeoutError:
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         raise UpstreamTimeout(
             f"provider '{call.provider.name}' sent no output within {limit:g}s (first-token deadline)"
         ) from None
     except BaseException:
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         raise
     return prefix, None  # the upstream completed without output (an empty answer)
 
