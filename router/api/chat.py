@@ -93,6 +93,8 @@ async def _sse(
                 if not chunk.choices:
                     continue  # the usage chunk the router asked for on its own account
                 chunk.usage = msgspec.UNSET
+            elif chunk.usage is msgspec.UNSET:
+                chunk.usage = None  # OpenAI's convention: every chunk before the usage chunk says null
             yield b"data: " + _encode(chunk) + b"\n\n"
         yield DONE
     except RouterError as exc:

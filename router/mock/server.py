@@ -14,7 +14,9 @@ from typing import Final
 import msgspec
 from aiohttp import web
 
+from router.mock.anthropic_fake import AnthropicFake
 from router.mock.faults import ANY_MODEL, Fault, MockState
+from router.mock.gemini_fake import GeminiFake
 from router.mock.openai_fake import PREFIX as OPENAI_PREFIX
 from router.mock.openai_fake import OpenAIFake, invalid_request, not_found
 
@@ -148,6 +150,8 @@ def build_mock_app(state: MockState | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[STATE_KEY] = state
     OpenAIFake(state).add_routes(app)
+    AnthropicFake(state).add_routes(app)
+    GeminiFake(state).add_routes(app)
     _ControlApi(state).add_routes(app)
     app.router.add_route("*", "/{tail:.*}", _unknown_path)
     app.on_response_prepare.append(_RequestIdStamp(state))

@@ -6,7 +6,7 @@ from router.catalog import Provider
 from router.providers._http import UpstreamClient
 from router.providers.base import ChatAdapter, UpstreamCall
 
-SUPPORTED_KINDS = frozenset({"openai"})
+SUPPORTED_KINDS = frozenset({"openai", "anthropic", "gemini"})
 
 
 def supports(provider: Provider) -> bool:
@@ -15,10 +15,16 @@ def supports(provider: Provider) -> bool:
 
 def build_adapter(provider: Provider) -> ChatAdapter:
     """The adapter for a provider's wire kind, with its own pooled client."""
+    from router.providers.anthropic import AnthropicAdapter
+    from router.providers.gemini import GeminiAdapter
     from router.providers.openai import OpenAIAdapter
 
     if provider.kind == "openai":
         return OpenAIAdapter(provider, UpstreamClient(provider))
+    if provider.kind == "anthropic":
+        return AnthropicAdapter(provider, UpstreamClient(provider))
+    if provider.kind == "gemini":
+        return GeminiAdapter(provider, UpstreamClient(provider))
     raise ValueError(f"provider kind {provider.kind!r} has no adapter")
 
 

@@ -19,6 +19,8 @@ class UpstreamCall(msgspec.Struct, frozen=True, kw_only=True):
     provider: Provider
     request_id: str
     service_tier: str | None = None
+    # Unix time for answers the adapter builds itself (providers that do not send one).
+    created: int = 0
 
 
 class ChatAdapter(Protocol):

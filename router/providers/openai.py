@@ -18,6 +18,7 @@ from router.errors import (
     UpstreamBadResponse,
     UpstreamStatusError,
 )
+from router.providers._errors import refused_credentials, scrub
 from router.providers._http import UpstreamClient, retry_after_seconds
 from router.providers._sse import SSEParser
 from router.providers.base import UpstreamCall
@@ -165,17 +166,9 @@ def map_error(status: int, body: bytes, headers: Mapping[str, str], provider: Pr
         code = str(error.code) if error.code is not None else None
     elif isinstance(error, str):
         message = error
-    message = _scrub(message, provider)
+    message = scrub(message, provider)
     if status in (401, 403):
-        # The router's key was refused: not the client's fault, and not something to show as such.
-        return UpstreamStatusError(
-            502,
-            f"provider '{provider.name}' refused the router's credentials "
-            f"({provider.api_key_env or 'no key'}): {message}",
-            error_type="upstream_auth_error",
-            code="upstream_auth_failed",
-            provider=provider.name,
-        )
+        return refused_credentials(provider, message)
     return UpstreamStatusError(
         status,
         message,
@@ -185,14 +178,6 @@ def map_error(status: int, body: bytes, headers: Mapping[str, str], provider: Pr
         retry_after=retry_after,
         provider=provider.name,
     )
-
-
-def _scrub(message: str, provider: Provider) -> str:
-    key = provider.api_key
-    if key and len(key) >= 8:
-        message = message.replace(key, "***")
-        message = message.replace(key[:8], "***")
-    return message[:2000]
 
 
 # --- I/O -----------------------------------------------------------------------------------------

@@ -132,7 +132,12 @@ class Engine:
         # An alias may pin a tier (``gpt-flex``); otherwise the client's own service_tier travels in the body.
         tier = target.service_tier
         return adapter, UpstreamCall(
-            request=request, model=model, provider=provider, request_id=request_id, service_tier=tier
+            request=request,
+            model=model,
+            provider=provider,
+            request_id=request_id,
+            service_tier=tier,
+            created=int(self._clock.wall()),
         )
 
     async def complete(self, request: ChatRequest, request_id: str) -> Served:

@@ -1,0 +1,632 @@
+"""Fake Anthropic upstream: Messages, count_tokens and models in the real wire format, under ``/anthropic``.
+
+Order: constants, wire types (request views, response structs), error envelope, request checks, prompt
+extraction, answer rendering (JSON and SSE), then the handler class that wires state to routes. Knobs
+beyond the shared ones of ``textgen``: ``cache=N`` / ``cache_write=N`` in the system prompt report cached
+input tokens; ``preamble`` in the user text puts a text block before the ``tool_use`` blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+from aiohttp import web
+
+from router.mock.faults import Behaviour, Fault, MockState, abort_connection, drop_connection
+from router.mock.openai_fake import MALFORMED_BODY
+from router.mock.textgen import LastRole, Prompt, Reply, ToolSpec, plan_reply, prompt_tokens, split_pieces
+
+PROVIDER: Final = "anthropic"
+PREFIX: Final = "/anthropic"
+MODELS: Final = (
+    ("claude-opus-4-5-20251101", "Claude Opus 4.5", "2025-11-01T00:00:00Z"),
+    ("claude-haiku-4-5-20251001", "Claude Haiku 4.5", "2025-10-01T00:00:00Z"),
+    ("claude-sonnet-4-5-20250929", "Claude Sonnet 4.5", "2025-09-29T00:00:00Z"),
+    ("claude-opus-4-1-20250805", "Claude Opus 4.1", "2025-08-05T00:00:00Z"),
+)
+PING_EVERY: Final = 10
+"""On a paced stream (``tokens_per_s``), a ``ping`` event precedes every this-many-th content delta."""
+_MSGSPEC_PATH: Final = re.compile(r"(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_MISSING_FIELD: Final = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
+_UNKNOWN_FIELD: Final = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
+_INDEX: Final = re.compile(r"\[(\d+)\]")
+_CACHE_READ: Final = re.compile(r"\bcache=(\d+)")
+_CACHE_WRITE: Final = re.compile(r"\bcache_write=(\d+)")
+_PREAMBLE: Final = re.compile(r"\bpreamble\b")
+_SSE_HEADERS: Final = (
+    ("Content-Type", "text/event-stream; charset=utf-8"),
+    ("Cache-Control", "no-cache"),
+    ("X-Accel-Buffering", "no"),
+)
+_DEFAULT_ERRORS: Final = (
+    (401, "authentication_error", "invalid x-api-key"),
+    (403, "permission_error", "Your API key does not have permission to use the specified resource."),
+    (404, "not_found_error", "model: {model}"),
+    (413, "request_too_large", "Request exceeds the maximum allowed number of bytes."),
+    (429, "rate_limit_error", "This request would exceed the rate limit for your organization of 50 "
+     "requests per minute. For details, refer to: https://docs.claude.com/en/api/rate-limits."),
+    (504, "timeout_error", "Request timed out."),
+    (529, "overloaded_error", "Overloaded"),
+)  # fmt: skip
+_PING: Final = b'event: ping\ndata: {"type":"ping"}\n\n'
+_MESSAGE_STOP: Final = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+# When the stream loop may wait before writing an event: never, once for time-to-first-token, per piece.
+_NOW: Final = 0
+_FIRST: Final = 1
+_PIECE: Final = 2
+
+
+# --- wire types: request views (unknown fields are ignored except where Anthropic rejects them) ---
+
+
+class _Tagged(msgspec.Struct, tag_field="type"):
+    pass
+
+
+class _Text(_Tagged, tag="text"):
+    text: str
+
+
+class _Base64Source(_Tagged, tag="base64"):
+    media_type: Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
+    data: str
+
+
+class _UrlSource(_Tagged, tag="url"):
+    url: str
+
+
+class _Image(_Tagged, tag="image"):
+    source: _Base64Source | _UrlSource
+
+
+class _Document(_Tagged, tag="document"):
+    source: dict[str, Any]
+
+
+class _ToolUse(_Tagged, tag="tool_use"):
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+class _ToolResult(_Tagged, tag="tool_result"):
+    tool_use_id: str
+    content: str | list[_Text | _Image | _Document] | None = None
+    is_error: bool | None = None
+
+
+class _Thinking(_Tagged, tag="thinking"):
+    thinking: str
+    signature: str
+
+
+class _RedactedThinking(_Tagged, tag="redacted_thinking"):
+    data: str
+
+
+_Block = _Text | _Image | _Document | _ToolUse | _ToolResult | _Thinking | _RedactedThinking
+
+
+class _Message(msgspec.Struct, forbid_unknown_fields=True):
+    role: Literal["user", "assistant"]
+    content: str | list[_Block]
+
+
+class _Tool(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z0-9_-]{1,128}$")]
+    input_schema: dict[str, Any]
+    description: str | None = None
+
+
+class _ToolChoice(msgspec.Struct):
+    type: Literal["auto", "any", "tool", "none"]
+    name: str | None = None
+    disable_parallel_tool_use: bool | None = None
+
+
+class _ThinkingConfig(msgspec.Struct):
+    type: Literal["enabled", "disabled", "adaptive"]
+    budget_tokens: int | None = None
+
+
+class _Metadata(msgspec.Struct, forbid_unknown_fields=True):
+    user_id: str | None = None
+
+
+_Unit = Annotated[float, msgspec.Meta(ge=0, le=1)]
+
+
+class MessagesRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """A Messages (or count_tokens) request; fields Anthropic does not know are rejected like it does."""
+
+    model: str
+    messages: list[_Message]
+    max_tokens: int | msgspec.UnsetType = msgspec.UNSET
+    system: str | list[_Text] | None = None
+    stop_sequences: list[str] | None = None
+    stream: bool | None = None
+    temperature: _Unit | None = None
+    top_p: _Unit | None = None
+    top_k: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    metadata: _Metadata | None = None
+    tools: list[_Tool] | None = None
+    tool_choice: _ToolChoice | None = None
+    thinking: _ThinkingConfig | None = None
+    service_tier: Literal["auto", "standard_only"] | None = None
+    output_config: dict[str, Any] | None = None
+    cache_control: dict[str, Any] | None = None
+    container: Any = None
+    context_management: Any = None
+    mcp_servers: Any = None
+    inference_geo: Any = None
+
+
+# --- wire types: responses -----------------------------------------------------------------------
+
+
+class _TextOut(_Tagged, tag="text"):
+    text: str
+
+
+class _ToolUseOut(_Tagged, tag="tool_use"):
+    id: str
+    name: str
+    input: msgspec.Raw
+
+
+class _Usage(msgspec.Struct):
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    service_tier: str = "standard"
+
+
+class _MessageOut(msgspec.Struct):
+    id: str
+    type: str
+    role: str
+    model: str
+    content: list[_TextOut | _ToolUseOut]
+    stop_reason: str | None
+    stop_sequence: str | None
+    usage: _Usage
+
+
+# --- error envelope ------------------------------------------------------------------------------
+
+
+def anthropic_error(
+    status: int, error_type: str, message: str, request_id: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    """An Anthropic error: ``{"type": "error", "error": {type, message}, "request_id"}`` with ``status``."""
+    error = {"type": error_type, "message": message}
+    body = msgspec.json.encode({"type": "error", "error": error, "request_id": request_id})
+    headers = {**(headers or {}), "request-id": request_id}
+    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+
+
+def _ok(body: bytes, request_id: str) -> web.Response:
+    return web.Response(body=body, content_type="application/json", headers={"request-id": request_id})
+
+
+def invalid_request(message: str, request_id: str) -> web.Response:
+    return anthropic_error(400, "invalid_request_error", message, request_id)
+
+
+def fault_error(fault: Fault, model: str, request_id: str) -> web.Response:
+    """Render a ``status`` fault as Anthropic would send it (``retry-after`` when the fault sets it)."""
+    error_type, message = _default_error(fault.status, model)
+    headers = dict(fault.headers)
+    if fault.retry_after is not None:
+        headers["retry-after"] = f"{fault.retry_after:g}"
+    if fault.should_retry is not None:
+        headers["x-should-retry"] = "true" if fault.should_retry else "false"
+    return anthropic_error(
+        fault.status,
+        fault.type if fault.type is not None else error_type,
+        fault.message if fault.message is not None else message,
+        request_id,
+        headers,
+    )
+
+
+def stream_error_event(fault: Fault) -> bytes:
+    """The in-band ``error`` event of a ``stream_error`` fault (default: overloaded)."""
+    error = {"type": fault.type or "overloaded_error", "message": fault.message or "Overloaded"}
+    return _event(b"error", b'"error":' + msgspec.json.encode(error))
+
+
+def _default_error(status: int, model: str) -> tuple[str, str]:
+    for code, error_type, message in _DEFAULT_ERRORS:
+        if code == status:
+            return error_type, message.format(model=model)
+    if status >= 500:
+        return "api_error", "Internal server error"
+    return "invalid_request_error", f"Mock error {status}."
+
+
+# --- request checks ------------------------------------------------------------------------------
+
+
+def _decode_failure(exc: msgspec.DecodeError) -> str:
+    if not isinstance(exc, msgspec.ValidationError):
+        return "There was an error parsing the body of your request: it is not valid JSON."
+    found = _MSGSPEC_PATH.match(str(exc))
+    detail = found["msg"] if found else str(exc)
+    path = _INDEX.sub(r".\1", (found["path"] or "") if found else "").lstrip(".")
+    for pattern, wording in (
+        (_MISSING_FIELD, "Field required"),
+        (_UNKNOWN_FIELD, "Extra inputs are not permitted"),
+    ):
+        named = pattern.match(detail)
+        if named:
+            return f"{path}.{named['field']}: {wording}" if path else f"{named['field']}: {wording}"
+    return f"{path}: {detail}" if path else detail
+
+
+def _blocks(content: str | list[_Block]) -> list[_Block]:
+    return [_Text(content)] if isinstance(content, str) else content
+
+
+def _check(req: MessagesRequest, *, counting: bool) -> str | None:
+    """The message of the 400 Anthropic would answer, or ``None`` when the request is acceptable."""
+    if not counting and isinstance(req.max_tokens, msgspec.UnsetType):
+        return "max_tokens: Field required"
+    if isinstance(req.max_tokens, int) and req.max_tokens < 1:
+        return "max_tokens: Input should be greater than or equal to 1"
+    messages = req.messages
+    if not messages:
+        return "messages: at least one message is required"
+    if messages[0].role != "user":
+        return 'messages: first message must use the "user" role'
+    if isinstance(req.system, list) and any(not b.text for b in req.system):
+        return "system: text content blocks must be non-empty"
+    for index, message in enumerate(messages):
+        if index and message.role == messages[index - 1].role:
+            return (
+                'messages: roles must alternate between "user" and "assistant", '
+                f'but found multiple "{message.role}" roles in a row'
+            )
+        blocks = _blocks(message.content)
+        if message.content in ("", []) and not (message.role == "assistant" and index == len(messages) - 1):
+            return (
+                f"messages.{index}: all messages must have non-empty content "
+                "except for the optional final assistant message"
+            )
+        if isinstance(message.content, list) and any(isinstance(b, _Text) and not b.text for b in blocks):
+            return "messages: text content blocks must be non-empty"
+        problem = _check_tool_pairing(messages, index, blocks)
+        if problem is not None:
+            return problem
+    if req.tool_choice is not None and req.tool_choice.type == "tool" and not req.tool_choice.name:
+        return "tool_choice.tool.name: Field required"
+    budget = req.thinking.budget_tokens if req.thinking and req.thinking.type == "enabled" else None
+    if req.thinking and req.thinking.type == "enabled" and budget is None:
+        return "thinking.enabled.budget_tokens: Field required"
+    if budget is not None and budget < 1024:
+        return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+    if budget is not None and isinstance(req.max_tokens, int) and req.max_tokens <= budget:
+        return "`max_tokens` must be greater than `thinking.budget_tokens`."
+    return None
+
+
+def _check_tool_pairing(messages: list[_Message], index: int, blocks: list[_Block]) -> str | None:
+    """Tool results must answer tool uses of the turn just before, and every tool use must be answered."""
+    if messages[index].role == "user":
+        previous = _blocks(messages[index - 1].content) if index else []
+        offered = {b.id for b in previous if isinstance(b, _ToolUse)}
+        for position, block in enumerate(blocks):
+            if isinstance(block, _ToolResult) and block.tool_use_id not in offered:
+                return (
+                    f"messages.{index}.content.{position}: unexpected `tool_use_id` found in `tool_result` "
+                    f"blocks: {block.tool_use_id}. Each `tool_result` block must have a corresponding "
+                    "`tool_use` block in the previous message."
+                )
+        return None
+    if index + 1 == len(messages):
+        return None
+    answered = {b.tool_use_id for b in _blocks(messages[index + 1].content) if isinstance(b, _ToolResult)}
+    missing = [b.id for b in blocks if isinstance(b, _ToolUse) and b.id not in answered]
+    if missing:
+        return (
+            f"messages.{index}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+            f"{', '.join(missing)}. Each `tool_use` block must have a corresponding `tool_result` block "
+            "in the next message."
+        )
+    return None
+
+
+# --- prompt extraction ---------------------------------------------------------------------------
+
+
+def _system_text(system: str | list[_Text] | None) -> str:
+    if system is None:
+        return ""
+    return system if isinstance(system, str) else "\n".join(b.text for b in system)
+
+
+def _result_text(content: str | list[_Text | _Image | _Document] | None) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    return "".join(part.text for part in content if isinstance(part, _Text))
+
+
+def prompt_of(req: MessagesRequest) -> Prompt:
+    """The provider-neutral view of a Messages request."""
+    chars = len(_system_text(req.system))
+    user_text = ""
+    results: list[str] = []
+    for message in req.messages:
+        blocks = _blocks(message.content)
+        text = "".join(b.text for b in blocks if isinstance(b, _Text))
+        results = [_result_text(b.content) for b in blocks if isinstance(b, _ToolResult)]
+        chars += len(text) + sum(len(r) for r in results)
+        if message.role == "user" and (text or not results):
+            user_text = text
+    last_role: LastRole = "user"
+    if req.messages[-1].role == "assistant":
+        last_role = "other"  # a prefill: the model continues that text
+    elif results and not text.strip():
+        last_role = "tool"
+    choice = req.tool_choice
+    return Prompt(
+        user_text=user_text,
+        prompt_chars=chars,
+        last_role=last_role,
+        tool_results=tuple(results) if last_role == "tool" else (),
+        tools=tuple(ToolSpec(t.name, t.input_schema) for t in req.tools or ()),
+        tools_allowed=choice is None or choice.type != "none",
+        forced_tool=choice.name if choice is not None and choice.type == "tool" else None,
+        max_tokens=req.max_tokens if isinstance(req.max_tokens, int) else None,
+        stops=tuple(req.stop_sequences or ()),
+    )
+
+
+# --- answer rendering ----------------------------------------------------------------------------
+
+
+def _stop_reason(finish: str) -> str:
+    return {"length": "max_tokens", "stop_sequence": "stop_sequence", "tool_calls": "tool_use"}.get(
+        finish, "end_turn"
+    )
+
+
+def _knob(pattern: re.Pattern[str], text: str) -> int:
+    found = pattern.search(text)
+    return int(found.group(1)) if found else 0
+
+
+def answer_of(
+    req: MessagesRequest, prompt: Prompt, reply: Reply, hex_id: str
+) -> tuple[_MessageOut, list[str]]:
+    """The complete message for ``reply`` and the text pieces its stream sends (one delta each)."""
+    calls = reply.tool_calls
+    choice = req.tool_choice
+    if calls and choice is not None and choice.disable_parallel_tool_use:
+        calls = calls[:1]
+    pieces = reply.pieces
+    if calls and _PREAMBLE.search(prompt.user_text):
+        pieces = split_pieces(f"Let me call {', '.join(c.name for c in calls)}.")
+    content: list[_TextOut | _ToolUseOut] = [_TextOut("".join(pieces))] if pieces else []
+    content += [
+        _ToolUseOut("toolu_" + c.id.removeprefix("call_"), c.name, msgspec.Raw(c.arguments.encode()))
+        for c in calls
+    ]
+    system = _system_text(req.system)
+    read, write = _knob(_CACHE_READ, system), _knob(_CACHE_WRITE, system)
+    total = max(reply.prompt_tokens, read + write)
+    output = reply.completion_tokens + (len(pieces) if calls else 0)
+    message = _MessageOut(
+        id=f"msg_{hex_id}",
+        type="message",
+        role="assistant",
+        model=req.model,
+        content=content,
+        stop_reason=_stop_reason(reply.finish),
+        stop_sequence=reply.stop_sequence,
+        usage=_Usage(total - read - write, output, write, read),
+    )
+    return message, pieces
+
+
+def _sse(name: bytes, data: bytes) -> bytes:
+    return b"event: %s\ndata: %s\n\n" % (name, data)
+
+
+def _event(name: bytes, fields: bytes) -> bytes:
+    """An SSE event whose data is ``{"type": name, <fields>}``."""
+    return _sse(name, b'{"type":"%s",%s}' % (name, fields))
+
+
+def stream_events(
+    message: _MessageOut, pieces: list[str], *, ping_every: int = 0
+) -> Iterator[tuple[bytes, int]]:
+    """Every event before ``message_stop``, each with when the stream may wait before it (``_NOW``...)."""
+    encode = msgspec.json.encode
+    usage = msgspec.structs.replace(message.usage, output_tokens=1)
+    head = msgspec.structs.replace(message, content=[], stop_reason=None, stop_sequence=None, usage=usage)
+    yield _event(b"message_start", b'"message":' + encode(head)), _NOW
+    yield _PING, _NOW
+    wait, sent = _FIRST, 0
+    for index, block in enumerate(message.content):
+        if isinstance(block, _TextOut):
+            start: _TextOut | _ToolUseOut = _TextOut("")
+            deltas = [b'{"type":"text_delta","text":%s}' % encode(p) for p in pieces]
+        else:
+            start = _ToolUseOut(block.id, block.name, msgspec.Raw(b"{}"))
+            args = bytes(block.input).decode()
+            step = max(1, min(16, (len(args) + 1) // 2))  # "" then at least two fragments
+            fragments = ["", *(args[i : i + step] for i in range(0, len(args), step))]
+            deltas = [b'{"type":"input_json_delta","partial_json":%s}' % encode(f) for f in fragments]
+        yield _event(b"content_block_start", b'"index":%d,"content_block":%s' % (index, encode(start))), wait
+        wait = _NOW
+        for delta in deltas:
+            if ping_every and sent and sent % ping_every == 0:
+                yield _PING, _NOW
+            yield _event(b"content_block_delta", b'"index":%d,"delta":%s' % (index, delta)), _PIECE
+            sent += 1
+        yield _event(b"content_block_stop", b'"index":%d' % index), _NOW
+    final = encode({"stop_reason": message.stop_reason, "stop_sequence": message.stop_sequence})
+    fields = b'"delta":%s,"usage":{"output_tokens":%d}' % (final, message.usage.output_tokens)
+    yield _event(b"message_delta", fields), wait
+
+
+# --- handlers ------------------------------------------------------------------------------------
+
+
+class AnthropicFake:
+    """The Anthropic routes of a mock app, reading faults, speed and keys from ``state``."""
+
+    def __init__(self, state: MockState) -> None:
+        self._state = state
+        self._decoder = msgspec.json.Decoder(MessagesRequest)
+        models = [
+            {
+                "type": "model",
+                "id": model_id,
+                "display_name": name,
+                "created_at": created,
+                "lifecycle": "active",
+            }
+            for model_id, name, created in MODELS
+        ]
+        listing = {"data": models, "has_more": False, "first_id": MODELS[0][0], "last_id": MODELS[-1][0]}
+        self._models_body = msgspec.json.encode(listing)
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post(f"{PREFIX}/v1/messages", self.messages)
+        app.router.add_post(f"{PREFIX}/v1/messages/count_tokens", self.count_tokens)
+        app.router.add_get(f"{PREFIX}/v1/models", self.list_models)
+        app.router.add_route("*", f"{PREFIX}/{{tail:.*}}", self.unknown)
+
+    def _begin(self, request: web.BaseRequest, body: bytes) -> tuple[str, web.Response | None]:
+        """Record the request, mint its id, and check the version header and the key."""
+        request_id = self._record(request, body)
+        version = request.headers.get("anthropic-version")
+        if not version:
+            return request_id, invalid_request("anthropic-version: header is required", request_id)
+        required = self._state.required_key(PROVIDER)
+        if required is None:
+            return request_id, None
+        bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        key = request.headers.get("x-api-key") or bearer
+        if key == required:
+            return request_id, None
+        message = "invalid x-api-key" if key else "x-api-key header is required"
+        return request_id, anthropic_error(401, "authentication_error", message, request_id)
+
+    def _accept(
+        self, request: web.BaseRequest, body: bytes, *, counting: bool
+    ) -> tuple[str, MessagesRequest | web.Response]:
+        """``_begin``, then decode and check the body; a response instead of the request on failure."""
+        request_id, refused = self._begin(request, body)
+        if refused is not None:
+            return request_id, refused
+        try:
+            req = self._decoder.decode(body)
+        except msgspec.DecodeError as exc:
+            return request_id, invalid_request(_decode_failure(exc), request_id)
+        problem = _check(req, counting=counting)
+        return request_id, req if problem is None else invalid_request(problem, request_id)
+
+    def _record(self, request: web.BaseRequest, body: bytes) -> str:
+        """Log the request; return the ``req_...`` id its response carries."""
+        state = self._state
+        state.record(PROVIDER, request.method, request.path, request.query_string, request.headers, body)
+        return "req_" + state.ids.next_hex()
+
+    async def unknown(self, request: web.Request) -> web.Response:
+        request_id = self._record(request, await request.read())
+        return anthropic_error(404, "not_found_error", "Not Found", request_id)
+
+    async def list_models(self, request: web.Request) -> web.Response:
+        request_id, refused = self._begin(request, b"")
+        if refused is not None:
+            return refused
+        return _ok(self._models_body, request_id)
+
+    async def count_tokens(self, request: web.Request) -> web.Response:
+        request_id, req = self._accept(request, await request.read(), counting=True)
+        if isinstance(req, web.Response):
+            return req
+        tokens = prompt_tokens(prompt_of(req).prompt_chars)
+        return _ok(b'{"input_tokens":%d}' % tokens, request_id)
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        request_id, req = self._accept(request, await request.read(), counting=False)
+        if isinstance(req, web.Response):
+            return req
+        state = self._state
+        streaming = bool(req.stream)
+        fault = state.faults.take(PROVIDER, req.model, streaming=streaming)
+        if fault is not None:
+            if fault.kind == "status":
+                return fault_error(fault, req.model, request_id)
+            if fault.kind == "drop":
+                return drop_connection(request)
+            if fault.kind == "malformed":
+                return _ok(MALFORMED_BODY, request_id)
+            if fault.kind == "timeout":
+                await asyncio.sleep(fault.delay)
+                fault = None
+        hex_id = state.ids.next_hex()
+        prompt = prompt_of(req)
+        reply = plan_reply(prompt, hex_id)
+        message, pieces = answer_of(req, prompt, reply, hex_id)
+        behaviour = state.behaviour(PROVIDER, req.model)
+        if streaming:
+            ping_every = PING_EVERY if behaviour.piece_interval else 0
+            events = stream_events(message, pieces, ping_every=ping_every)
+            return await self._stream(request, request_id, events, behaviour, fault)
+        delay = behaviour.non_stream_delay(len(reply.pieces))
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return _ok(msgspec.json.encode(message), request_id)
+
+    async def _stream(
+        self,
+        request: web.Request,
+        request_id: str,
+        events: Iterator[tuple[bytes, int]],
+        behaviour: Behaviour,
+        fault: Fault | None,
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers=(*_SSE_HEADERS, ("request-id", request_id)))
+        limit = fault.after_chunks if fault is not None and fault.kind in ("cut", "stream_error") else None
+        first_wait = behaviour.ttft_ms / 1000.0
+        if fault is not None and fault.kind == "stall":
+            first_wait += fault.delay
+        interval = behaviour.piece_interval
+        loop = asyncio.get_running_loop()
+        started = 0.0
+        pieces = 0
+        try:
+            await response.prepare(request)
+            for index, (event, when) in enumerate(events):
+                if index == limit:
+                    break
+                if when == _FIRST:
+                    if first_wait > 0:
+                        await asyncio.sleep(first_wait)
+                    started = loop.time()
+                elif when == _PIECE:
+                    wait = started + pieces * interval - loop.time()
+                    if interval and wait > 0:
+                        await asyncio.sleep(wait)
+                    pieces += 1
+                await response.write(event)
+            if fault is not None and fault.kind == "cut":
+                await abort_connection(request)
+            elif fault is not None and fault.kind == "stream_error":
+                await response.write(stream_error_event(fault))
+            else:
+                await response.write(_MESSAGE_STOP)
+        except ConnectionError:
+            pass  # the client went away; nothing left to tell it
+        return response

@@ -1,0 +1,743 @@
+"""Fake Google Gemini upstream: generateContent (JSON, SSE, JSON array), countTokens, embeddings and the model
+list in the real wire format, under ``/gemini/v1beta``.
+
+Order: constants, the proto-JSON field table and its checker, error envelope, request checks, prompt
+extraction, answer rendering, then the handler class that wires state to routes. Requests are read as the
+checked JSON (``Json``): the field table is the one description of what Gemini's parser accepts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import hashlib
+import math
+import re
+from base64 import b64decode
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final, NamedTuple
+
+import msgspec
+from aiohttp import web
+
+from router.mock.faults import Behaviour, Fault, MockState, abort_connection, drop_connection
+from router.mock.openai_fake import MALFORMED_BODY
+from router.mock.textgen import LastRole, Prompt, Reply, ToolSpec, plan_reply, prompt_tokens
+
+Json = dict[str, Any]
+
+PROVIDER: Final = "gemini"
+PREFIX: Final = "/gemini/v1beta"
+EMBED_DIMENSIONS: Final = 8
+SAFETY_TRIGGER: Final = "trigger-safety"
+INTERNAL_MESSAGE: Final = (
+    "An internal error has occurred. Please retry or report in "
+    "https://developers.generativeai.google/guide/troubleshooting"
+)
+_V1BETA: Final = "type.googleapis.com/google.ai.generativelanguage.v1beta."
+_UNREGISTERED: Final = (
+    "Method doesn't allow unregistered callers (callers without established identity). "
+    "Please use API Key or other form of API consumer identity to call this API."
+)
+_BAD_KEY: Final = "API key not valid. Please pass a valid API key."
+_NO_SIGNATURE: Final = (
+    "Function call is missing a thought_signature in functionCall parts. This is required for tools to work "
+    "correctly, and missing thought_signature may lead to degraded model performance. Additional data, "
+    "function call `default_api:{name}` , position {position}. Please refer to "
+    "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+)
+_BAD_FUNCTION_NAME: Final = (
+    "Invalid function name. Must start with a letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), "
+    "underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 128."
+)
+_SSE_HEADERS: Final = (
+    ("Content-Type", "text/event-stream"),
+    ("Cache-Control", "no-cache"),
+    ("X-Accel-Buffering", "no"),
+)
+_ARRAY_HEADERS: Final = (("Content-Type", "application/json; charset=UTF-8"),)
+_CACHE_ASK: Final = re.compile(r"cache=(\d+)")
+_THINK_ASK: Final = re.compile(r"think=(\d+)")
+_CAMEL: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_FUNCTION_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,127}")
+_METHODS: Final = (
+    "generateContent",
+    "streamGenerateContent",
+    "countTokens",
+    "embedContent",
+    "batchEmbedContents",
+)
+# fmt: off
+MODELS: Final = ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-3-pro-preview",
+                 "gemini-3-flash-preview", "gemini-embedding-001")
+_DEFAULT_MESSAGES: Final = {
+    400: "Request contains an invalid argument.", 403: "The caller does not have permission",
+    404: "Requested entity was not found.", 429: "Resource has been exhausted (e.g. check quota).",
+    500: INTERNAL_MESSAGE, 503: "The model is overloaded. Please try again later.",
+    504: "Deadline expired before operation could complete.",
+}
+_STATUS_NAMES: Final = {
+    400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 402: "RESOURCE_EXHAUSTED", 403: "PERMISSION_DENIED",
+    404: "NOT_FOUND", 409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED", 500: "INTERNAL",
+    501: "NOT_IMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
+}
+_MIME_TYPES: Final = (None, "text/plain", "application/json", "application/xml", "application/yaml",
+                      "text/x.enum")
+
+# --- the proto-JSON field table: what Gemini's parser accepts, per message type --------------------
+# A field maps to a message name, a scalar (str, bool, int, num, bytes), "type" (the Schema type enum),
+# "obj" (a free JSON object) or "any" (any JSON value); "[]" marks a repeated field, "{}" a map and a
+# leading "!" a required one.
+
+_SCALARS: Final = {"str": "TYPE_STRING", "bool": "TYPE_BOOL", "int": "TYPE_INT32", "num": "TYPE_FLOAT",
+                   "bytes": "TYPE_BYTES"}
+_SCHEMA_TYPES: Final = frozenset({"TYPE_UNSPECIFIED", "STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY",
+                                  "OBJECT", "NULL"})
+_PART_DATA: Final = ("text", "inlineData", "fileData", "functionCall", "functionResponse", "executableCode",
+                     "codeExecutionResult")
+_FIELDS: Final[Mapping[str, Mapping[str, str]]] = {
+    "GenerateContentRequest": {
+        "model": "str", "contents": "Content[]", "systemInstruction": "Content", "tools": "Tool[]",
+        "toolConfig": "ToolConfig", "safetySettings": "SafetySetting[]", "cachedContent": "str",
+        "generationConfig": "GenerationConfig"},
+    "Content": {"role": "str", "parts": "Part[]"},
+    "Part": {
+        "text": "str", "inlineData": "Blob", "fileData": "FileData", "functionCall": "FunctionCall",
+        "functionResponse": "FunctionResponse", "executableCode": "obj", "codeExecutionResult": "obj",
+        "thought": "bool", "thoughtSignature": "bytes", "videoMetadata": "obj", "partMetadata": "obj",
+        "mediaResolution": "obj"},
+    "Blob": {"mimeType": "!str", "data": "!bytes"},
+    "FileData": {"mimeType": "str", "fileUri": "!str"},
+    "FunctionCall": {"id": "str", "name": "!str", "args": "obj"},
+    "FunctionResponse": {"id": "str", "name": "!str", "response": "!obj", "willContinue": "bool",
+                         "scheduling": "str", "parts": "obj[]"},
+    "Tool": {
+        "functionDeclarations": "FunctionDeclaration[]", "googleSearch": "obj", "codeExecution": "obj",
+        "googleSearchRetrieval": "obj", "urlContext": "obj", "fileSearch": "obj", "googleMaps": "obj",
+        "computerUse": "obj"},
+    "FunctionDeclaration": {
+        "name": "!str", "description": "str", "behavior": "str", "parameters": "Schema",
+        "parametersJsonSchema": "any", "response": "Schema", "responseJsonSchema": "any"},
+    "Schema": {
+        "type": "type", "format": "str", "title": "str", "description": "str", "nullable": "bool",
+        "enum": "str[]", "maxItems": "int", "minItems": "int", "properties": "Schema{}", "required": "str[]",
+        "minProperties": "int", "maxProperties": "int", "minLength": "int", "maxLength": "int",
+        "pattern": "str", "example": "any", "anyOf": "Schema[]", "propertyOrdering": "str[]",
+        "default": "any", "items": "Schema", "minimum": "num", "maximum": "num"},
+    "ToolConfig": {"functionCallingConfig": "FunctionCallingConfig", "retrievalConfig": "obj"},
+    "FunctionCallingConfig": {"mode": "str", "allowedFunctionNames": "str[]"},
+    "SafetySetting": {"category": "!str", "threshold": "!str", "method": "str"},
+    "GenerationConfig": {
+        "stopSequences": "str[]", "responseMimeType": "str", "responseSchema": "Schema",
+        "responseJsonSchema": "any", "responseModalities": "str[]", "candidateCount": "int",
+        "maxOutputTokens": "int", "temperature": "num", "topP": "num", "topK": "num", "seed": "int",
+        "presencePenalty": "num", "frequencyPenalty": "num", "responseLogprobs": "bool", "logprobs": "int",
+        "enableEnhancedCivicAnswers": "bool", "speechConfig": "obj", "imageConfig": "obj",
+        "mediaResolution": "str", "thinkingConfig": "ThinkingConfig"},
+    "ThinkingConfig": {"includeThoughts": "bool", "thinkingBudget": "int", "thinkingLevel": "str"},
+    "CountTokensRequest": {"contents": "Content[]", "generateContentRequest": "GenerateContentRequest"},
+    "EmbedContentRequest": {"model": "str", "content": "!Content", "taskType": "str", "title": "str",
+                            "outputDimensionality": "int"},
+    "BatchEmbedContentsRequest": {"requests": "!EmbedContentRequest[]"},
+}
+# fmt: on
+
+
+def _snake(name: str) -> str:
+    return _CAMEL.sub("_", name).lower()
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def _scalar_ok(kind: str, value: object) -> bool:
+    if kind == "bool" or isinstance(value, bool):
+        return kind == "bool" and isinstance(value, bool)
+    if kind == "int":  # proto-JSON also takes integers as strings
+        return isinstance(value, int) or (isinstance(value, str) and value.lstrip("-").isdigit())
+    if kind == "num":
+        return isinstance(value, int | float)
+    if not isinstance(value, str) or kind == "str":
+        return isinstance(value, str)
+    try:  # bytes: standard or URL-safe base64
+        b64decode(value.replace("-", "+").replace("_", "/"), validate=True)
+    except binascii.Error:
+        return False
+    return True
+
+
+def _tag(kind: str) -> str:
+    base = kind.rstrip("[]{}")
+    return _SCALARS.get(base) or ("google.protobuf.Struct" if base == "obj" else _V1BETA + base)
+
+
+def _shown(value: object) -> str:
+    return msgspec.json.encode(value).decode()[:80]
+
+
+def _violations(value: object, kind: str, at: str, root: str) -> Iterator[tuple[str, str]]:
+    """(field, description) for everything Gemini's parser rejects in a ``kind`` value. On the way it drops
+    nulls (unset in proto-JSON) and renames snake_case fields to camelCase, so readers see one spelling."""
+    if kind.endswith(("[]", "{}")):
+        is_map = kind.endswith("{}")
+        if not isinstance(value, dict if is_map else list):
+            yield at, f"Invalid value at '{at}' ({_tag(kind)}), {_shown(value)}"
+            return
+        for index, item in enumerate(value.values() if isinstance(value, dict) else value):
+            yield from _violations(item, kind[:-2], f"{at}[{index}{'].value' if is_map else ']'}", root)
+        return
+    if kind == "any":
+        return
+    if kind == "type":
+        if not (isinstance(value, str) and value.upper() in _SCHEMA_TYPES):
+            yield at, f"Invalid value at '{at}' ({_V1BETA}Type), {_shown(value)}"
+        return
+    if kind in _SCALARS:
+        if not _scalar_ok(kind, value):
+            detail = "Base64 decoding failed for " if kind == "bytes" else ""
+            yield at, f"Invalid value at '{at}' ({_tag(kind)}), {detail}{_shown(value)}"
+        return
+    if not isinstance(value, dict):
+        yield at, f"Invalid value at '{at}' ({_tag(kind)}), {_shown(value)}"
+        return
+    if kind == "obj":
+        return
+    fields = _FIELDS[kind]
+    where = f" at '{at}'" if at else ""
+    for key in list(value):
+        item = value.pop(key)
+        name = key if key in fields else _camel(key)
+        child = fields.get(name, "").lstrip("!")
+        if not child:
+            yield at, f'Invalid JSON payload received. Unknown name "{key}"{where}: Cannot find field.'
+        elif isinstance(item, list) and not child.endswith("[]") and child != "any":
+            reason = "Proto field is not repeating, cannot start list."
+            yield at, f'Invalid JSON payload received. Unknown name "{key}"{where}: {reason}'
+        elif item is not None:
+            value[name] = item
+            yield from _violations(item, child, f"{at}.{_snake(name)}".lstrip("."), root)
+    for name in (n for n, child in fields.items() if child.startswith("!") and n not in value):
+        field = f"{at}.{_snake(name)}".lstrip(".")
+        yield field, f"* {root}.{field}: {_snake(name)} must be specified.\n"
+    if kind == "Part":
+        data = [key for key in _PART_DATA if key in value]
+        if len(data) > 1:
+            yield (
+                at,
+                f"Invalid JSON payload received. Oneof field 'data' is already set. Cannot set '{data[1]}'",
+            )
+        elif not data:
+            yield (
+                f"{at}.data",
+                f"* {root}.{at}.data: required oneof field 'data' must have one initialized field",
+            )
+
+
+# --- error envelope ------------------------------------------------------------------------------
+
+
+def status_name(status: int) -> str:
+    """The google.rpc status string Gemini pairs with an HTTP status."""
+    return _STATUS_NAMES.get(status, "INVALID_ARGUMENT" if status < 500 else "INTERNAL")
+
+
+def _json(payload: object, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    body = msgspec.json.encode(payload)
+    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+
+
+def _error(status: int, message: str, name: str | None = None, details: Sequence[Any] = ()) -> Json:
+    error = {"code": status, "message": message, "status": name or status_name(status)}
+    return {"error": error | {"details": list(details)} if details else error}
+
+
+def gemini_error(status: int, message: str, *, details: Sequence[Any] = ()) -> web.Response:
+    """A Gemini error response: ``{"error": {code, message, status, details?}}``."""
+    return _json(_error(status, message, details=details), status)
+
+
+def invalid_argument(*messages: str, fields: Sequence[str] = ()) -> web.Response:
+    """400 INVALID_ARGUMENT; ``fields`` (one per message) add the ``BadRequest`` detail of parse errors."""
+    if not fields:
+        return gemini_error(400, "\n".join(messages))
+    violations = [
+        {"field": f, "description": m} if f else {"description": m}
+        for f, m in zip(fields, messages, strict=True)
+    ]
+    detail = {"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": violations}
+    return gemini_error(400, "\n".join(messages), details=[detail])
+
+
+def not_found(request: web.BaseRequest) -> web.Response:
+    return gemini_error(404, f"Method not found: {request.method} {request.path}")
+
+
+def fault_error(fault: Fault, *, in_array: bool = False) -> web.Response:
+    """A ``status`` fault as Gemini sends it: ``type`` overrides the status string; ``retry_after`` becomes a
+    ``RetryInfo.retryDelay`` detail (Gemini puts the delay in the body, not in a header)."""
+    details = []
+    if fault.retry_after is not None:
+        delay = f"{fault.retry_after:.3f}".rstrip("0").rstrip(".") + "s"
+        details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay})
+    message = fault.message or _DEFAULT_MESSAGES.get(fault.status, f"Mock error {fault.status}.")
+    payload = _error(fault.status, message, fault.type, details)
+    return _json([payload] if in_array else payload, fault.status, fault.headers)
+
+
+def stream_error_event(fault: Fault) -> bytes:
+    """The in-band error object of a ``stream_error`` fault (unframed); a 4xx ``status`` counts as 500."""
+    status = fault.status if fault.status >= 500 else 500
+    return msgspec.json.encode(_error(status, fault.message or INTERNAL_MESSAGE, fault.type))
+
+
+# --- request checks ------------------------------------------------------------------------------
+
+
+def _parse(body: bytes, kind: str) -> Json | web.Response:
+    """Decode ``body`` and check it as a ``kind`` the way Gemini's proto-JSON parser does."""
+    try:
+        raw = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        return invalid_argument(f"Invalid JSON payload received. {exc}.", fields=[""])
+    problems = list(_violations(raw, kind, "", kind))
+    if problems or not isinstance(raw, dict):
+        return invalid_argument(*(m for _, m in problems), fields=[f for f, _ in problems])
+    return raw
+
+
+def _content_problems(content: Json, at: str, root: str = "GenerateContentRequest") -> Iterator[str]:
+    if content.get("role") not in (None, "", "user", "model") and at != "system_instruction":
+        yield "Please use a valid role: user, model."
+    if not content.get("parts"):
+        yield f"* {root}.{at}.parts: contents.parts must not be empty.\n"
+
+
+def _problems(req: Json, model: str) -> Iterator[str]:
+    """What Gemini's request validation refuses, in its words; the handler reports the first."""
+    at = "* GenerateContentRequest."
+    if not req.get("contents"):
+        yield f"{at}contents: contents is not specified\n"
+    for index, content in enumerate(req.get("contents", ())):
+        yield from _content_problems(content, f"contents[{index}]")
+    if "systemInstruction" in req:
+        yield from _content_problems(req["systemInstruction"], "system_instruction")
+    for t_index, tool in enumerate(req.get("tools", ())):
+        for d_index, decl in enumerate(tool.get("functionDeclarations", ())):
+            where = f"{at}tools[{t_index}].function_declarations[{d_index}]"
+            if not _FUNCTION_NAME.fullmatch(decl["name"]):
+                yield f"{where}.name: {_BAD_FUNCTION_NAME}\n"
+            if "parameters" in decl and "parametersJsonSchema" in decl:
+                yield f"{where}.parameters: parameters and parameters_json_schema cannot both be set.\n"
+    calling = req.get("toolConfig", {}).get("functionCallingConfig", {})
+    mode = calling.get("mode")
+    if mode not in (None, "MODE_UNSPECIFIED", "AUTO", "ANY", "NONE", "VALIDATED"):
+        enum = f"{_V1BETA}FunctionCallingConfig.Mode"
+        yield f"Invalid value at 'tool_config.function_calling_config.mode' ({enum}), \"{mode}\""
+    if calling.get("allowedFunctionNames") and mode not in ("ANY", "VALIDATED"):
+        yield f"{at}tool_config.function_calling_config.allowed_function_names: only allowed with mode ANY.\n"
+    config = req.get("generationConfig", {})
+    at += "generation_config."
+    if "responseSchema" in config and "responseJsonSchema" in config:
+        yield f"{at}response_schema: response_schema and response_json_schema cannot both be set.\n"
+    if not 0 <= config.get("temperature", 1) <= 2:
+        yield f"{at}temperature: temperature must be in the range [0.0, 2.0].\n"
+    if not 0 <= config.get("topP", 1) <= 1:
+        yield f"{at}top_p: top_p must be in the range [0.0, 1.0].\n"
+    if not 1 <= int(config.get("candidateCount", 1)) <= 8:
+        yield f"{at}candidate_count: candidate_count must be in the range [1, 8].\n"
+    if config.get("responseMimeType") not in _MIME_TYPES:
+        yield (
+            f"{at}response_mime_type: allowed mimetypes are `text/plain`, `application/json`, "
+            "`application/xml`, `application/yaml` and `text/x.enum`.\n"
+        )
+    if model.startswith("gemini-3"):
+        yield from _missing_signatures(req["contents"])
+
+
+def _missing_signatures(contents: Sequence[Json]) -> Iterator[str]:
+    """Gemini 3 refuses a history whose model function calls lost their ``thoughtSignature``."""
+    for index, content in enumerate(contents):
+        for part in content["parts"] if content.get("role") == "model" else ():
+            if "functionCall" in part and not part.get("thoughtSignature"):
+                name = part["functionCall"]["name"]
+                yield _NO_SIGNATURE.format(name=name, position=index + 1)
+
+
+# --- prompt extraction ---------------------------------------------------------------------------
+
+
+def _text_of(content: Json | None) -> str:
+    parts = content.get("parts", ()) if content else ()
+    return "".join(p["text"] for p in parts if "text" in p and not p.get("thought"))
+
+
+def _prompt_chars(contents: Sequence[Json], system: Json | None) -> int:
+    chars = len(_text_of(system))
+    for content in contents:
+        chars += len(_text_of(content))
+        chars += sum(
+            len(msgspec.json.encode(p["functionResponse"]["response"]))
+            for p in content["parts"]
+            if "functionResponse" in p
+        )
+    return chars
+
+
+def prompt_of(req: Json) -> Prompt:
+    """The provider-neutral view of a checked generateContent request."""
+    contents: list[Json] = req["contents"]
+    last = contents[-1]
+    responses = [p["functionResponse"]["response"] for p in last["parts"] if "functionResponse" in p]
+    last_role: LastRole = "other" if last.get("role") == "model" else "tool" if responses else "user"
+    user_text = next((t for c in reversed(contents) if c.get("role") != "model" and (t := _text_of(c))), "")
+    tools = [
+        ToolSpec(d["name"], d.get("parameters", d.get("parametersJsonSchema")))
+        for tool in req.get("tools", ())
+        for d in tool.get("functionDeclarations", ())
+    ]
+    calling = req.get("toolConfig", {}).get("functionCallingConfig", {})
+    mode, allowed = calling.get("mode") or "AUTO", calling.get("allowedFunctionNames")
+    if allowed:
+        tools = [t for t in tools if t.name in allowed]
+    config = req.get("generationConfig", {})
+    return Prompt(
+        user_text=user_text,
+        prompt_chars=_prompt_chars(contents, req.get("systemInstruction")),
+        last_role=last_role,
+        tool_results=tuple(msgspec.json.encode(r).decode() for r in responses),
+        tools=tuple(tools),
+        tools_allowed=mode != "NONE",
+        forced_tool=tools[0].name if mode == "ANY" and allowed and len(tools) == 1 else None,
+        max_tokens=int(config["maxOutputTokens"]) if "maxOutputTokens" in config else None,
+        stops=tuple(config.get("stopSequences", ())),
+    )
+
+
+def _asked(pattern: re.Pattern[str], *texts: str) -> int:
+    found = next((m for m in map(pattern.search, texts) if m), None)
+    return int(found.group(1)) if found else 0
+
+
+# --- answer rendering ----------------------------------------------------------------------------
+
+
+class Answer(NamedTuple):
+    """The planned reply plus Gemini's extras: cached and thinking tokens, candidates, a safety block."""
+
+    reply: Reply
+    model: str
+    response_id: str
+    cached: int = 0
+    thoughts: int = 0
+    show_thoughts: bool = False
+    candidates: int = 1
+    blocked: bool = False
+
+
+def plan_answer(req: Json, model: str, hex_id: str) -> Answer:
+    """Plan the answer: ``cache=N`` (system) and ``think=N`` (system or user text) set token counts;
+    ``trigger-safety`` in the user text blocks it; ``includeThoughts`` shows a thought summary."""
+    prompt = prompt_of(req)
+    config = req.get("generationConfig", {})
+    thinking = config.get("thinkingConfig", {})
+    system = _text_of(req.get("systemInstruction"))
+    thoughts = (
+        0 if int(thinking.get("thinkingBudget", -1)) == 0 else _asked(_THINK_ASK, system, prompt.user_text)
+    )
+    blocked = prompt.last_role == "user" and SAFETY_TRIGGER in prompt.user_text
+    reply = plan_reply(prompt, hex_id)
+    if blocked:
+        reply = msgspec.structs.replace(reply, pieces=[], tool_calls=[], completion_tokens=0)
+    show = bool(thinking.get("includeThoughts")) and thoughts > 0
+    count = int(config.get("candidateCount", 1))
+    return Answer(reply, model, hex_id, _asked(_CACHE_ASK, system), thoughts, show, count, blocked)
+
+
+def _usage(answer: Answer, final: bool) -> Json:
+    """Gemini's usage: ``promptTokenCount`` includes cached tokens; thoughts are counted apart."""
+    prompt = answer.reply.prompt_tokens + answer.cached
+    usage: Json = {"promptTokenCount": prompt, "totalTokenCount": prompt}
+    if final:
+        candidates = answer.reply.completion_tokens * answer.candidates
+        usage["totalTokenCount"] = prompt + candidates + answer.thoughts
+        names = ("candidatesTokenCount", "cachedContentTokenCount", "thoughtsTokenCount")
+        extra = zip(names, (candidates, answer.cached, answer.thoughts), strict=True)
+        usage |= {key: value for key, value in extra if value}
+    usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": prompt}]
+    return usage
+
+
+_BLOCKED_RATINGS: Final = tuple(
+    {"category": f"HARM_CATEGORY_{c}", "probability": "HIGH" if c == "DANGEROUS_CONTENT" else "NEGLIGIBLE"}
+    | ({"blocked": True} if c == "DANGEROUS_CONTENT" else {})
+    for c in ("HATE_SPEECH", "DANGEROUS_CONTENT", "HARASSMENT", "SEXUALLY_EXPLICIT")
+)
+
+
+def _response(answer: Answer, parts: list[Json] | None, final: bool) -> bytes:
+    """One ``GenerateContentResponse`` with ``parts`` in each candidate; ``final`` adds finish and usage."""
+    candidate: Json = {} if parts is None else {"content": {"parts": parts, "role": "model"}}
+    if final:
+        length = answer.reply.finish == "length"
+        candidate["finishReason"] = "SAFETY" if answer.blocked else "MAX_TOKENS" if length else "STOP"
+    if final and answer.blocked:
+        candidate["safetyRatings"] = _BLOCKED_RATINGS
+    response = {
+        "candidates": [candidate | {"index": index} for index in range(answer.candidates)],
+        "usageMetadata": _usage(answer, final),
+        "modelVersion": answer.model,
+        "responseId": answer.response_id,
+    }
+    return msgspec.json.encode(response)
+
+
+def _thought_parts(answer: Answer) -> list[Json]:
+    return (
+        [{"text": "**Planning**\n\nWorking out the reply.", "thought": True}] if answer.show_thoughts else []
+    )
+
+
+def _call_parts(answer: Answer) -> list[Json]:
+    """Whole ``functionCall`` parts; Gemini 3 signs each with a deterministic ``thoughtSignature`` (letters
+    and digits only, length a multiple of four: valid base64 in both alphabets)."""
+    signed = answer.model.startswith("gemini-3")
+    return [
+        {"functionCall": {"name": call.name, "args": msgspec.Raw(call.arguments)}}
+        | ({"thoughtSignature": f"CiQB{answer.response_id}{index:04x}"} if signed else {})
+        for index, call in enumerate(answer.reply.tool_calls)
+    ]
+
+
+def response_body(answer: Answer) -> bytes:
+    """The non-streaming ``GenerateContentResponse`` JSON."""
+    if answer.blocked:
+        return _response(answer, None, final=True)
+    main = _call_parts(answer) if answer.reply.tool_calls else [{"text": answer.reply.text}]
+    return _response(answer, _thought_parts(answer) + main, final=True)
+
+
+def stream_chunks(answer: Answer) -> list[bytes]:
+    """The streamed responses: a thought summary, then one text piece or one whole call per chunk; the last
+    chunk also carries the finish reason and the final usage."""
+    if answer.blocked:
+        return [_response(answer, None, final=True)]
+    chunks = [_response(answer, _thought_parts(answer), final=False)] if answer.show_thoughts else []
+    texts = [[{"text": piece}] for piece in answer.reply.pieces] or [[{"text": ""}]]
+    groups = [[part] for part in _call_parts(answer)] or texts
+    chunks.extend(_response(answer, group, final=i == len(groups) - 1) for i, group in enumerate(groups))
+    return chunks
+
+
+def embedding(text: str, dimensions: int) -> list[float]:
+    """A deterministic unit vector for ``text``."""
+    values: list[float] = []
+    while len(values) < dimensions:
+        digest = hashlib.blake2b(f"{len(values)}:{text}".encode(), digest_size=64).digest()
+        values.extend((byte - 127.5) / 127.5 for byte in digest)
+    norm = math.sqrt(sum(v * v for v in values[:dimensions])) or 1.0
+    return [round(v / norm, 6) for v in values[:dimensions]]
+
+
+def _model_info(name: str) -> Json:
+    embed = "embedding" in name
+    methods = _METHODS[3:] if embed else _METHODS[:3]
+    return {
+        "name": f"models/{name}",
+        "version": "001",
+        "displayName": name,
+        "description": f"Mock {name}",
+        "inputTokenLimit": 2048 if embed else 1_048_576,
+        "outputTokenLimit": 1 if embed else 65_536,
+        "supportedGenerationMethods": list(methods),
+    }
+
+
+# --- handlers ------------------------------------------------------------------------------------
+
+
+class GeminiFake:
+    """The Gemini routes of a mock app, reading faults, speed and keys from ``state``."""
+
+    def __init__(self, state: MockState) -> None:
+        self._state = state
+        self._models_body = msgspec.json.encode({"models": [_model_info(name) for name in MODELS]})
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get(f"{PREFIX}/models", self.list_models)
+        app.router.add_post(PREFIX + "/models/{target}", self.model_method)
+        app.router.add_route("*", "/gemini/{tail:.*}", self.unknown)
+
+    def _denied(self, request: web.BaseRequest) -> web.Response | None:
+        """Gemini's answers to a missing key (403) and a wrong one (400 ``API_KEY_INVALID``)."""
+        required = self._state.required_key(PROVIDER)
+        given = request.headers.get("x-goog-api-key") or request.query.get("key")
+        if required is None or given == required:
+            return None
+        if not given:
+            return gemini_error(403, _UNREGISTERED)
+        service = {"service": "generativelanguage.googleapis.com"}
+        info = {"reason": "API_KEY_INVALID", "domain": "googleapis.com", "metadata": service}
+        localized = {"locale": "en-US", "message": _BAD_KEY}
+        details = [
+            {"@type": "type.googleapis.com/google.rpc.ErrorInfo"} | info,
+            {"@type": "type.googleapis.com/google.rpc.LocalizedMessage"} | localized,
+        ]
+        return gemini_error(400, _BAD_KEY, details=details)
+
+    def _record(self, request: web.BaseRequest, body: bytes) -> None:
+        self._state.record(
+            PROVIDER, request.method, request.path, request.query_string, request.headers, body
+        )
+
+    async def unknown(self, request: web.Request) -> web.Response:
+        self._record(request, await request.read())
+        return not_found(request)
+
+    async def list_models(self, request: web.Request) -> web.Response:
+        self._record(request, b"")
+        denied = self._denied(request)
+        if denied is not None:
+            return denied
+        return web.Response(body=self._models_body, content_type="application/json")
+
+    async def model_method(self, request: web.Request) -> web.StreamResponse:
+        """``POST models/{model}:{method}``: the model is everything before the last colon."""
+        body = await request.read()
+        self._record(request, body)
+        model, _, method = request.match_info["target"].rpartition(":")
+        if not model or method not in _METHODS:
+            return not_found(request)
+        denied = self._denied(request)
+        if denied is not None:
+            return denied
+        if method == "countTokens":
+            return self._count_tokens(body)
+        if method in ("embedContent", "batchEmbedContents"):
+            return await self._embed(request, body, model, batch=method == "batchEmbedContents")
+        return await self._generate(request, body, model, streaming=method == "streamGenerateContent")
+
+    async def _act_out(
+        self, request: web.Request, fault: Fault | None, in_array: bool = False
+    ) -> web.StreamResponse | None:
+        """The response for a request-level fault; ``None``: answer normally (after a ``timeout`` delay)."""
+        if fault is None:
+            return None
+        if fault.kind == "status":
+            return fault_error(fault, in_array=in_array)
+        if fault.kind == "drop":
+            return drop_connection(request)
+        if fault.kind == "malformed":
+            return web.Response(body=MALFORMED_BODY, content_type="application/json")
+        if fault.kind == "timeout":
+            await asyncio.sleep(fault.delay)
+        return None
+
+    async def _generate(
+        self, request: web.Request, body: bytes, model: str, *, streaming: bool
+    ) -> web.StreamResponse:
+        req = _parse(body, "GenerateContentRequest")
+        if isinstance(req, web.Response):
+            return req
+        problem = next(_problems(req, model), None)
+        if problem is not None:
+            return invalid_argument(problem)
+        state = self._state
+        sse = request.query.get("alt") == "sse"
+        fault = state.faults.take(PROVIDER, model, streaming=streaming)
+        failed = await self._act_out(request, fault, in_array=streaming and not sse)
+        if failed is not None:
+            return failed
+        answer = plan_answer(req, model, state.ids.next_hex())
+        behaviour = state.behaviour(PROVIDER, model)
+        if streaming:
+            live = fault if fault is not None and fault.stream_only else None
+            return await self._stream(request, stream_chunks(answer), behaviour, live, sse)
+        delay = behaviour.non_stream_delay(len(answer.reply.pieces))
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return web.Response(body=response_body(answer), content_type="application/json")
+
+    def _count_tokens(self, body: bytes) -> web.Response:
+        req = _parse(body, "CountTokensRequest")
+        if isinstance(req, web.Response):
+            return req
+        inner = req.get("generateContentRequest", {})
+        contents = req.get("contents") or inner.get("contents", [])
+        problems = [p for i, c in enumerate(contents) for p in _content_problems(c, f"contents[{i}]")]
+        if problems or not contents:
+            return invalid_argument(
+                *problems or ["* CountTokensRequest.contents: contents is not specified\n"]
+            )
+        total = prompt_tokens(_prompt_chars(contents, inner.get("systemInstruction")))
+        return _json(
+            {"totalTokens": total, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]}
+        )
+
+    async def _embed(
+        self, request: web.Request, body: bytes, model: str, *, batch: bool
+    ) -> web.StreamResponse:
+        kind = "BatchEmbedContentsRequest" if batch else "EmbedContentRequest"
+        req = _parse(body, kind)
+        if isinstance(req, web.Response):
+            return req
+        vectors = []
+        for index, one in enumerate(req["requests"] if batch else [req]):
+            at = f"* {kind}.requests[{index}]" if batch else f"* {kind}"
+            dimensions = int(one.get("outputDimensionality", EMBED_DIMENSIONS))
+            if one.get("model", f"models/{model}").removeprefix("models/") != model:
+                return invalid_argument(f"{at}.model: the model must be models/{model}.\n")
+            if not 0 < dimensions <= 3072:
+                return invalid_argument(f"{at}.output_dimensionality: must be in the range [1, 3072].\n")
+            if not _text_of(one["content"]):
+                return invalid_argument(f"{at}.content.parts: contents.parts must not be empty.\n")
+            vectors.append({"values": embedding(_text_of(one["content"]), dimensions)})
+        failed = await self._act_out(request, self._state.faults.take(PROVIDER, model, streaming=False))
+        if failed is not None:
+            return failed
+        delay = self._state.behaviour(PROVIDER, model).non_stream_delay(0)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return _json({"embeddings": vectors} if batch else {"embedding": vectors[0]})
+
+    async def _stream(
+        self, request: web.Request, events: list[bytes], behaviour: Behaviour, fault: Fault | None, sse: bool
+    ) -> web.StreamResponse:
+        """Write ``events`` as SSE (``alt=sse``: CRLF framing, EOF ends it) or as a JSON array written as it
+        goes; ``ttft_ms`` and a ``stall`` delay the first event, ``tokens_per_s`` paces the rest."""
+        response = web.StreamResponse(headers=_SSE_HEADERS if sse else _ARRAY_HEADERS)
+        limit = fault.after_chunks if fault is not None and fault.kind in ("cut", "stream_error") else None
+        first_wait = behaviour.ttft_ms / 1000.0 + (fault.delay if fault and fault.kind == "stall" else 0.0)
+        interval = behaviour.piece_interval
+        loop = asyncio.get_running_loop()
+        started = 0.0
+        sent = 0
+
+        def frame(event: bytes) -> bytes:
+            return b"data: " + event + b"\r\n\r\n" if sse else (b",\r\n" if sent else b"[") + event
+
+        try:
+            await response.prepare(request)
+            for index, event in enumerate(events):
+                if index == limit:
+                    break
+                if index == 0:
+                    if first_wait > 0:
+                        await asyncio.sleep(first_wait)
+                    started = loop.time()
+                elif interval:
+                    wait = started + index * interval - loop.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                await response.write(frame(event))
+                sent += 1
+            if fault is not None and fault.kind == "cut":
+                await abort_connection(request)
+            elif fault is not None and fault.kind == "stream_error":
+                await response.write(frame(stream_error_event(fault)) + (b"" if sse else b"]"))
+            elif not sse:
+                await response.write(b"]" if sent else b"[]")
+        except ConnectionError:
+            pass  # the client went away; nothing left to tell it
+        return response
