@@ -69,7 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from router import cli
 
     command = {"serve": cli.serve, "check": cli.check, "mock": cli.mock, "demo": cli.demo}[args.command]
-    return command(settings)
+    try:
+        return command(settings)
+    except BrokenPipeError:  # output piped into a reader that stopped early (| head)
+        return 0
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from aiohttp import web
 from google import genai
 from google.genai import errors, types
 
-from router.mock.faults import MockState
+from router.mock import MockServer, MockState
 from router.mock.gemini_fake import GeminiFake
 
 BASE = "/gemini/v1beta/models"
@@ -39,14 +39,8 @@ def user(text: str) -> dict[str, Any]:
 
 @pytest_asyncio.fixture
 async def mock() -> AsyncIterator[Fake]:
-    state = MockState()
-    app = web.Application()
-    GeminiFake(state).add_routes(app)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield Fake(state, f"http://127.0.0.1:{runner.addresses[0][1]}")
-    await runner.cleanup()
+    async with MockServer() as server:
+        yield Fake(server.state, server.url)
 
 
 @pytest_asyncio.fixture
@@ -559,3 +553,24 @@ async def test_tokens_per_second_paces_the_stream(mock: Fake, http: httpx.AsyncC
     events = await sse_events(http, SSE, user("words=11"))
     assert len(events) == 11
     assert time.monotonic() - started >= 0.19  # 10 gaps of 20 ms
+
+
+# --- wiring ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_fake_also_serves_from_a_bare_aiohttp_app() -> None:
+    state = MockState()
+    app = web.Application()
+    GeminiFake(state).add_routes(app)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async with httpx.AsyncClient(base_url=url) as raw:
+            assert text_of((await raw.post(FLASH, json=user("hi"))).json()) == "Echo: hi"
+            assert (await raw.get("/gemini/v1beta/nope")).json()["error"]["status"] == "NOT_FOUND"
+        assert [r.provider for r in state.requests()] == ["gemini", "gemini"]
+    finally:
+        await runner.cleanup()

@@ -70,13 +70,13 @@ _METHODS: Final = (
 # fmt: off
 MODELS: Final = ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-3-pro-preview",
                  "gemini-3-flash-preview", "gemini-embedding-001")
-_DEFAULT_MESSAGES: Final = {
+_DEFAULT_MESSAGES: Final[Mapping[int, str]] = {
     400: "Request contains an invalid argument.", 403: "The caller does not have permission",
     404: "Requested entity was not found.", 429: "Resource has been exhausted (e.g. check quota).",
     500: INTERNAL_MESSAGE, 503: "The model is overloaded. Please try again later.",
     504: "Deadline expired before operation could complete.",
 }
-_STATUS_NAMES: Final = {
+_STATUS_NAMES: Final[Mapping[int, str]] = {
     400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 402: "RESOURCE_EXHAUSTED", 403: "PERMISSION_DENIED",
     404: "NOT_FOUND", 409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED", 500: "INTERNAL",
     501: "NOT_IMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
@@ -89,8 +89,8 @@ _MIME_TYPES: Final = (None, "text/plain", "application/json", "application/xml",
 # "obj" (a free JSON object) or "any" (any JSON value); "[]" marks a repeated field, "{}" a map and a
 # leading "!" a required one.
 
-_SCALARS: Final = {"str": "TYPE_STRING", "bool": "TYPE_BOOL", "int": "TYPE_INT32", "num": "TYPE_FLOAT",
-                   "bytes": "TYPE_BYTES"}
+_SCALARS: Final[Mapping[str, str]] = {"str": "TYPE_STRING", "bool": "TYPE_BOOL", "int": "TYPE_INT32",
+                                      "num": "TYPE_FLOAT", "bytes": "TYPE_BYTES"}
 _SCHEMA_TYPES: Final = frozenset({"TYPE_UNSPECIFIED", "STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY",
                                   "OBJECT", "NULL"})
 _PART_DATA: Final = ("text", "inlineData", "fileData", "functionCall", "functionResponse", "executableCode",
@@ -469,7 +469,7 @@ def _usage(answer: Answer, final: bool) -> Json:
     return usage
 
 
-_BLOCKED_RATINGS: Final = tuple(
+_BLOCKED_RATINGS: Final[tuple[Mapping[str, object], ...]] = tuple(
     {"category": f"HARM_CATEGORY_{c}", "probability": "HIGH" if c == "DANGEROUS_CONTENT" else "NEGLIGIBLE"}
     | ({"blocked": True} if c == "DANGEROUS_CONTENT" else {})
     for c in ("HATE_SPEECH", "DANGEROUS_CONTENT", "HARASSMENT", "SEXUALLY_EXPLICIT")

@@ -129,6 +129,8 @@ def router(mock_process: Mock, artifacts: Path) -> Iterator[Router]:
         "ROUTER_OPENAI_BASE_URL": f"{mock_process.url}/openai/v1",
         "ROUTER_COMPAT_BASE_URL": f"{mock_process.url}/openai/v1",
         "ROUTER_DEAD_BASE_URL": f"http://127.0.0.1:{closed}/v1",
+        "ROUTER_DEAD_ANTHROPIC_BASE_URL": f"http://127.0.0.1:{closed}",
+        "ROUTER_DEAD_GOOGLE_BASE_URL": f"http://127.0.0.1:{closed}/v1beta",
         "ROUTER_ANTHROPIC_BASE_URL": f"{mock_process.url}/anthropic",
         "TEST_ANTHROPIC_KEY": "sk-ant-test-key",
         "ROUTER_GOOGLE_BASE_URL": f"{mock_process.url}/gemini/v1beta",

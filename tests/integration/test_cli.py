@@ -177,3 +177,25 @@ def test_help_lists_every_command() -> None:
     assert result.returncode == 0
     for command in ("serve", "check", "mock", "demo"):
         assert command in result.stdout
+
+
+def test_demo_serves_every_chat_model_of_the_catalog(demo: str) -> None:
+    """Every chat model in catalog.yaml answers through its adapter, streaming and not."""
+    from router.catalog import load_catalog
+
+    catalog = load_catalog(ROOT / "catalog.yaml", {})
+    client = OpenAI(base_url=demo + "/v1", api_key="anything", max_retries=0)
+    chat_models = [m for m in catalog.models.values() if "embeddings" not in m.capabilities]
+    assert {catalog.provider_of(m).kind for m in chat_models} == {"openai", "anthropic", "gemini"}
+    for model in chat_models:
+        raw = client.chat.completions.with_raw_response.create(
+            model=model.id, messages=[{"role": "user", "content": "ping"}]
+        )
+        assert raw.headers["x-router-model"] == model.id, model.id
+        assert "ping" in (raw.parse().choices[0].message.content or ""), model.id
+        chunks = list(
+            client.chat.completions.create(
+                model=model.id, messages=[{"role": "user", "content": "ping"}], stream=True
+            )
+        )
+        assert "ping" in "".join(c.choices[0].delta.content or "" for c in chunks if c.choices), model.id

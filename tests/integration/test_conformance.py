@@ -1,13 +1,14 @@
 """One scenario list, run against every adapter through the router with the official OpenAI SDK.
 
-Each subject is a catalog model served by a different wire format, all of them simulated on real
-sockets. A scenario a provider cannot express is declared in ``UNSUPPORTED`` with its reason.
+Each subject is a catalog model served by a different wire format, all simulated on real sockets, and
+every scenario runs streaming and not. A scenario a provider cannot express is declared in
+``UNSUPPORTED`` with its reason, so it shows as a skip rather than vanishing.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import openai
 import pytest
@@ -15,17 +16,16 @@ from openai import OpenAI
 
 from tests.integration.conftest import Mock, Router
 
-# catalog id → (simulated provider, upstream model name)
+# catalog id → (simulated provider, upstream model name, model whose provider refuses connections)
 SUBJECTS = {
-    "gpt-5-mini": ("openai", "gpt-5-mini"),
-    "claude": ("anthropic", "claude-haiku-4-5"),
-    "gemini": ("gemini", "gemini-3-flash-preview"),
+    "gpt-5-mini": ("openai", "gpt-5-mini", "dead-model"),
+    "claude": ("anthropic", "claude-haiku-4-5", "dead-claude"),
+    "gemini": ("gemini", "gemini-3-flash-preview", "dead-gemini"),
 }
 UNSUPPORTED = {
     ("gpt-5-mini", "overloaded_529"): "OpenAI has no 529 status; its overload is a plain 503",
     ("gemini", "overloaded_529"): "Gemini reports overload as 503 UNAVAILABLE",
-    ("gpt-5-mini", "retry_delay_in_body"): "OpenAI sends Retry-After as a header",
-    ("claude", "retry_delay_in_body"): "Anthropic sends Retry-After as a header",
+    ("gpt-5-mini", "cached_usage"): "the simulated OpenAI provider reports no cache reads",
 }
 WEATHER = {
     "type": "function",
@@ -47,9 +47,65 @@ PNG = (
 )
 
 
+class Answer(NamedTuple):
+    text: str
+    finish: str | None
+    calls: list[dict[str, str]]
+    usage: Any
+    model: str
+
+
+def ask(client: OpenAI, model: str, stream: bool, **kwargs: Any) -> Answer:
+    """One chat call, streamed or not, reduced to what a client sees in the end."""
+    if not stream:
+        raw = client.chat.completions.with_raw_response.create(model=model, **kwargs)
+        completion = raw.parse()
+        message = completion.choices[0].message
+        calls = [
+            {"id": c.id, "name": c.function.name, "arguments": c.function.arguments}  # type: ignore[union-attr]
+            for c in message.tool_calls or []
+        ]
+        return Answer(
+            message.content or "",
+            completion.choices[0].finish_reason,
+            calls,
+            completion.usage,
+            raw.headers["x-router-model"],
+        )
+    raw = client.chat.completions.with_raw_response.create(
+        model=model, stream=True, stream_options={"include_usage": True}, **kwargs
+    )
+    text, finishes, usage, calls = "", [], None, {}
+    for index, chunk in enumerate(raw.parse()):
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            delta = choice.delta
+            assert (delta.role is not None) == (index == 0), "role only in the first delta"
+            text += delta.content or ""
+            for part in delta.tool_calls or []:
+                if part.index not in calls:
+                    assert part.id and part.function and part.function.name, (
+                        "id and name in the first fragment"
+                    )
+                    calls[part.index] = {"id": part.id, "name": part.function.name, "arguments": ""}
+                else:
+                    assert part.id is None and (part.function is None or part.function.name is None)
+                calls[part.index]["arguments"] += (part.function.arguments or "") if part.function else ""
+            if choice.finish_reason:
+                finishes.append(choice.finish_reason)
+    assert len(finishes) == 1, "exactly one finish chunk"
+    return Answer(text, finishes[0], [calls[i] for i in sorted(calls)], usage, raw.headers["x-router-model"])
+
+
 @pytest.fixture(params=list(SUBJECTS))
 def subject(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(params=[False, True], ids=["json", "stream"])
+def stream(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
 
 
 @pytest.fixture()
@@ -64,7 +120,7 @@ def skip_unsupported(subject: str, scenario: str) -> None:
 
 
 def fault(mock: Mock, subject: str, spec: dict[str, Any]) -> None:
-    provider, upstream = SUBJECTS[subject]
+    provider, upstream, _ = SUBJECTS[subject]
     mock.fault(upstream, spec, provider=provider)
 
 
@@ -72,162 +128,140 @@ def user(text: str) -> list[Any]:
     return [{"role": "user", "content": text}]
 
 
-def test_simple_answer(client: OpenAI, subject: str) -> None:
-    raw = client.chat.completions.with_raw_response.create(model=subject, messages=user("hello there"))
-    completion = raw.parse()
-    assert raw.headers["x-router-model"] == subject
-    assert "hello there" in (completion.choices[0].message.content or "")
-    assert completion.choices[0].finish_reason == "stop"
-    assert completion.usage is not None and completion.usage.completion_tokens > 0
-    assert (
-        completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
-    )
+def test_simple_answer(client: OpenAI, subject: str, stream: bool) -> None:
+    answer = ask(client, subject, stream, messages=user("hello there"))
+    assert answer.model == subject
+    assert "hello there" in answer.text and answer.finish == "stop"
 
 
-def test_stream_with_usage(client: OpenAI, subject: str) -> None:
-    chunks = list(
-        client.chat.completions.create(
-            model=subject, messages=user("say words=5"), stream=True, stream_options={"include_usage": True}
-        )
-    )
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert text.split() == ["lorem", "ipsum", "dolor", "sit", "amet"]
-    assert chunks[0].choices[0].delta.role == "assistant"
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
-        "stop"
-    ]
-    assert chunks[-1].choices == [] and chunks[-1].usage is not None
-    assert chunks[-1].usage.completion_tokens == 5
+def test_usage_present(client: OpenAI, subject: str, stream: bool) -> None:
+    answer = ask(client, subject, stream, messages=user("say words=5"))
+    assert answer.text.split() == ["lorem", "ipsum", "dolor", "sit", "amet"]
+    assert answer.usage.completion_tokens == 5 and answer.usage.prompt_tokens > 0
+    assert answer.usage.total_tokens == answer.usage.prompt_tokens + answer.usage.completion_tokens
 
 
-def test_tool_round_trip(client: OpenAI, subject: str) -> None:
+def test_cached_usage_counts_inside_prompt_tokens(client: OpenAI, subject: str, stream: bool) -> None:
+    skip_unsupported(subject, "cached_usage")
+    messages = [{"role": "system", "content": "cache=40"}, *user("hi")]
+    answer = ask(client, subject, stream, messages=messages)
+    assert answer.usage.prompt_tokens_details.cached_tokens == 40
+    assert answer.usage.prompt_tokens >= 40
+
+
+def test_tool_round_trip(client: OpenAI, subject: str, stream: bool) -> None:
     messages: list[Any] = user("get_weather please")
-    first = client.chat.completions.create(model=subject, messages=messages, tools=[WEATHER])  # type: ignore[list-item]
-    assert first.choices[0].finish_reason == "tool_calls"
-    call = (first.choices[0].message.tool_calls or [])[0]
-    assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Oslo"}  # type: ignore[union-attr]
+    first = ask(client, subject, stream, messages=messages, tools=[WEATHER])
+    assert first.finish == "tool_calls" and len(first.calls) == 1
+    call = first.calls[0]
+    assert call["name"] == "get_weather" and json.loads(call["arguments"]) == {"city": "Oslo"}
     messages += [
-        first.choices[0].message.model_dump(exclude_none=True),
-        {"role": "tool", "tool_call_id": call.id, "content": '{"temp_c": 4}'},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": call["arguments"]},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": call["id"], "content": '{"temp_c": 4}'},
     ]
-    second = client.chat.completions.create(model=subject, messages=messages, tools=[WEATHER])  # type: ignore[list-item]
-    assert second.choices[0].finish_reason == "stop"
-    assert "temp_c" in (second.choices[0].message.content or "")
+    second = ask(client, subject, stream, messages=messages, tools=[WEATHER])
+    assert second.finish == "stop" and "temp_c" in second.text
 
 
-def test_tool_round_trip_streamed_with_parallel_calls(client: OpenAI, subject: str) -> None:
-    messages: list[Any] = user("get_weather and get_time")
-    with client.chat.completions.stream(model=subject, messages=messages, tools=[WEATHER, TIME]) as stream:  # type: ignore[list-item]
-        final = stream.get_final_completion()
-    calls = final.choices[0].message.tool_calls or []
-    assert [c.function.name for c in calls] == ["get_weather", "get_time"]  # type: ignore[union-attr]
-    assert len({c.id for c in calls}) == 2 and final.choices[0].finish_reason == "tool_calls"
-    messages += [final.choices[0].message.model_dump(exclude_none=True, exclude={"parsed"})]
-    messages += [
-        {"role": "tool", "tool_call_id": c.id, "content": f"result {i}"} for i, c in enumerate(calls)
-    ]
-    chunks = list(
-        client.chat.completions.create(model=subject, messages=messages, tools=[WEATHER, TIME], stream=True)
-    )  # type: ignore[list-item]
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert "result 0" in text and "result 1" in text
+def test_parallel_tool_calls(client: OpenAI, subject: str, stream: bool) -> None:
+    answer = ask(client, subject, stream, messages=user("get_weather and get_time"), tools=[WEATHER, TIME])
+    assert [c["name"] for c in answer.calls] == ["get_weather", "get_time"]
+    assert len({c["id"] for c in answer.calls}) == 2
+    assert answer.finish == "tool_calls"
 
 
-def test_image_input(client: OpenAI, subject: str, mock: Mock) -> None:
+def test_image_input(client: OpenAI, subject: str, stream: bool, mock: Mock) -> None:
     content = [{"type": "text", "text": "what is this"}, {"type": "image_url", "image_url": {"url": PNG}}]
-    completion = client.chat.completions.create(
-        model=subject, messages=[{"role": "user", "content": content}]
-    )  # type: ignore[misc, list-item]
-    assert "what is this" in (completion.choices[0].message.content or "")
-    provider, _ = SUBJECTS[subject]
+    answer = ask(client, subject, stream, messages=[{"role": "user", "content": content}])
+    assert "what is this" in answer.text
+    provider = SUBJECTS[subject][0]
     assert PNG.split(",")[1] in json.dumps(mock.requests(provider)[-1]["body"])
 
 
-def test_json_schema(client: OpenAI, subject: str) -> None:
+def test_json_schema(client: OpenAI, subject: str, stream: bool) -> None:
     schema = {
         "type": "object",
         "properties": {"answer": {"type": "string"}},
         "required": ["answer"],
         "additionalProperties": False,
     }
-    completion = client.chat.completions.create(
-        model=subject,
-        messages=user("json please"),
-        response_format={
-            "type": "json_schema",
-            "json_schema": {"name": "a", "schema": schema, "strict": True},
-        },
-    )
-    assert completion.choices[0].message.content
+    fmt = {"type": "json_schema", "json_schema": {"name": "a", "schema": schema, "strict": True}}
+    answer = ask(client, subject, stream, messages=user("json please"), response_format=fmt)
+    assert answer.text and answer.finish == "stop"
 
 
-def test_stop_sequence(client: OpenAI, subject: str) -> None:
-    completion = client.chat.completions.create(model=subject, messages=user("say words=6"), stop=["sit"])
-    assert completion.choices[0].finish_reason == "stop"
-    assert "sit" not in (completion.choices[0].message.content or "") and "dolor" in (
-        completion.choices[0].message.content or ""
-    )
+def test_stop_sequence(client: OpenAI, subject: str, stream: bool) -> None:
+    answer = ask(client, subject, stream, messages=user("say words=6"), stop=["sit"])
+    assert answer.finish == "stop" and "dolor" in answer.text and "sit" not in answer.text
 
 
-def test_max_tokens_finish(client: OpenAI, subject: str) -> None:
-    completion = client.chat.completions.create(model=subject, messages=user("say words=20"), max_tokens=3)
-    assert completion.choices[0].finish_reason == "length"
+def test_max_tokens_finish(client: OpenAI, subject: str, stream: bool) -> None:
+    answer = ask(client, subject, stream, messages=user("say words=20"), max_tokens=3)
+    assert answer.finish == "length" and len(answer.text.split()) <= 3
 
 
 @pytest.mark.parametrize(
     ("status", "exception"), [(400, openai.BadRequestError), (500, openai.InternalServerError)]
 )
 def test_upstream_status_errors(
-    client: OpenAI, subject: str, mock: Mock, status: int, exception: type[Exception]
+    client: OpenAI, subject: str, stream: bool, mock: Mock, status: int, exception: type[Exception]
 ) -> None:
     fault(mock, subject, {"kind": "status", "status": status})
     with pytest.raises(exception) as info:
-        client.chat.completions.create(model=subject, messages=user("hi"))
+        ask(client, subject, stream, messages=user("hi"))
     assert info.value.status_code == status  # type: ignore[attr-defined]
 
 
-def test_upstream_401_is_the_routers_key(client: OpenAI, subject: str, mock: Mock) -> None:
+def test_upstream_401_is_the_routers_key(client: OpenAI, subject: str, stream: bool, mock: Mock) -> None:
     fault(mock, subject, {"kind": "status", "status": 401})
     with pytest.raises(openai.InternalServerError) as info:
-        client.chat.completions.create(model=subject, messages=user("hi"))
+        ask(client, subject, stream, messages=user("hi"))
     assert info.value.status_code == 502 and "credentials" in info.value.message
 
 
-def test_rate_limit_with_retry_after(client: OpenAI, subject: str, mock: Mock) -> None:
+def test_rate_limit_with_retry_after(client: OpenAI, subject: str, stream: bool, mock: Mock) -> None:
     fault(mock, subject, {"kind": "status", "status": 429, "retry_after": 9})
     with pytest.raises(openai.RateLimitError) as info:
-        client.chat.completions.create(model=subject, messages=user("hi"))
+        ask(client, subject, stream, messages=user("hi"))
     assert info.value.response.headers["retry-after"] == "9"
 
 
-def test_overloaded_529(client: OpenAI, subject: str, mock: Mock) -> None:
+def test_overloaded_529(client: OpenAI, subject: str, stream: bool, mock: Mock) -> None:
     skip_unsupported(subject, "overloaded_529")
     fault(mock, subject, {"kind": "status", "status": 529})
     with pytest.raises(openai.InternalServerError) as info:
-        client.chat.completions.create(model=subject, messages=user("hi"))
+        ask(client, subject, stream, messages=user("hi"))
     assert info.value.status_code == 503
 
 
-def test_retry_delay_in_body(client: OpenAI, subject: str, mock: Mock) -> None:
-    skip_unsupported(subject, "retry_delay_in_body")
-    fault(mock, subject, {"kind": "status", "status": 429, "retry_after": 12})
-    with pytest.raises(openai.RateLimitError) as info:
-        client.chat.completions.create(model=subject, messages=user("hi"))
-    assert info.value.response.headers["retry-after"] == "12"
+def test_refused_connection(client: OpenAI, subject: str, stream: bool) -> None:
+    with pytest.raises(openai.InternalServerError) as info:
+        ask(client, SUBJECTS[subject][2], stream, messages=user("hi"))
+    assert info.value.status_code == 502 and info.value.type == "upstream_unreachable"  # type: ignore[attr-defined]
 
 
-def test_read_timeout(client: OpenAI, subject: str, mock: Mock) -> None:
+def test_read_timeout(client: OpenAI, subject: str, stream: bool, mock: Mock) -> None:
     fault(mock, subject, {"kind": "timeout", "delay": 6})
     with pytest.raises(openai.InternalServerError) as info:
-        client.chat.completions.create(model=subject, messages=user("hi"))
+        ask(client, subject, stream, messages=user("hi"))
     assert info.value.status_code == 504
 
 
 def test_stall_before_first_token(client: OpenAI, subject: str, mock: Mock) -> None:
     fault(mock, subject, {"kind": "stall", "delay": 5})
     with pytest.raises(openai.InternalServerError) as info:
-        client.chat.completions.create(model=subject, messages=user("hi"), stream=True)
-    assert info.value.status_code == 504
+        ask(client, subject, True, messages=user("hi"))
+    assert info.value.status_code == 504 and "first-token" in info.value.message
 
 
 def test_stream_cut_mid_way(router: Router, subject: str, mock: Mock) -> None:
@@ -238,3 +272,6 @@ def test_stream_cut_mid_way(router: Router, subject: str, mock: Mock) -> None:
         events = [line[6:] for line in answer.read().decode().split("\n") if line.startswith("data: ")]
     assert "[DONE]" not in events
     assert json.loads(events[-1])["error"]["type"] == "upstream_stream_interrupted"
+    assert any(
+        json.loads(e).get("choices") and json.loads(e)["choices"][0]["delta"].get("content") for e in events
+    )
