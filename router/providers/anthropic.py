@@ -29,6 +29,7 @@ from router.errors import (
 from router.providers._errors import refused_credentials, scrub
 from router.providers._http import UpstreamClient, retry_after_seconds
 from router.providers._sse import SSEParser
+from router.providers._translate import append_turn, data_url, text_of, tool_arguments
 from router.providers.base import UpstreamCall
 from router.types import (
     AssistantMessage,
@@ -188,7 +189,7 @@ def _messages(source: list[Message]) -> tuple[str, list[dict[str, Any]]]:
     turns: list[dict[str, Any]] = []
     for i, message in enumerate(source):
         if message.role in ("system", "developer"):
-            text = _plain_text(message, i)
+            text = text_of(message, i)
             if text:
                 system.append(text)
             continue
@@ -196,38 +197,16 @@ def _messages(source: list[Message]) -> tuple[str, list[dict[str, Any]]]:
             result = {
                 "type": "tool_result",
                 "tool_use_id": _tool_call_id(message, i),
-                "content": _plain_text(message, i),
+                "content": text_of(message, i),
             }
-            _append(turns, "user", [result])
+            append_turn(turns, "user", [result], "content")
             continue
         blocks = _blocks(message, i)
         if message.role == "assistant":
             blocks += [_tool_use(tc, i, j) for j, tc in enumerate(message.tool_calls or [])]
         if blocks:
-            _append(turns, "user" if message.role == "user" else "assistant", blocks)
+            append_turn(turns, "user" if message.role == "user" else "assistant", blocks, "content")
     return "\n\n".join(system), turns
-
-
-def _append(turns: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
-    """Consecutive turns of one role become one turn; tool results go before other user content."""
-    if turns and turns[-1]["role"] == role:
-        turns[-1]["content"].extend(blocks)
-    else:
-        turns.append({"role": role, "content": blocks})
-
-
-def _plain_text(message: Message, i: int) -> str:
-    content = message.content
-    if content is None or isinstance(content, str):
-        return content or ""
-    texts: list[str] = []
-    for j, part in enumerate(content):
-        if part.type != "text" or not isinstance(part.text, str):
-            raise InvalidRequest(
-                f"A {message.role} message may only hold text parts.", param=f"messages[{i}].content[{j}]"
-            )
-        texts.append(part.text)
-    return "".join(texts)
 
 
 def _tool_call_id(message: Message, i: int) -> str:
@@ -253,7 +232,7 @@ def _part(part: ContentPart, param: str) -> dict[str, Any] | None:
     if part.type == "image_url" and part.image_url:
         url = part.image_url.url
         if url.startswith("data:"):
-            mime, data = _data_url(url, param)
+            mime, data = data_url(url, param)
             if mime not in IMAGE_TYPES:
                 raise InvalidRequest(
                     f"Anthropic models accept images of type {', '.join(sorted(IMAGE_TYPES))}.", param=param
@@ -266,7 +245,7 @@ def _part(part: ContentPart, param: str) -> dict[str, Any] | None:
         file_data = part.file.get("file_data")
         if isinstance(file_data, str):
             is_url = file_data.startswith("data:")
-            mime, payload = _data_url(file_data, param) if is_url else ("application/pdf", file_data)
+            mime, payload = data_url(file_data, param) if is_url else ("application/pdf", file_data)
             if mime != "application/pdf":
                 raise InvalidRequest("Anthropic models accept PDF files only.", param=param)
             return {"type": "document", "source": {"type": "base64", "media_type": mime, "data": payload}}
@@ -276,21 +255,8 @@ def _part(part: ContentPart, param: str) -> dict[str, Any] | None:
     )
 
 
-def _data_url(url: str, param: str) -> tuple[str, str]:
-    header, sep, data = url.partition(",")
-    if not sep or not header.endswith(";base64"):
-        raise InvalidRequest("A data URL must be base64-encoded (data:<type>;base64,<data>).", param=param)
-    return header[5:-7], data
-
-
 def _tool_use(call: ToolCall, i: int, j: int) -> dict[str, Any]:
-    try:
-        arguments = _decode_any(call.function.arguments) if call.function.arguments.strip() else {}
-    except msgspec.DecodeError:
-        raise InvalidRequest(
-            "Tool call arguments must be a JSON object.",
-            param=f"messages[{i}].tool_calls[{j}].function.arguments",
-        ) from None
+    arguments = tool_arguments(call, i, j)
     return {"type": "tool_use", "id": call.id, "name": call.function.name, "input": arguments}
 
 

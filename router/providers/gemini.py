@@ -38,6 +38,7 @@ from router.providers._errors import refused_credentials, scrub
 from router.providers._http import UpstreamClient
 from router.providers._schema import sanitize_schema
 from router.providers._sse import SSEParser
+from router.providers._translate import append_turn, data_url, text_of, tool_arguments
 from router.providers.base import UpstreamCall
 from router.types import (
     AssistantMessage,
@@ -203,7 +204,7 @@ def _contents(
     names: dict[str, str] = {}  # tool-call id → function name, for the results that follow
     for i, message in enumerate(source):
         if message.role in ("system", "developer"):
-            system.append(_text_only(message, i))
+            system.append(text_of(message, i))
             continue
         if message.role in ("tool", "function"):
             call_id = message.tool_call_id if isinstance(message.tool_call_id, str) else ""
@@ -213,41 +214,22 @@ def _contents(
                     "A tool message must answer a tool call made earlier in the conversation.",
                     param=f"messages[{i}].tool_call_id",
                 )
-            response = {"functionResponse": {"name": name, "response": _as_object(_text_only(message, i))}}
-            _append(contents, "user", [response])
+            response = {"functionResponse": {"name": name, "response": _as_object(text_of(message, i))}}
+            append_turn(contents, "user", [response], "parts")
             continue
         parts = _parts(message, i)
         if message.role == "assistant":
             for j, tool_call in enumerate(message.tool_calls or []):
                 names[tool_call.id] = tool_call.function.name
                 part: dict[str, Any] = {
-                    "functionCall": {"name": tool_call.function.name, "args": _arguments(tool_call, i, j)}
+                    "functionCall": {"name": tool_call.function.name, "args": tool_arguments(tool_call, i, j)}
                 }
                 if needs_signatures:
                     part["thoughtSignature"] = signatures.recall(tool_call.id)
                 parts.append(part)
         if parts:
-            _append(contents, "model" if message.role == "assistant" else "user", parts)
+            append_turn(contents, "model" if message.role == "assistant" else "user", parts, "parts")
     return "\n\n".join(s for s in system if s), contents
-
-
-def _append(contents: list[dict[str, Any]], role: str, parts: list[dict[str, Any]]) -> None:
-    if contents and contents[-1]["role"] == role:
-        contents[-1]["parts"].extend(parts)
-    else:
-        contents.append({"role": role, "parts": parts})
-
-
-def _text_only(message: Message, i: int) -> str:
-    content = message.content
-    if content is None or isinstance(content, str):
-        return content or ""
-    for j, part in enumerate(content):
-        if part.type != "text":
-            raise InvalidRequest(
-                f"A {message.role} message may only hold text.", param=f"messages[{i}].content[{j}]"
-            )
-    return "".join(p.text for p in content if isinstance(p.text, str))
 
 
 def _as_object(text: str) -> dict[str, Any]:
@@ -256,17 +238,6 @@ def _as_object(text: str) -> dict[str, Any]:
     except msgspec.DecodeError:
         value = None
     return value if isinstance(value, dict) else {"result": text}
-
-
-def _arguments(call: ToolCall, i: int, j: int) -> dict[str, Any]:
-    try:
-        value = _decode_any(call.function.arguments) if call.function.arguments.strip() else {}
-    except msgspec.DecodeError:
-        value = None
-    if not isinstance(value, dict):
-        param = f"messages[{i}].tool_calls[{j}].function.arguments"
-        raise InvalidRequest("Tool call arguments must be a JSON object.", param=param)
-    return value
 
 
 def _parts(message: Message, i: int) -> list[dict[str, Any]]:
@@ -285,7 +256,7 @@ def _part(part: ContentPart, param: str) -> dict[str, Any] | None:
     if part.type == "image_url" and part.image_url:
         url = part.image_url.url
         if url.startswith("data:"):
-            mime, data = _data_url(url, param)
+            mime, data = data_url(url, param)
             return {"inlineData": {"mimeType": mime, "data": data}}
         if url.startswith("https://generativelanguage.googleapis.com/"):
             return {"fileData": {"mimeType": "image/*", "fileUri": url}}
@@ -298,16 +269,9 @@ def _part(part: ContentPart, param: str) -> dict[str, Any] | None:
         return {"inlineData": {"mimeType": f"audio/{fmt}", "data": part.input_audio.get("data", "")}}
     if part.type == "file" and part.file and isinstance(part.file.get("file_data"), str):
         data = part.file["file_data"]
-        mime, payload = _data_url(data, param) if data.startswith("data:") else ("application/pdf", data)
+        mime, payload = data_url(data, param) if data.startswith("data:") else ("application/pdf", data)
         return {"inlineData": {"mimeType": mime, "data": payload}}
     raise InvalidRequest(f"Content of type '{part.type}' cannot be sent to Gemini models.", param=param)
-
-
-def _data_url(url: str, param: str) -> tuple[str, str]:
-    header, sep, data = url.partition(",")
-    if not sep or not header.endswith(";base64"):
-        raise InvalidRequest("A data URL must be base64-encoded (data:<type>;base64,<data>).", param=param)
-    return header[5:-7], data
 
 
 def _declaration(i: int, tool: Any) -> dict[str, Any]:

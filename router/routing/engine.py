@@ -8,7 +8,8 @@ after it, the stream belongs to the client and a failure ends it with an error e
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from typing import TypeVar
 
 import msgspec
 
@@ -27,6 +28,7 @@ from router.routing.strategies import needs_of, rank
 from router.types import ChatChunk, ChatCompletion, ChatRequest
 
 MAX_ATTEMPTS = 3
+T = TypeVar("T")
 
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True):
@@ -141,13 +143,27 @@ class Engine:
         )
 
     async def complete(self, request: ChatRequest, request_id: str) -> Served:
+        completion, outcome = await self._attempt(request, request_id, _complete)
+        return Served(completion=completion, outcome=outcome)
+
+    async def open_stream(self, request: ChatRequest, request_id: str) -> OpenedStream:
+        (prefix, rest), outcome = await self._attempt(request, request_id, _until_first_output)
+        return OpenedStream(prefix=prefix, rest=rest, outcome=outcome)
+
+    async def _attempt(
+        self,
+        request: ChatRequest,
+        request_id: str,
+        call_model: Callable[[ChatAdapter, UpstreamCall], Awaitable[T]],
+    ) -> tuple[T, Outcome]:
+        """Try the plan's candidates in order until one succeeds or an error rules out the rest."""
         plan = self.plan(request)
         attempts: list[Attempt] = []
         last: RouterError | None = None
         for target in plan.candidates[:MAX_ATTEMPTS]:
             try:
                 adapter, call = self._call(target, request, request_id)
-                completion = await adapter.complete(call)
+                result = await call_model(adapter, call)
             except RouterError as exc:
                 attempts.append(Attempt(model=target.model.id, outcome=exc.error_type))
                 if not exc.may_fall_back:
@@ -155,34 +171,16 @@ class Engine:
                 last = exc
                 continue
             attempts.append(Attempt(model=target.model.id, outcome="ok"))
-            outcome = Outcome(
-                model=target.model, service_tier=call.service_tier, strategy=plan.strategy, attempts=attempts
+            tier = call.service_tier
+            return result, Outcome(
+                model=target.model, service_tier=tier, strategy=plan.strategy, attempts=attempts
             )
-            return Served(completion=completion, outcome=outcome)
         assert last is not None
         raise _with_attempts(last, attempts)
 
-    async def open_stream(self, request: ChatRequest, request_id: str) -> OpenedStream:
-        plan = self.plan(request)
-        attempts: list[Attempt] = []
-        last: RouterError | None = None
-        for target in plan.candidates[:MAX_ATTEMPTS]:
-            try:
-                adapter, call = self._call(target, request, request_id)
-                prefix, rest = await _until_first_output(adapter, call)
-            except RouterError as exc:
-                attempts.append(Attempt(model=target.model.id, outcome=exc.error_type))
-                if not exc.may_fall_back:
-                    raise _with_attempts(exc, attempts) from None
-                last = exc
-                continue
-            attempts.append(Attempt(model=target.model.id, outcome="ok"))
-            outcome = Outcome(
-                model=target.model, service_tier=call.service_tier, strategy=plan.strategy, attempts=attempts
-            )
-            return OpenedStream(prefix=prefix, rest=rest, outcome=outcome)
-        assert last is not None
-        raise _with_attempts(last, attempts)
+
+async def _complete(adapter: ChatAdapter, call: UpstreamCall) -> ChatCompletion:
+    return await adapter.complete(call)
 
 
 async def _until_first_output(

@@ -1,0 +1,53 @@
+"""Pieces of Chat → native translation that the translating adapters share (Anthropic, Gemini)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from router.errors import InvalidRequest
+from router.types import Message, ToolCall
+
+_decode_any = msgspec.json.Decoder().decode
+
+
+def text_of(message: Message, i: int) -> str:
+    """The text of a system, developer or tool message, which may hold text parts only."""
+    content = message.content
+    if content is None or isinstance(content, str):
+        return content or ""
+    for j, part in enumerate(content):
+        if part.type != "text" or not isinstance(part.text, str):
+            raise InvalidRequest(
+                f"A {message.role} message may only hold text parts.", param=f"messages[{i}].content[{j}]"
+            )
+    return "".join(part.text for part in content if isinstance(part.text, str))
+
+
+def tool_arguments(call: ToolCall, i: int, j: int) -> dict[str, Any]:
+    """A tool call's JSON-string arguments as the object native APIs want (empty string → {})."""
+    try:
+        value = _decode_any(call.function.arguments) if call.function.arguments.strip() else {}
+    except msgspec.DecodeError:
+        value = None
+    if not isinstance(value, dict):
+        param = f"messages[{i}].tool_calls[{j}].function.arguments"
+        raise InvalidRequest("Tool call arguments must be a JSON object.", param=param)
+    return value
+
+
+def data_url(url: str, param: str) -> tuple[str, str]:
+    """``data:<type>;base64,<data>`` → (type, data)."""
+    header, sep, data = url.partition(",")
+    if not header.startswith("data:") or not sep or not header.endswith(";base64"):
+        raise InvalidRequest("A data URL must be base64-encoded (data:<type>;base64,<data>).", param=param)
+    return header[5:-7], data
+
+
+def append_turn(turns: list[dict[str, Any]], role: str, items: list[dict[str, Any]], key: str) -> None:
+    """Add ``items`` as a turn of ``role``; consecutive turns of one role become one."""
+    if turns and turns[-1]["role"] == role:
+        turns[-1][key].extend(items)
+    else:
+        turns.append({"role": role, key: items})
