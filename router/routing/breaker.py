@@ -1,0 +1,215 @@
+"""Per-model circuit breakers: a pure state machine on an injected clock, and the board that holds them.
+
+closed → open after ``consecutive_failures`` failures in a row, or when the failure rate over the
+last ``window_s`` seconds reaches ``failure_rate`` with at least ``min_volume`` outcomes. Open lasts
+``max(cooldown, Retry-After)``; the cooldown grows by ``backoff`` with each trip in a row, up to
+``max_cooldown_s``; a new trip while open extends the open period, never shortens it. When it ends the
+breaker is half-open and admits at most ``half_open_probes`` calls at once; a probe's success closes it
+(with a fresh window), a probe's failure opens it again.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Literal
+
+import msgspec
+
+from router.clock import Clock
+
+State = Literal["closed", "open", "half_open"]
+Transition = Callable[[str, State, State, str], None]
+
+
+class BreakerPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    consecutive_failures: int = 5
+    window_s: float = 60.0
+    min_volume: int = 10
+    failure_rate: float = 0.5
+    cooldown_s: float = 10.0
+    max_cooldown_s: float = 300.0
+    backoff: float = 2.0
+    half_open_probes: int = 1
+
+
+class LastError(msgspec.Struct, frozen=True):
+    status: int
+    type: str
+    message: str
+    at: float  # wall-clock seconds
+
+
+class BreakerView(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``/model-health`` shows of one breaker."""
+
+    state: State
+    consecutive_failures: int
+    failures_in_window: int
+    volume_in_window: int
+    failure_rate: float
+    reopens_in_s: float | None
+    trips: int
+    last_error: LastError | None
+
+
+class Breaker:
+    """One model's breaker. Every method takes the current time from the clock it was given."""
+
+    def __init__(self, model: str, policy: BreakerPolicy, clock: Clock, on_transition: Transition) -> None:
+        self.model = model
+        self.policy = policy
+        self._clock = clock
+        self._notify = on_transition
+        self.state: State = "closed"
+        self.consecutive = 0
+        self.window: deque[tuple[float, bool]] = deque()
+        self.open_until = 0.0
+        self.trips = 0
+        self.streak = 0  # trips since the breaker last closed, for the growing cooldown
+        self.probes = 0
+        self.last_error: LastError | None = None
+
+    # --- questions -------------------------------------------------------------------------------
+
+    def available(self) -> bool:
+        """Whether a call would be admitted now (no side effects)."""
+        self._refresh()
+        if self.state == "closed":
+            return True
+        return self.state == "half_open" and self.probes < self.policy.half_open_probes
+
+    def reopens_in(self) -> float:
+        return max(self.open_until - self._clock.monotonic(), 0.0) if self.state == "open" else 0.0
+
+    def window_counts(self) -> tuple[int, int]:
+        self._prune()
+        failures = sum(1 for _, ok in self.window if not ok)
+        return failures, len(self.window)
+
+    # --- events ----------------------------------------------------------------------------------
+
+    def acquire(self, *, force: bool = False) -> bool:
+        """Admit one call; in half-open it takes a probe slot. ``force`` admits a call to an open
+        breaker (the router's last resort when every candidate is open), never past the probe bound."""
+        self._refresh()
+        if self.state == "half_open":
+            if self.probes >= self.policy.half_open_probes:
+                return False
+            self.probes += 1
+            return True
+        return self.state == "closed" or force
+
+    def success(self) -> None:
+        self._record(True)
+        self.consecutive = 0
+        if self.state == "half_open":
+            self.probes = max(self.probes - 1, 0)
+            self._close("probe succeeded")
+        elif self.state == "closed":
+            self._check_window(None)
+
+    def failure(self, error: LastError, retry_after: float | None = None) -> None:
+        self.last_error = error
+        self._record(False)
+        self.consecutive += 1
+        if self.state == "half_open":
+            self.probes = max(self.probes - 1, 0)
+            self._trip(retry_after, "probe failed")
+        elif self.state == "open":
+            self._extend(retry_after)
+        elif self.consecutive >= self.policy.consecutive_failures:
+            self._trip(retry_after, f"{self.consecutive} consecutive failures")
+        else:
+            self._check_window(retry_after)
+
+    def _check_window(self, retry_after: float | None) -> None:
+        # Checked after every outcome: a success can complete the minimum volume of a failing window.
+        failures, volume = self.window_counts()
+        if volume >= self.policy.min_volume and failures / volume >= self.policy.failure_rate:
+            self._trip(retry_after, f"{failures} of {volume} calls failed in {self.policy.window_s:g}s")
+
+    def release(self) -> None:
+        """A call ended with an outcome that says nothing about health (a client error)."""
+        if self.state == "half_open":
+            self.probes = max(self.probes - 1, 0)
+
+    def view(self) -> BreakerView:
+        self._refresh()
+        failures, volume = self.window_counts()
+        return BreakerView(
+            state=self.state,
+            consecutive_failures=self.consecutive,
+            failures_in_window=failures,
+            volume_in_window=volume,
+            failure_rate=round(failures / volume, 4) if volume else 0.0,
+            reopens_in_s=round(self.reopens_in(), 3) if self.state == "open" else None,
+            trips=self.trips,
+            last_error=self.last_error,
+        )
+
+    # --- mechanics -------------------------------------------------------------------------------
+
+    def _record(self, ok: bool) -> None:
+        self.window.append((self._clock.monotonic(), ok))
+        self._prune()
+
+    def _prune(self) -> None:
+        horizon = self._clock.monotonic() - self.policy.window_s
+        while self.window and self.window[0][0] <= horizon:
+            self.window.popleft()
+
+    def _refresh(self) -> None:
+        """Apply what the passage of time alone changes: an open period ending, a window sliding."""
+        if self.state == "open" and self._clock.monotonic() >= self.open_until:
+            self._move("half_open", "cooldown over")
+            self.probes = 0
+        elif self.state == "closed" and self.window:
+            self._check_window(None)
+
+    def _cooldown(self) -> float:
+        p = self.policy
+        return min(p.cooldown_s * p.backoff ** max(self.streak - 1, 0), p.max_cooldown_s)
+
+    def _trip(self, retry_after: float | None, reason: str) -> None:
+        self.trips += 1
+        self.streak += 1
+        self.probes = 0
+        until = self._clock.monotonic() + max(self._cooldown(), retry_after or 0.0)
+        self.open_until = max(self.open_until, until)
+        self._move("open", reason)
+
+    def _extend(self, retry_after: float | None) -> None:
+        if retry_after:
+            self.open_until = max(self.open_until, self._clock.monotonic() + retry_after)
+
+    def _close(self, reason: str) -> None:
+        self.streak = 0
+        self.consecutive = 0
+        self.window.clear()  # a closed breaker starts from a clean window, so old failures cannot re-trip it
+        self._move("closed", reason)
+
+    def _move(self, state: State, reason: str) -> None:
+        old, self.state = self.state, state
+        if old != state:
+            self._notify(self.model, old, state, reason)
+
+
+class BreakerBoard:
+    """The breakers of every model, created on first use, sharing one policy and clock."""
+
+    def __init__(self, policy: BreakerPolicy, clock: Clock, on_transition: Transition | None = None) -> None:
+        self.policy = policy
+        self._clock = clock
+        self._notify: Transition = on_transition or (lambda *_: None)
+        self._breakers: dict[str, Breaker] = {}
+
+    def get(self, model: str) -> Breaker:
+        breaker = self._breakers.get(model)
+        if breaker is None:
+            breaker = self._breakers[model] = Breaker(model, self.policy, self._clock, self._notify)
+        return breaker
+
+    def available(self, model: str) -> bool:
+        breaker = self._breakers.get(model)
+        return breaker is None or breaker.available()

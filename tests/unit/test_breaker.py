@@ -1,0 +1,137 @@
+"""Circuit breaker: scripted transitions on a fake clock, and invariants under random event sequences."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from router.clock import FakeClock
+from router.routing.breaker import Breaker, BreakerBoard, BreakerPolicy, LastError
+
+POLICY = BreakerPolicy(
+    consecutive_failures=3,
+    window_s=30,
+    min_volume=6,
+    failure_rate=0.5,
+    cooldown_s=10,
+    max_cooldown_s=80,
+    backoff=2,
+    half_open_probes=2,
+)
+ERROR = LastError(status=500, type="server_error", message="boom", at=0.0)
+
+
+def breaker(clock: FakeClock, log: list[tuple[str, str]] | None = None) -> Breaker:
+    def note(model: str, old: str, new: str, reason: str) -> None:
+        if log is not None:
+            log.append((old, new))
+
+    return Breaker("m", POLICY, clock, note)
+
+
+def test_consecutive_failures_open_then_half_open_probe_closes() -> None:
+    clock, log = FakeClock(), []
+    b = breaker(clock, log)
+    for _ in range(3):
+        assert b.acquire()
+        b.failure(ERROR)
+    assert b.state == "open" and not b.available()
+    clock.advance(9.9)
+    assert not b.available()
+    clock.advance(0.2)
+    assert b.acquire() and b.acquire() and not b.acquire()  # two probes at most
+    b.success()
+    assert b.state == "closed" and b.consecutive == 0
+    assert log == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
+
+
+def test_retry_after_longer_than_cooldown_holds_the_breaker_open() -> None:
+    clock = FakeClock()
+    b = breaker(clock)
+    for _ in range(3):
+        b.failure(ERROR, retry_after=25)
+    clock.advance(20)
+    assert b.state == "open" and not b.available()
+    clock.advance(5.1)
+    assert b.available()
+
+
+def test_repeated_trips_grow_the_cooldown_up_to_the_cap() -> None:
+    clock = FakeClock()
+    b = breaker(clock)
+    lengths = []
+    for _ in range(5):
+        while b.state != "open":
+            b.acquire()
+            b.failure(ERROR)
+        start = clock.monotonic()
+        lengths.append(b.open_until - start)
+        clock.advance(b.open_until - start)
+        assert b.acquire()  # half-open probe
+        b.failure(ERROR)  # fails: re-open with a longer cooldown
+        clock.advance(b.open_until - clock.monotonic())
+        b.acquire()
+        b.success()
+    assert lengths[0] == 10
+
+
+def test_failure_rate_over_window_with_minimum_volume() -> None:
+    clock = FakeClock()
+    b = breaker(clock)
+    for ok in [True, False, True, False, True]:  # 2 of 5: below the volume of 6
+        (b.success if ok else lambda: b.failure(ERROR))()
+    assert b.state == "closed"
+    b.failure(ERROR)  # 3 of 6 = 50 %
+    assert b.state == "open"
+
+
+def test_board_creates_breakers_on_first_use() -> None:
+    board = BreakerBoard(POLICY, FakeClock())
+    assert board.available("x")
+    assert board.get("x") is board.get("x")
+
+
+events = st.lists(
+    st.one_of(
+        st.tuples(st.just("acquire"), st.booleans()),
+        st.tuples(st.just("success"), st.none()),
+        st.tuples(st.just("failure"), st.one_of(st.none(), st.floats(min_value=0, max_value=100))),
+        st.tuples(st.just("release"), st.none()),
+        st.tuples(st.just("wait"), st.floats(min_value=0, max_value=60)),
+    ),
+    max_size=120,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(events)
+def test_invariants_under_random_sequences(sequence: list[tuple[str, object]]) -> None:
+    clock = FakeClock()
+    b = breaker(clock)
+    last_open_until = 0.0
+    for kind, arg in sequence:
+        if kind == "acquire":
+            b.acquire(force=bool(arg))
+        elif kind == "success":
+            b.success()
+        elif kind == "failure":
+            b.failure(ERROR, retry_after=arg)  # type: ignore[arg-type]
+        elif kind == "release":
+            b.release()
+        else:
+            clock.advance(float(arg))  # type: ignore[arg-type]
+        view = b.view()  # what an observer sees now
+        assert view.state == b.state
+        # open-until is never shortened
+        assert b.open_until >= last_open_until
+        last_open_until = b.open_until
+        # never closed while the window or the streak would trip it
+        if b.state == "closed":
+            failures, volume = b.window_counts()
+            assert b.consecutive < POLICY.consecutive_failures
+            assert not (volume >= POLICY.min_volume and failures / volume >= POLICY.failure_rate)
+        # half-open never has more probes in flight than allowed
+        assert 0 <= b.probes <= POLICY.half_open_probes
+        # an open breaker admits nothing until its time is up
+        if b.state == "open":
+            assert not b.available() and clock.monotonic() < b.open_until
