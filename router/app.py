@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +15,7 @@ from router.catalog import Catalog, load_catalog
 from router.clock import Clock, SystemClock
 from router.providers import ChatAdapter, build_adapter, supports
 from router.routing import Engine
+from router.routing.breaker import BreakerBoard
 from router.settings import Settings
 from router.telemetry.logging import RequestLog
 
@@ -32,7 +34,8 @@ def create_app(
     catalog = catalog or load_catalog(settings.catalog_path, settings.environ)
     clock = clock or SystemClock()
     live: dict[str, ChatAdapter] = {}
-    engine = Engine(catalog, live, clock)
+    breakers = BreakerBoard(catalog.routing.breaker, clock, on_transition=_log_transition)
+    engine = Engine(catalog, live, clock, breakers)
     request_log = RequestLog(
         enabled=settings.log_level in ("debug", "info"), text=settings.log_format == "text"
     )
@@ -64,6 +67,14 @@ def create_app(
         openapi_config=None,
         logging_config=None,
         debug=False,
+    )
+
+
+def _log_transition(model: str, old: str, new: str, reason: str) -> None:
+    level = logging.WARNING if new == "open" else logging.INFO
+    fields = {"event": "breaker", "model": model, "from": old, "to": new, "reason": reason}
+    logging.getLogger("router.breaker").log(
+        level, "breaker %s: %s -> %s", model, old, new, extra={"fields": fields}
     )
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from litestar.handlers import BaseRouteHandler
 
 from router.api.chat import chat_handlers
+from router.api.health import health_handlers
 from router.api.models import model_handlers
 from router.api.services import Services
 
 
 def route_handlers(services: Services) -> list[BaseRouteHandler]:
-    return [*chat_handlers(services), *model_handlers(services)]
+    return [*chat_handlers(services), *model_handlers(services), *health_handlers(services)]
 
 
 __all__ = ["Services", "route_handlers"]

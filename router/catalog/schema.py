@@ -94,12 +94,26 @@ class BalancedWeights(Spec, frozen=True):
     latency: NonNegative = 0.2
 
 
+class BreakerSpec(Spec, frozen=True):
+    """Per-model circuit breaker policy (see router/routing/breaker.py for the state machine)."""
+
+    consecutive_failures: PositiveInt = 5
+    window_s: Positive = 60.0
+    min_volume: PositiveInt = 10
+    failure_rate: Annotated[float, Meta(gt=0, le=1)] = 0.5
+    cooldown_s: Positive = 10.0
+    max_cooldown_s: Positive = 300.0
+    backoff: Annotated[float, Meta(ge=1)] = 2.0
+    half_open_probes: PositiveInt = 1
+
+
 class RoutingSpec(Spec, frozen=True):
     # What an unknown ``model`` means: ``None`` answers 404, a strategy keyword routes by it.
     unknown_model_strategy: Strategy | None = None
     balanced: BalancedWeights = BalancedWeights()
     # Output tokens assumed when a request sets no limit (for cost and latency estimates).
     expected_output_tokens: PositiveInt = 500
+    breaker: BreakerSpec = BreakerSpec()
 
 
 class CatalogFile(Spec, frozen=True):

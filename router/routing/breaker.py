@@ -16,21 +16,11 @@ from typing import Literal
 
 import msgspec
 
+from router.catalog.schema import BreakerSpec as BreakerPolicy
 from router.clock import Clock
 
 State = Literal["closed", "open", "half_open"]
 Transition = Callable[[str, State, State, str], None]
-
-
-class BreakerPolicy(msgspec.Struct, frozen=True, kw_only=True):
-    consecutive_failures: int = 5
-    window_s: float = 60.0
-    min_volume: int = 10
-    failure_rate: float = 0.5
-    cooldown_s: float = 10.0
-    max_cooldown_s: float = 300.0
-    backoff: float = 2.0
-    half_open_probes: int = 1
 
 
 class LastError(msgspec.Struct, frozen=True):
@@ -78,6 +68,9 @@ class Breaker:
         if self.state == "closed":
             return True
         return self.state == "half_open" and self.probes < self.policy.half_open_probes
+
+    def wall(self) -> float:
+        return self._clock.wall()
 
     def reopens_in(self) -> float:
         return max(self.open_until - self._clock.monotonic(), 0.0) if self.state == "open" else 0.0

@@ -24,6 +24,7 @@ from router.errors import (
     UpstreamTimeout,
 )
 from router.providers import ChatAdapter, UpstreamCall
+from router.routing.breaker import Breaker, BreakerBoard, LastError
 from router.routing.strategies import needs_of, rank
 from router.types import ChatChunk, ChatCompletion, ChatRequest
 
@@ -66,13 +67,20 @@ class OpenedStream(msgspec.Struct, kw_only=True):
     prefix: list[ChatChunk]
     rest: AsyncGenerator[ChatChunk, None] | None
     outcome: Outcome
+    breaker: Breaker | None = None
 
     async def chunks(self) -> AsyncIterator[ChatChunk]:
         for chunk in self.prefix:
             yield chunk
         if self.rest is not None:
-            async for chunk in self.rest:
-                yield chunk
+            try:
+                async for chunk in self.rest:
+                    yield chunk
+            except RouterError as exc:
+                # A stream cut after the commit point still says the model is unwell.
+                if self.breaker is not None and exc.counts_against_breaker:
+                    self.breaker.failure(last_error(exc, self.breaker), exc.retry_after)
+                raise
 
     async def aclose(self) -> None:
         if self.rest is not None:
@@ -82,10 +90,17 @@ class OpenedStream(msgspec.Struct, kw_only=True):
 class Engine:
     """Turns a canonical request into an answer from the best available model."""
 
-    def __init__(self, catalog: Catalog, adapters: Mapping[str, ChatAdapter], clock: Clock) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        adapters: Mapping[str, ChatAdapter],
+        clock: Clock,
+        breakers: BreakerBoard | None = None,
+    ) -> None:
         self.catalog = catalog
         self._adapters = adapters
         self._clock = clock
+        self.breakers = breakers or BreakerBoard(catalog.routing.breaker, clock)
 
     # --- planning --------------------------------------------------------------------------------
 
@@ -148,7 +163,17 @@ class Engine:
 
     async def open_stream(self, request: ChatRequest, request_id: str) -> OpenedStream:
         (prefix, rest), outcome = await self._attempt(request, request_id, _until_first_output)
-        return OpenedStream(prefix=prefix, rest=rest, outcome=outcome)
+        breaker = self.breakers.get(outcome.model.id)
+        return OpenedStream(prefix=prefix, rest=rest, outcome=outcome, breaker=breaker)
+
+    def _order(self, candidates: list[Target]) -> tuple[list[Target], bool]:
+        """Candidates whose breaker admits calls, in plan order; if none does, the one closest to
+        re-closing, to be tried anyway (``True``) rather than failing without an attempt."""
+        admitted = [t for t in candidates if self.breakers.available(t.model.id)]
+        if admitted:
+            return admitted, False
+        nearest = min(candidates, key=lambda t: self.breakers.get(t.model.id).reopens_in())
+        return [nearest], True
 
     async def _attempt(
         self,
@@ -158,25 +183,48 @@ class Engine:
     ) -> tuple[T, Outcome]:
         """Try the plan's candidates in order until one succeeds or an error rules out the rest."""
         plan = self.plan(request)
+        order, forced = self._order(plan.candidates)
         attempts: list[Attempt] = []
         last: RouterError | None = None
-        for target in plan.candidates[:MAX_ATTEMPTS]:
+        for target in order[:MAX_ATTEMPTS]:
+            breaker = self.breakers.get(target.model.id)
+            if not breaker.acquire(force=forced):
+                attempts.append(Attempt(model=target.model.id, outcome="breaker_open"))
+                continue
             try:
                 adapter, call = self._call(target, request, request_id)
                 result = await call_model(adapter, call)
             except RouterError as exc:
+                if exc.counts_against_breaker:
+                    breaker.failure(last_error(exc, breaker), exc.retry_after)
+                else:
+                    breaker.release()
                 attempts.append(Attempt(model=target.model.id, outcome=exc.error_type))
                 if not exc.may_fall_back:
                     raise _with_attempts(exc, attempts) from None
                 last = exc
                 continue
+            except BaseException:
+                breaker.release()
+                raise
+            breaker.success()
             attempts.append(Attempt(model=target.model.id, outcome="ok"))
             tier = call.service_tier
             return result, Outcome(
                 model=target.model, service_tier=tier, strategy=plan.strategy, attempts=attempts
             )
-        assert last is not None
+        if forced or last is None:
+            raise _with_attempts(self._all_open(plan.candidates), attempts)
         raise _with_attempts(last, attempts)
+
+    def _all_open(self, candidates: list[Target]) -> NoCandidate:
+        wait = min(self.breakers.get(t.model.id).reopens_in() for t in candidates)
+        names = ", ".join(t.model.id for t in candidates[:5])
+        return NoCandidate(
+            f"Every model that could serve this request is failing and paused ({names}); "
+            f"the first is retried in {wait:.1f}s.",
+            retry_after=max(wait, 1.0),
+        )
 
 
 async def _complete(adapter: ChatAdapter, call: UpstreamCall) -> ChatCompletion:
@@ -205,6 +253,10 @@ async def _until_first_output(
         await stream.aclose()
         raise
     return prefix, None  # the upstream completed without output (an empty answer)
+
+
+def last_error(exc: RouterError, breaker: Breaker) -> LastError:
+    return LastError(status=exc.status, type=exc.error_type, message=exc.message[:300], at=breaker.wall())
 
 
 def _with_attempts(exc: RouterError, attempts: list[Attempt]) -> RouterError:

@@ -118,32 +118,39 @@ class Router:
         return self.process.output()
 
 
-@pytest.fixture(scope="session")
-def router(mock_process: Mock, artifacts: Path) -> Iterator[Router]:
+def start_router(mock: Mock, artifacts: Path, catalog: Path, name: str) -> Router:
+    """The router on a free port, its providers pointed at the simulated ones."""
     port = free_port()
     closed = free_port()  # nothing listens here: connections are refused
     env = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
         "TEST_OPENAI_KEY": SECRET_KEY,
-        "ROUTER_OPENAI_BASE_URL": f"{mock_process.url}/openai/v1",
-        "ROUTER_COMPAT_BASE_URL": f"{mock_process.url}/openai/v1",
+        "ROUTER_OPENAI_BASE_URL": f"{mock.url}/openai/v1",
+        "ROUTER_COMPAT_BASE_URL": f"{mock.url}/openai/v1",
         "ROUTER_DEAD_BASE_URL": f"http://127.0.0.1:{closed}/v1",
         "ROUTER_DEAD_ANTHROPIC_BASE_URL": f"http://127.0.0.1:{closed}",
         "ROUTER_DEAD_GOOGLE_BASE_URL": f"http://127.0.0.1:{closed}/v1beta",
-        "ROUTER_ANTHROPIC_BASE_URL": f"{mock_process.url}/anthropic",
+        "ROUTER_ANTHROPIC_BASE_URL": f"{mock.url}/anthropic",
         "TEST_ANTHROPIC_KEY": "sk-ant-test-key",
-        "ROUTER_GOOGLE_BASE_URL": f"{mock_process.url}/gemini/v1beta",
+        "ROUTER_GOOGLE_BASE_URL": f"{mock.url}/gemini/v1beta",
         "TEST_GEMINI_KEY": "gemini-test-key",
         "ROUTER_MAX_BODY_BYTES": str(MAX_BODY),
         "ROUTER_LOG_FORMAT": "json",
     }
     env.pop("TEST_NEVER_SET_KEY", None)
-    args = [sys.executable, "-m", "router", "serve", "--port", str(port), "--catalog", str(TEST_CATALOG)]
-    process = Process(args, env, artifacts / "router.log")
-    try:
-        if not process.wait_for_port(port):
-            pytest.fail(f"the router did not start:\n{process.output()}")
-        yield Router(f"http://127.0.0.1:{port}", process)
-    finally:
+    args = [sys.executable, "-m", "router", "serve", "--port", str(port), "--catalog", str(catalog)]
+    process = Process(args, env, artifacts / f"{name}.log")
+    if not process.wait_for_port(port):
         process.stop()
+        pytest.fail(f"the router did not start:\n{process.output()}")
+    return Router(f"http://127.0.0.1:{port}", process)
+
+
+@pytest.fixture(scope="session")
+def router(mock_process: Mock, artifacts: Path) -> Iterator[Router]:
+    started = start_router(mock_process, artifacts, TEST_CATALOG, "router")
+    try:
+        yield started
+    finally:
+        started.process.stop()
