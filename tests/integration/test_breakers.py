@@ -13,7 +13,10 @@ from openai import OpenAI
 
 from tests.integration.conftest import TEST_CATALOG, Mock, Router, start_router
 
-POLICY = "  breaker: {consecutive_failures: 2, min_volume: 100, cooldown_s: 1, max_cooldown_s: 8, half_open_probes: 1}"
+POLICY = (
+    "  breaker: {consecutive_failures: 2, min_volume: 100, "
+    "cooldown_s: 1, max_cooldown_s: 8, half_open_probes: 1}"
+)
 USER: list[Any] = [{"role": "user", "content": "hi"}]
 
 
