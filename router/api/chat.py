@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -20,6 +19,7 @@ from router.api.middleware import request_id_of
 from router.api.services import Services
 from router.errors import InternalError, RouterError
 from router.routing import OpenedStream, Outcome
+from router.routing.cost import cost_usd
 from router.telemetry.logging import RequestLog
 from router.types import ChatRequest, Usage
 
@@ -29,12 +29,14 @@ SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 DONE = b"data: [DONE]\n\n"
 
 
-def outcome_headers(outcome: Outcome) -> dict[str, str]:
+def outcome_headers(outcome: Outcome, elapsed_s: float) -> dict[str, str]:
     model = outcome.model
+    overhead_ms = max(elapsed_s * 1000.0 - outcome.upstream_ms, 0.0)
     headers = {
         "x-router-model": model.id,
         "x-router-provider": model.provider,
         "x-router-attempts": str(len(outcome.attempts)),
+        "x-router-overhead-ms": f"{overhead_ms:.2f}",
     }
     if outcome.strategy:
         headers["x-router-strategy"] = outcome.strategy
@@ -50,7 +52,8 @@ def chat_handlers(services: Services) -> list[ASGIRouteHandler]:
 
     @asgi(["/v1/chat/completions", "/chat/completions"])
     async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
+        clock = services.clock
+        started = clock.monotonic()
         request_id = request_id_of(scope)
         log = services.request_log
         chat: ChatRequest | None = None
@@ -64,21 +67,31 @@ def chat_handlers(services: Services) -> list[ASGIRouteHandler]:
                 served = await engine.complete(chat, request_id)
         except RouterError as exc:
             # The exception handler renders the answer; this records the request.
-            log.write(_fields(request_id, chat, None, exc.status, started, attempts=exc.attempts))
+            elapsed = clock.monotonic() - started
+            log.write(_fields(request_id, chat, None, exc.status, elapsed, attempts=exc.attempts))
             raise
         if chat.stream:
-            events = _sse(opened, chat, log, request_id, started)
-            headers = {**SSE_HEADERS, **outcome_headers(opened.outcome)}
+            events = _sse(opened, chat, log, request_id, lambda: clock.monotonic() - started)
+            headers = {**SSE_HEADERS, **outcome_headers(opened.outcome, clock.monotonic() - started)}
             await send_stream(scope, receive, send, events, headers)
             return
-        await send_json(send, _encode(served.completion), outcome_headers(served.outcome))
-        log.write(_fields(request_id, chat, served.outcome, 200, started, usage=served.completion.usage))
+        completion = served.completion
+        elapsed = clock.monotonic() - started
+        headers = outcome_headers(served.outcome, elapsed)
+        fields = _fields(request_id, chat, served.outcome, 200, elapsed, usage=completion.usage)
+        if isinstance(completion.usage, Usage):
+            tier = completion.service_tier if isinstance(completion.service_tier, str) else None
+            cost = cost_usd(served.outcome.model, completion.usage, tier or served.outcome.service_tier)
+            headers["x-router-cost-usd"] = f"{cost:.8f}"
+            fields["cost_usd"] = round(cost, 8)
+        await send_json(send, _encode(completion), headers)
+        log.write(fields)
 
     return [chat_completions]
 
 
 async def _sse(
-    opened: OpenedStream, chat: ChatRequest, log: RequestLog, request_id: str, started: float
+    opened: OpenedStream, chat: ChatRequest, log: RequestLog, request_id: str, elapsed: Callable[[], float]
 ) -> AsyncIterator[bytes]:
     """Encode canonical chunks as Chat Completions SSE; a failure after the commit point ends the
     stream with an error event and no ``[DONE]``, so a cut answer never looks complete."""
@@ -107,7 +120,10 @@ async def _sse(
             b"data: " + error_json(InternalError("The router failed while streaming this answer.")) + b"\n\n"
         )
     finally:
-        log.write(_fields(request_id, chat, opened.outcome, status, started, usage=usage))
+        fields = _fields(request_id, chat, opened.outcome, status, elapsed(), usage=usage)
+        if usage is not None:
+            fields["cost_usd"] = round(cost_usd(opened.outcome.model, usage, opened.outcome.service_tier), 8)
+        log.write(fields)
         # A client that goes away cancels this generator's scope; the shield lets the upstream
         # connection close now (so the provider stops generating) instead of at garbage collection.
         with anyio.CancelScope(shield=True):
@@ -119,7 +135,7 @@ def _fields(
     chat: ChatRequest | None,
     outcome: Outcome | None,
     status: int,
-    started: float,
+    elapsed_s: float,
     *,
     usage: Usage | msgspec.UnsetType | None = None,
     attempts: tuple[str, ...] = (),
@@ -131,7 +147,7 @@ def _fields(
         "model_asked": chat.model if chat else None,
         "stream": bool(chat and chat.stream),
         "status": status,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        "duration_ms": round(elapsed_s * 1000, 2),
     }
     if outcome is not None:
         fields["model"] = outcome.model.id

@@ -9,6 +9,7 @@ from litestar.handlers import HTTPRouteHandler
 from router.api.errors import JSON
 from router.api.services import Services
 from router.routing.breaker import BreakerView
+from router.routing.stats import LatencyView
 
 
 class ModelHealth(msgspec.Struct, kw_only=True):
@@ -17,6 +18,7 @@ class ModelHealth(msgspec.Struct, kw_only=True):
     configured: bool
     missing_env: str | None
     breaker: BreakerView
+    latency: LatencyView
 
 
 class HealthReport(msgspec.Struct, kw_only=True):
@@ -41,6 +43,7 @@ def health_handlers(services: Services) -> list[HTTPRouteHandler]:
                     configured=provider.configured,
                     missing_env=None if provider.configured else provider.api_key_env,
                     breaker=board.get(model.id).view(),
+                    latency=services.engine.stats.get(model).view(),
                 )
             )
         return Response(content=_encode(HealthReport(models=models)), media_type=JSON)

@@ -25,8 +25,9 @@ from router.errors import (
 )
 from router.providers import ChatAdapter, UpstreamCall
 from router.routing.breaker import Breaker, BreakerBoard, LastError
+from router.routing.stats import ModelStats, StatsBoard
 from router.routing.strategies import needs_of, rank
-from router.types import ChatChunk, ChatCompletion, ChatRequest
+from router.types import ChatChunk, ChatCompletion, ChatRequest, Usage
 
 MAX_ATTEMPTS = 3
 T = TypeVar("T")
@@ -49,6 +50,8 @@ class Outcome(msgspec.Struct, kw_only=True):
     service_tier: str | None
     strategy: str | None
     attempts: list[Attempt]
+    attempt_ms: float = 0.0  # the successful attempt: whole answer, or time to the first output
+    upstream_ms: float = 0.0  # every attempt's upstream time, failed ones included
 
     @property
     def fallback_reason(self) -> str | None:
@@ -68,14 +71,22 @@ class OpenedStream(msgspec.Struct, kw_only=True):
     rest: AsyncGenerator[ChatChunk, None] | None
     outcome: Outcome
     breaker: Breaker | None = None
+    stats: ModelStats | None = None
+    clock: Clock | None = None
 
     async def chunks(self) -> AsyncIterator[ChatChunk]:
         for chunk in self.prefix:
             yield chunk
         if self.rest is not None:
+            committed = self.clock.monotonic() if self.clock else 0.0
+            usage: Usage | None = None
             try:
                 async for chunk in self.rest:
+                    if isinstance(chunk.usage, Usage):
+                        usage = chunk.usage
                     yield chunk
+                if usage is not None and self.stats is not None and self.clock is not None:
+                    self.stats.generation(usage.completion_tokens, self.clock.monotonic() - committed)
             except RouterError as exc:
                 # A stream cut after the commit point still says the model is unwell.
                 if self.breaker is not None and exc.counts_against_breaker:
@@ -101,6 +112,7 @@ class Engine:
         self._adapters = adapters
         self._clock = clock
         self.breakers = breakers or BreakerBoard(catalog.routing.breaker, clock)
+        self.stats = StatsBoard(clock)
 
     # --- planning --------------------------------------------------------------------------------
 
@@ -122,7 +134,7 @@ class Engine:
         if strategy is None:
             raise _model_not_found(self.catalog, name)
         needs = needs_of(request, self.catalog.routing.expected_output_tokens)
-        ranked = rank(self.catalog, strategy, needs, self.unusable_reason)
+        ranked = rank(self.catalog, strategy, needs, self.unusable_reason, self.stats.speed)
         if not ranked.candidates:
             reasons = "; ".join(f"{e.model}: {e.reason}" for e in ranked.excluded[:6])
             raise NoCandidate(f"No model can serve strategy '{strategy}' for this request ({reasons}).")
@@ -159,12 +171,19 @@ class Engine:
 
     async def complete(self, request: ChatRequest, request_id: str) -> Served:
         completion, outcome = await self._attempt(request, request_id, _complete)
+        usage = completion.usage
+        tokens = usage.completion_tokens if isinstance(usage, Usage) else 0
+        self.stats.get(outcome.model).answer(outcome.attempt_ms, tokens)
         return Served(completion=completion, outcome=outcome)
 
     async def open_stream(self, request: ChatRequest, request_id: str) -> OpenedStream:
         (prefix, rest), outcome = await self._attempt(request, request_id, _until_first_output)
+        stats = self.stats.get(outcome.model)
+        stats.first_token(outcome.attempt_ms)
         breaker = self.breakers.get(outcome.model.id)
-        return OpenedStream(prefix=prefix, rest=rest, outcome=outcome, breaker=breaker)
+        return OpenedStream(
+            prefix=prefix, rest=rest, outcome=outcome, breaker=breaker, stats=stats, clock=self._clock
+        )
 
     def _order(self, candidates: list[Target]) -> tuple[list[Target], bool]:
         """Candidates whose breaker admits calls, in plan order; if none does, the one closest to
@@ -186,15 +205,18 @@ class Engine:
         order, forced = self._order(plan.candidates)
         attempts: list[Attempt] = []
         last: RouterError | None = None
+        spent = 0.0
         for target in order[:MAX_ATTEMPTS]:
             breaker = self.breakers.get(target.model.id)
             if not breaker.acquire(force=forced):
                 attempts.append(Attempt(model=target.model.id, outcome="breaker_open"))
                 continue
+            started = self._clock.monotonic()
             try:
                 adapter, call = self._call(target, request, request_id)
                 result = await call_model(adapter, call)
             except RouterError as exc:
+                spent += self._clock.monotonic() - started
                 if exc.counts_against_breaker:
                     breaker.failure(last_error(exc, breaker), exc.retry_after)
                 else:
@@ -207,12 +229,18 @@ class Engine:
             except BaseException:
                 breaker.release()
                 raise
+            elapsed = self._clock.monotonic() - started
             breaker.success()
             attempts.append(Attempt(model=target.model.id, outcome="ok"))
-            tier = call.service_tier
-            return result, Outcome(
-                model=target.model, service_tier=tier, strategy=plan.strategy, attempts=attempts
+            outcome = Outcome(
+                model=target.model,
+                service_tier=call.service_tier,
+                strategy=plan.strategy,
+                attempts=attempts,
+                attempt_ms=elapsed * 1000.0,
+                upstream_ms=(spent + elapsed) * 1000.0,
             )
+            return result, outcome
         if forced or last is None:
             raise _with_attempts(self._all_open(plan.candidates), attempts)
         raise _with_attempts(last, attempts)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import msgspec
 
 from router.catalog import Catalog, Model, Target
+from router.catalog.schema import Speed
 from router.types import ChatRequest
 
 FLEX_SUFFIX = "-flex"
@@ -77,8 +78,9 @@ def expected_cost(model: Model, needs: Needs, flex: bool) -> float:
     return (needs.prompt_tokens * price.input + needs.output_tokens * price.output) / 1_000_000
 
 
-def expected_latency_ms(model: Model, needs: Needs) -> float:
-    return model.speed.ttft_ms + needs.output_tokens / model.speed.tokens_per_s * 1000.0
+def expected_latency_ms(model: Model, needs: Needs, speed: Speed | None = None) -> float:
+    speed = speed or model.speed
+    return speed.ttft_ms + needs.output_tokens / speed.tokens_per_s * 1000.0
 
 
 def rank(
@@ -86,10 +88,12 @@ def rank(
     strategy: str,
     needs: Needs,
     usable: Callable[[Model], str | None],
+    speed: Callable[[Model], Speed] | None = None,
 ) -> Ranked:
     """Order the models that can serve ``needs`` by ``strategy``.
 
-    ``usable`` returns ``None`` for a model the router can call now, or the reason it cannot.
+    ``usable`` returns ``None`` for a model the router can call now, or the reason it cannot;
+    ``speed`` gives a model's measured speed (its catalog priors when omitted).
     """
     flex = strategy.endswith(FLEX_SUFFIX)
     base = strategy.removesuffix(FLEX_SUFFIX)
@@ -106,7 +110,7 @@ def rank(
         return "flex" if flex and model.flex_price is not None else None
 
     # Plain strategies (``fast`` included) send every model at the standard tier.
-    key = _sort_key(base, pool, needs, catalog, flex)
+    key = _sort_key(base, pool, needs, catalog, flex, speed or (lambda m: m.speed))
     ordered = sorted(pool, key=key)
     return Ranked(candidates=[Target(m, tier(m)) for m in ordered], excluded=excluded)
 
@@ -126,13 +130,18 @@ def _unfit(model: Model, needs: Needs) -> str | None:
 
 
 def _sort_key(
-    base: str, pool: list[Model], needs: Needs, catalog: Catalog, flex: bool
+    base: str,
+    pool: list[Model],
+    needs: Needs,
+    catalog: Catalog,
+    flex: bool,
+    speed: Callable[[Model], Speed],
 ) -> Callable[[Model], tuple[float, ...]]:
     def cost(m: Model) -> float:
         return expected_cost(m, needs, flex)
 
     def latency(m: Model) -> float:
-        return expected_latency_ms(m, needs)
+        return expected_latency_ms(m, needs, speed(m))
 
     if base in ("fast", "speed"):
         return lambda m: (latency(m), cost(m))

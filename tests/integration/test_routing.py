@@ -1,0 +1,100 @@
+"""Strategy routing end to end: live latency moves `fast`, prompt size moves `cost`; cost headers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openai import OpenAI
+
+from tests.integration.conftest import Mock, Router, start_router
+
+CATALOG = """
+providers:
+  compat:
+    kind: openai
+    base_url: http://127.0.0.1:11434/v1
+    timeouts: {connect: 1, read: 5, total: 5, first_token: 5}
+models:
+  quick:
+    provider: compat
+    upstream: quick-upstream
+    context_window: 100000
+    max_output: 4000
+    price: {input: 1.0, output: 4.0}
+    quality: 60
+    speed: {ttft_ms: 100, tokens_per_s: 100}
+  steady:
+    provider: compat
+    upstream: steady-upstream
+    context_window: 100000
+    max_output: 4000
+    price: {input: 2.0, output: 8.0, cached_input: 0.5}
+    flex_price: {input: 1.0, output: 4.0}
+    quality: 70
+    speed: {ttft_ms: 250, tokens_per_s: 100}
+  tiny:
+    provider: compat
+    upstream: tiny-upstream
+    context_window: 2000
+    max_output: 500
+    price: {input: 0.01, output: 0.02}
+    quality: 30
+    speed: {ttft_ms: 400, tokens_per_s: 50}
+aliases:
+  steady-flex: {model: steady, service_tier: flex}
+"""
+
+
+@pytest.fixture(scope="module")
+def routed(mock_process: Mock, artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
+    path = tmp_path_factory.mktemp("routing") / "catalog.yaml"
+    path.write_text(CATALOG)
+    router = start_router(mock_process, artifacts, path, "router-routing")
+    try:
+        yield router
+    finally:
+        router.process.stop()
+
+
+def ask(router: Router, model: str, content: str = "hi", **extra: Any) -> Any:
+    client = OpenAI(base_url=router.url + "/v1", api_key="k", max_retries=0, timeout=20)
+    return client.chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": content}], **extra
+    )
+
+
+def test_fast_moves_to_another_model_when_the_first_becomes_slow(routed: Router, mock: Mock) -> None:
+    assert ask(routed, "fast", max_tokens=10).headers["x-router-model"] == "quick"
+    mock.behaviour("quick-upstream", latency_ms=700)
+    served = [ask(routed, "fast", max_tokens=10).headers["x-router-model"] for _ in range(8)]
+    assert served[0] == "quick" and served[-1] == "steady"
+    latency = next(m for m in routed.http.get("/model-health").json()["models"] if m["id"] == "quick")[
+        "latency"
+    ]
+    assert latency["ttft_ms"] > 250 and latency["latency_p50_ms"] >= 600
+
+
+def test_cost_changes_with_prompt_size_when_the_cheap_context_is_too_small(
+    routed: Router, mock: Mock
+) -> None:
+    assert ask(routed, "cost", max_tokens=10).headers["x-router-model"] == "tiny"
+    long_prompt = "word " * 2500  # about 3,100 estimated tokens: more than tiny's 2,000
+    raw = ask(routed, "cost", long_prompt, max_tokens=10)
+    assert raw.headers["x-router-model"] == "quick"
+    assert raw.headers["x-router-strategy"] == "cost"
+
+
+def test_cost_header_prices_the_actual_usage_at_the_served_tier(routed: Router, mock: Mock) -> None:
+    raw = ask(routed, "steady", "say words=10")
+    usage = raw.parse().usage
+    expected = (usage.prompt_tokens * 2.0 + usage.completion_tokens * 8.0) / 1_000_000
+    assert float(raw.headers["x-router-cost-usd"]) == pytest.approx(expected, rel=1e-6)
+    flex = ask(routed, "steady-flex", "say words=10")
+    assert flex.parse().service_tier == "flex"
+    flex_usage = flex.parse().usage
+    expected_flex = (flex_usage.prompt_tokens * 1.0 + flex_usage.completion_tokens * 4.0) / 1_000_000
+    assert float(flex.headers["x-router-cost-usd"]) == pytest.approx(expected_flex, rel=1e-6)
+    assert 0 <= float(raw.headers["x-router-overhead-ms"]) < 100
