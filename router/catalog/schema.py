@@ -107,6 +107,16 @@ class BreakerSpec(Spec, frozen=True):
     half_open_probes: PositiveInt = 1
 
 
+class RetrySpec(Spec, frozen=True):
+    """Retries of the same model for transient failures (5xx, 429, timeouts, broken connections)."""
+
+    attempts_per_model: PositiveInt = 2
+    initial_s: Positive = 0.2
+    max_s: Positive = 2.0
+    # A Retry-After longer than this moves on to the next model instead of waiting.
+    retry_after_cap_s: NonNegative = 5.0
+
+
 class RoutingSpec(Spec, frozen=True):
     # What an unknown ``model`` means: ``None`` answers 404, a strategy keyword routes by it.
     unknown_model_strategy: Strategy | None = None
@@ -114,6 +124,12 @@ class RoutingSpec(Spec, frozen=True):
     # Output tokens assumed when a request sets no limit (for cost and latency estimates).
     expected_output_tokens: PositiveInt = 500
     breaker: BreakerSpec = BreakerSpec()
+    retry: RetrySpec = RetrySpec()
+    # Every attempt of one request, retries and fallbacks included, must finish (or reach a stream's
+    # first output) within this many seconds.
+    deadline_s: Positive = 120.0
+    # A flex request refused for capacity (429) is sent again at the standard tier.
+    flex_fallback_to_standard: bool = True
 
 
 class CatalogFile(Spec, frozen=True):

@@ -12,6 +12,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from typing import TypeVar
 
 import msgspec
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from router.catalog import Catalog, Model, Target
 from router.clock import Clock
@@ -107,12 +114,14 @@ class Engine:
         adapters: Mapping[str, ChatAdapter],
         clock: Clock,
         breakers: BreakerBoard | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.catalog = catalog
         self._adapters = adapters
         self._clock = clock
         self.breakers = breakers or BreakerBoard(catalog.routing.breaker, clock)
         self.stats = StatsBoard(clock)
+        self._sleep = sleep
 
     # --- planning --------------------------------------------------------------------------------
 
@@ -143,7 +152,7 @@ class Engine:
     # --- attempts --------------------------------------------------------------------------------
 
     def _call(
-        self, target: Target, request: ChatRequest, request_id: str
+        self, target: Target, request: ChatRequest, request_id: str, tier: str | None
     ) -> tuple[ChatAdapter, UpstreamCall]:
         model = target.model
         provider = self.catalog.provider_of(model)
@@ -159,7 +168,6 @@ class Engine:
                 "which this router build cannot call yet."
             )
         # An alias may pin a tier (``gpt-flex``); otherwise the client's own service_tier travels in the body.
-        tier = target.service_tier
         return adapter, UpstreamCall(
             request=request,
             model=model,
@@ -200,50 +208,121 @@ class Engine:
         request_id: str,
         call_model: Callable[[ChatAdapter, UpstreamCall], Awaitable[T]],
     ) -> tuple[T, Outcome]:
-        """Try the plan's candidates in order until one succeeds or an error rules out the rest."""
+        """Try the plan's candidates in order until one succeeds or an error rules out the rest,
+        all within the routing deadline."""
         plan = self.plan(request)
         order, forced = self._order(plan.candidates)
-        attempts: list[Attempt] = []
+        run = _Run()
         last: RouterError | None = None
-        spent = 0.0
-        for target in order[:MAX_ATTEMPTS]:
-            breaker = self.breakers.get(target.model.id)
-            if not breaker.acquire(force=forced):
-                attempts.append(Attempt(model=target.model.id, outcome="breaker_open"))
-                continue
+        deadline = self.catalog.routing.deadline_s
+        try:
+            async with asyncio.timeout(deadline):
+                for target in order[:MAX_ATTEMPTS]:
+                    try:
+                        result, call, elapsed = await self._try_model(
+                            target, request, request_id, call_model, forced, run
+                        )
+                    except RouterError as exc:
+                        if not exc.may_fall_back:
+                            raise _with_attempts(exc, run.attempts) from None
+                        last = exc
+                        continue
+                    outcome = Outcome(
+                        model=target.model,
+                        service_tier=call.service_tier,
+                        strategy=plan.strategy,
+                        attempts=run.attempts,
+                        attempt_ms=elapsed * 1000.0,
+                        upstream_ms=(run.spent + elapsed) * 1000.0,
+                    )
+                    return result, outcome
+        except TimeoutError:
+            error = UpstreamTimeout(f"No model answered within the routing deadline of {deadline:g}s.")
+            raise _with_attempts(error, run.attempts) from None
+        if forced or last is None or isinstance(last, _BreakerOpen):
+            raise _with_attempts(self._all_open(plan.candidates), run.attempts)
+        raise _with_attempts(last, run.attempts)
+
+    async def _try_model(
+        self,
+        target: Target,
+        request: ChatRequest,
+        request_id: str,
+        call_model: Callable[[ChatAdapter, UpstreamCall], Awaitable[T]],
+        forced: bool,
+        run: _Run,
+    ) -> tuple[T, UpstreamCall, float]:
+        """One model, retried for transient failures with backoff (Retry-After honoured up to a cap).
+
+        A flex request refused for capacity is capacity, not ill health: it does not count against
+        the breaker and is sent again at once at the standard tier when the catalog says so.
+        """
+        model = target.model
+        breaker = self.breakers.get(model.id)
+        routing = self.catalog.routing
+        tier = target.service_tier
+
+        async def once() -> tuple[T, UpstreamCall, float]:
+            nonlocal tier
+            if not breaker.acquire(force=forced and not run.tried(model.id)):
+                run.attempts.append(Attempt(model=model.id, outcome="breaker_open"))
+                raise _BreakerOpen(f"The circuit breaker of '{model.id}' is open.")
             started = self._clock.monotonic()
             try:
-                adapter, call = self._call(target, request, request_id)
+                adapter, call = self._call(target, request, request_id, tier)
                 result = await call_model(adapter, call)
             except RouterError as exc:
-                spent += self._clock.monotonic() - started
-                if exc.counts_against_breaker:
+                run.spent += self._clock.monotonic() - started
+                flex_refused = exc.status == 429 and _is_flex(call_tier(request, tier))
+                if exc.counts_against_breaker and not flex_refused:
                     breaker.failure(last_error(exc, breaker), exc.retry_after)
                 else:
                     breaker.release()
-                attempts.append(Attempt(model=target.model.id, outcome=exc.error_type))
-                if not exc.may_fall_back:
-                    raise _with_attempts(exc, attempts) from None
-                last = exc
-                continue
+                run.attempts.append(
+                    Attempt(model=model.id, outcome="flex_capacity" if flex_refused else exc.error_type)
+                )
+                if flex_refused and routing.flex_fallback_to_standard:
+                    tier = "default"
+                    raise _FlexRefused(exc.message) from None
+                raise
             except BaseException:
                 breaker.release()
                 raise
             elapsed = self._clock.monotonic() - started
             breaker.success()
-            attempts.append(Attempt(model=target.model.id, outcome="ok"))
-            outcome = Outcome(
-                model=target.model,
-                service_tier=call.service_tier,
-                strategy=plan.strategy,
-                attempts=attempts,
-                attempt_ms=elapsed * 1000.0,
-                upstream_ms=(spent + elapsed) * 1000.0,
-            )
-            return result, outcome
-        if forced or last is None:
-            raise _with_attempts(self._all_open(plan.candidates), attempts)
-        raise _with_attempts(last, attempts)
+            run.attempts.append(Attempt(model=model.id, outcome="ok"))
+            return result, call, elapsed
+
+        def retryable(exc: BaseException) -> bool:
+            if isinstance(exc, _FlexRefused):
+                return True
+            if not isinstance(exc, RouterError) or isinstance(exc, _BreakerOpen):
+                return False
+            too_long = (exc.retry_after or 0.0) > routing.retry.retry_after_cap_s
+            return exc.counts_against_breaker and exc.may_fall_back and not too_long and breaker.available()
+
+        # A flex request may be refused for capacity once more than it may fail.
+        flex_switch = int(_is_flex(call_tier(request, tier)) and routing.flex_fallback_to_standard)
+        backoff = wait_random_exponential(multiplier=routing.retry.initial_s, max=routing.retry.max_s)
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, _FlexRefused):
+                return 0.0
+            retry_after = exc.retry_after if isinstance(exc, RouterError) else None
+            return max(backoff(state), retry_after or 0.0)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(routing.retry.attempts_per_model + flex_switch),
+            wait=wait,
+            retry=retry_if_exception(retryable),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await once()
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     def _all_open(self, candidates: list[Target]) -> NoCandidate:
         wait = min(self.breakers.get(t.model.id).reopens_in() for t in candidates)
@@ -281,6 +360,38 @@ async def _until_first_output(
         await stream.aclose()
         raise
     return prefix, None  # the upstream completed without output (an empty answer)
+
+
+class _Run:
+    """What one request's attempts have done so far."""
+
+    def __init__(self) -> None:
+        self.attempts: list[Attempt] = []
+        self.spent = 0.0  # seconds spent in failed upstream calls
+
+    def tried(self, model: str) -> bool:
+        return any(a.model == model for a in self.attempts)
+
+
+class _BreakerOpen(NoCandidate):
+    """A model's breaker opened while its request was being retried; the next model may serve."""
+
+    may_fall_back = True
+
+
+class _FlexRefused(RouterError):
+    """A flex request refused for capacity; retried at once at the standard tier."""
+
+    may_fall_back = True
+
+
+def call_tier(request: ChatRequest, tier: str | None) -> str | None:
+    client_tier = request.raw.get("service_tier")
+    return tier or (client_tier if isinstance(client_tier, str) else None)
+
+
+def _is_flex(tier: str | None) -> bool:
+    return tier == "flex"
 
 
 def last_error(exc: RouterError, breaker: Breaker) -> LastError:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 from openai import OpenAI
 
@@ -98,3 +99,43 @@ def test_cost_header_prices_the_actual_usage_at_the_served_tier(routed: Router, 
     expected_flex = (flex_usage.prompt_tokens * 1.0 + flex_usage.completion_tokens * 4.0) / 1_000_000
     assert float(flex.headers["x-router-cost-usd"]) == pytest.approx(expected_flex, rel=1e-6)
     assert 0 <= float(raw.headers["x-router-overhead-ms"]) < 100
+
+
+def upstream_calls(mock: Mock, upstream: str) -> list[dict[str, Any]]:
+    return [r["body"] for r in mock.requests() if r["body"].get("model") == upstream]
+
+
+def test_transient_failure_is_retried_on_the_same_model(routed: Router, mock: Mock) -> None:
+    mock.fault("steady-upstream", {"kind": "status", "status": 500})
+    raw = ask(routed, "steady")
+    assert raw.headers["x-router-model"] == "steady" and raw.headers["x-router-attempts"] == "2"
+    assert len(upstream_calls(mock, "steady-upstream")) == 2
+
+
+def test_client_error_is_not_retried(routed: Router, mock: Mock) -> None:
+    mock.fault("steady-upstream", {"kind": "status", "status": 400})
+    with pytest.raises(openai.BadRequestError):
+        ask(routed, "steady")
+    assert len(upstream_calls(mock, "steady-upstream")) == 1
+
+
+def test_retry_after_beyond_the_cap_is_not_waited_for(routed: Router, mock: Mock) -> None:
+    mock.fault("steady-upstream", {"kind": "status", "status": 429, "retry_after": 30})
+    with pytest.raises(openai.RateLimitError):
+        ask(routed, "steady")
+    assert len(upstream_calls(mock, "steady-upstream")) == 1
+
+
+def test_flex_capacity_refusal_retries_at_standard_tier_without_tripping(routed: Router, mock: Mock) -> None:
+    before = next(m for m in routed.http.get("/model-health").json()["models"] if m["id"] == "steady")
+    mock.fault("steady-upstream", {"kind": "status", "status": 429, "message": "Resource unavailable"})
+    raw = ask(routed, "steady-flex", "say words=10")
+    tiers = [body.get("service_tier") for body in upstream_calls(mock, "steady-upstream")]
+    assert tiers == ["flex", "default"]
+    completion = raw.parse()
+    assert completion.service_tier == "default"
+    usage = completion.usage
+    standard = (usage.prompt_tokens * 2.0 + usage.completion_tokens * 8.0) / 1_000_000
+    assert float(raw.headers["x-router-cost-usd"]) == pytest.approx(standard, rel=1e-6)
+    after = next(m for m in routed.http.get("/model-health").json()["models"] if m["id"] == "steady")
+    assert after["breaker"]["failures_in_window"] == before["breaker"]["failures_in_window"]
