@@ -96,6 +96,8 @@ class ChatRequest(Struct):
     service_tier: str | None = None
     seed: int | None = None
     user: str | None = None
+    # An ordered fallback list, as OpenRouter accepts it: tried after ``model``.
+    models: list[str] | None = None
     # Set by the decoder after validation; the odd wire name keeps a client field from landing here.
     raw: dict[str, Any] = msgspec.field(default_factory=dict, name="__router_raw__")
 

@@ -134,6 +134,23 @@ class Engine:
         return None
 
     def plan(self, request: ChatRequest) -> Plan:
+        plan = self._plan_for(request)
+        if not request.models:
+            return plan
+        candidates = list(plan.candidates)
+        seen = {t.model.id for t in candidates}
+        for i, name in enumerate(request.models):
+            target = self.catalog.lookup(name)
+            if target is None:
+                error = _model_not_found(self.catalog, name)
+                error.param = f"models[{i}]"
+                raise error
+            if target.model.id not in seen:
+                seen.add(target.model.id)
+                candidates.append(target)
+        return Plan(candidates=candidates, strategy=plan.strategy)
+
+    def _plan_for(self, request: ChatRequest) -> Plan:
         name = request.model
         target = self.catalog.lookup(name)
         if target is not None:

@@ -139,3 +139,14 @@ def test_flex_capacity_refusal_retries_at_standard_tier_without_tripping(routed:
     assert float(raw.headers["x-router-cost-usd"]) == pytest.approx(standard, rel=1e-6)
     after = next(m for m in routed.http.get("/model-health").json()["models"] if m["id"] == "steady")
     assert after["breaker"]["failures_in_window"] == before["breaker"]["failures_in_window"]
+
+
+def test_request_models_list_is_tried_in_order_after_model(routed: Router, mock: Mock) -> None:
+    mock.fault("quick-upstream", {"kind": "status", "status": 503}, times=2)
+    raw = ask(routed, "quick", extra_body={"models": ["tiny", "steady"]})
+    assert raw.headers["x-router-model"] == "tiny"
+    assert raw.headers["x-router-fallback-reason"] == "server_error"
+    assert "models" not in upstream_calls(mock, "tiny-upstream")[-1]  # a router-only field
+    with pytest.raises(openai.NotFoundError) as info:
+        ask(routed, "quick", extra_body={"models": ["tiny", "no-such-model"]})
+    assert info.value.param == "models[1]"  # type: ignore[attr-defined]
