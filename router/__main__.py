@@ -31,6 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate a catalog and summarise it")
     _catalog_flag(check)
 
+    explain = commands.add_parser("explain", help="dry-run a routing decision: ranked candidates, exclusions")
+    explain.add_argument("--model", required=True, help="model id, alias or strategy keyword")
+    explain.add_argument("--prompt", default="Hello", help="user message text")
+    explain.add_argument("--max-tokens", type=int, help="output limit of the request")
+    explain.add_argument("--tools", action="store_true", help="the request carries a tool")
+    explain.add_argument("--stream", action="store_true", help="the request streams")
+    _catalog_flag(explain)
+
     mock = commands.add_parser("mock", help="run the simulated providers alone (for tools to point at)")
     mock.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     mock.add_argument("--port", type=int, default=9090, help="port (default 9090; 0 picks a free one)")
@@ -68,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_CONFIG
     from router import cli
 
+    if args.command == "explain":
+        return cli.explain(settings, args.model, args.prompt, args.max_tokens, args.tools, args.stream)
     command = {"serve": cli.serve, "check": cli.check, "mock": cli.mock, "demo": cli.demo}[args.command]
     try:
         return command(settings)

@@ -50,6 +50,37 @@ def check(settings: Settings) -> int:
     return 0
 
 
+def explain(
+    settings: Settings, model: str, prompt: str, max_tokens: int | None, tools: bool, stream: bool
+) -> int:
+    """Print the routing plan for a chat request built from the flags, as JSON; calls nothing."""
+    import msgspec
+
+    from router.clock import SystemClock
+    from router.errors import RouterError
+    from router.routing import Engine
+    from router.routing.explain import explain as explain_plan
+    from router.types import ChatRequest, Message, Tool
+
+    catalog = _load(settings)
+    if catalog is None:
+        return EXIT_BAD_CONFIG
+    request = ChatRequest(
+        model=model,
+        messages=[Message(role="user", content=prompt)],
+        max_tokens=max_tokens,
+        stream=stream,
+        tools=[Tool(type="function")] if tools else None,
+    )
+    try:
+        plan = explain_plan(Engine(catalog, {}, SystemClock()), request)
+    except RouterError as exc:
+        print(f"router: {exc.message}", file=sys.stderr)
+        return 1
+    print(msgspec.json.format(msgspec.json.encode(plan), indent=2).decode())
+    return 0
+
+
 def serve(settings: Settings) -> int:
     configure_logging(settings.log_level, settings.log_format)
     catalog = _load(settings)

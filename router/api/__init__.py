@@ -7,11 +7,17 @@ from litestar.handlers import BaseRouteHandler
 from router.api.chat import chat_handlers
 from router.api.health import health_handlers
 from router.api.models import model_handlers
+from router.api.route import route_explain_handlers
 from router.api.services import Services
 
 
 def route_handlers(services: Services) -> list[BaseRouteHandler]:
-    return [*chat_handlers(services), *model_handlers(services), *health_handlers(services)]
+    return [
+        *chat_handlers(services),
+        *model_handlers(services),
+        *health_handlers(services),
+        *route_explain_handlers(services),
+    ]
 
 
 __all__ = ["Services", "route_handlers"]

@@ -30,7 +30,7 @@ from router.errors import (
     RouterError,
     UpstreamTimeout,
 )
-from router.providers import ChatAdapter, UpstreamCall
+from router.providers import ChatAdapter, UpstreamCall, supports
 from router.routing.breaker import Breaker, BreakerBoard, LastError
 from router.routing.stats import ModelStats, StatsBoard
 from router.routing.strategies import needs_of, rank
@@ -129,8 +129,8 @@ class Engine:
         provider = self.catalog.provider_of(model)
         if not provider.configured:
             return f"provider '{provider.name}' has no key: set {provider.api_key_env}"
-        if provider.name not in self._adapters:
-            return f"no adapter for provider kind '{provider.kind}' yet"
+        if not supports(provider):
+            return f"no adapter for provider kind '{provider.kind}'"
         return None
 
     def plan(self, request: ChatRequest) -> Plan:

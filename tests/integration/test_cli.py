@@ -199,3 +199,20 @@ def test_demo_serves_every_chat_model_of_the_catalog(demo: str) -> None:
             )
         )
         assert "ping" in "".join(c.choices[0].delta.content or "" for c in chunks if c.choices), model.id
+
+
+def test_explain_prints_ranked_candidates_and_exclusions() -> None:
+    env = {**_clean_env(), "OPENAI_API_KEY": "x"}
+    result = subprocess.run(
+        [sys.executable, "-m", "router", "explain", "--model", "quality", "--tools", "--prompt", "hi"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["strategy"] == "quality" and plan["candidates"][0]["model"] == "gpt-5.2"
+    reasons = {e["model"]: e["reason"] for e in plan["excluded"]}
+    assert reasons["sonnet-4-5"] == "provider 'anthropic' has no key: set ANTHROPIC_API_KEY"
+    assert "embeddings" in reasons["text-embedding-3-small"]

@@ -150,3 +150,19 @@ def test_request_models_list_is_tried_in_order_after_model(routed: Router, mock:
     with pytest.raises(openai.NotFoundError) as info:
         ask(routed, "quick", extra_body={"models": ["tiny", "no-such-model"]})
     assert info.value.param == "models[1]"  # type: ignore[attr-defined]
+
+
+def test_route_explains_the_plan_without_calling_upstream(routed: Router, mock: Mock) -> None:
+    before = len(mock.requests())
+    body = {"model": "cost", "messages": [{"role": "user", "content": "word " * 2500}], "max_tokens": 10}
+    plan = routed.http.post("/v1/route", json=body).json()
+    assert plan["strategy"] == "cost"
+    assert [c["model"] for c in plan["candidates"]][:2] == ["quick", "steady"]
+    assert plan["candidates"][0]["expected_cost_usd"] > 0
+    assert {"model": "tiny", "reason": plan["excluded"][0]["reason"]} in plan["excluded"]
+    assert "context window 2000" in plan["excluded"][0]["reason"]
+    assert len(mock.requests()) == before
+    bad = routed.http.post(
+        "/v1/route", json={"model": "nope", "messages": [{"role": "user", "content": "x"}]}
+    )
+    assert bad.status_code == 404 and bad.json()["error"]["code"] == "model_not_found"

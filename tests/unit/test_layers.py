@@ -20,7 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "api": {"types", "errors", "catalog", "clock", "settings", "providers", "routing", "telemetry"},
     "mock": set(),
     "app": {"types", "errors", "catalog", "clock", "settings", "providers", "routing", "telemetry", "api"},
-    "cli": {"catalog", "settings", "telemetry", "mock"},
+    "cli": {"types", "errors", "catalog", "clock", "settings", "routing", "telemetry", "mock"},
     "__main__": {"settings", "cli"},
     "__init__": set(),
 }
