@@ -53,7 +53,11 @@ class Breaker:
         self._notify = on_transition
         self.state: State = "closed"
         self.consecutive = 0
-        self.window: deque[tuple[float, bool]] = deque()
+        # One-second buckets of [second, failures, outcomes]: memory stays bounded at any request rate,
+        # and the counters below keep the totals, so the hot path never scans the window.
+        self.window: deque[list[int]] = deque()
+        self._window_failures = 0
+        self._window_total = 0
         self.open_until = 0.0
         self.trips = 0
         self.streak = 0  # trips since the breaker last closed, for the growing cooldown
@@ -77,8 +81,7 @@ class Breaker:
 
     def window_counts(self) -> tuple[int, int]:
         self._prune()
-        failures = sum(1 for _, ok in self.window if not ok)
-        return failures, len(self.window)
+        return self._window_failures, self._window_total
 
     # --- events ----------------------------------------------------------------------------------
 
@@ -144,13 +147,25 @@ class Breaker:
     # --- mechanics -------------------------------------------------------------------------------
 
     def _record(self, ok: bool) -> None:
-        self.window.append((self._clock.monotonic(), ok))
+        second = int(self._clock.monotonic())
+        window = self.window
+        if not window or window[-1][0] != second:
+            window.append([second, 0, 0])
+        bucket = window[-1]
+        bucket[2] += 1
+        self._window_total += 1
+        if not ok:
+            bucket[1] += 1
+            self._window_failures += 1
         self._prune()
 
     def _prune(self) -> None:
         horizon = self._clock.monotonic() - self.policy.window_s
-        while self.window and self.window[0][0] <= horizon:
-            self.window.popleft()
+        window = self.window
+        while window and window[0][0] + 1 <= horizon:  # a bucket leaves once all of its second has
+            _, failures, total = window.popleft()
+            self._window_failures -= failures
+            self._window_total -= total
 
     def _refresh(self) -> None:
         """Apply what the passage of time alone changes: an open period ending, a window sliding."""
@@ -180,6 +195,8 @@ class Breaker:
         self.streak = 0
         self.consecutive = 0
         self.window.clear()  # a closed breaker starts from a clean window, so old failures cannot re-trip it
+        self._window_failures = 0
+        self._window_total = 0
         self._move("closed", reason)
 
     def _move(self, state: State, reason: str) -> None:

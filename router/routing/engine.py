@@ -329,8 +329,19 @@ class Engine:
             retry_after = exc.retry_after if isinstance(exc, RouterError) else None
             return max(backoff(state), retry_after or 0.0)
 
+        tries = routing.retry.attempts_per_model + flex_switch
+        try:
+            return await once()  # the common case pays nothing for the retry machinery
+        except BaseException as exc:
+            if tries <= 1 or not retryable(exc):
+                raise
+            first = exc
+        retry_after = first.retry_after if isinstance(first, RouterError) else None
+        await self._sleep(
+            0.0 if isinstance(first, _FlexRefused) else max(routing.retry.initial_s, retry_after or 0.0)
+        )
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(routing.retry.attempts_per_model + flex_switch),
+            stop=stop_after_attempt(tries - 1),
             wait=wait,
             retry=retry_if_exception(retryable),
             sleep=self._sleep,

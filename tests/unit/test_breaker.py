@@ -135,3 +135,17 @@ def test_invariants_under_random_sequences(sequence: list[tuple[str, object]]) -
         # an open breaker admits nothing until its time is up
         if b.state == "open":
             assert not b.available() and clock.monotonic() < b.open_until
+
+
+def test_window_counts_stay_exact_as_outcomes_expire() -> None:
+    clock = FakeClock()
+    b = Breaker(
+        "m", BreakerPolicy(consecutive_failures=1000, min_volume=1000, window_s=10), clock, lambda *_: None
+    )
+    for i in range(30):
+        b.failure(ERROR) if i % 3 == 0 else b.success()
+        clock.advance(1)
+    # One-second buckets leave once their whole second is older than 10 s: steps 20 to 29 remain.
+    recent = [(i % 3 == 0) for i in range(20, 30)]
+    assert b.window_counts() == (sum(recent), 10)
+    assert len(b.window) <= 11  # bounded by seconds, not by requests
