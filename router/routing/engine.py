@@ -38,6 +38,7 @@ from router.types import ChatChunk, ChatCompletion, ChatRequest, Usage
 
 MAX_ATTEMPTS = 3
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True):
@@ -310,17 +311,32 @@ class Engine:
             run.attempts.append(Attempt(model=model.id, outcome="ok"))
             return result, call, elapsed
 
+        try:
+            return await once()  # the common case builds none of the retry machinery
+        except BaseException as exc:
+            first = exc
+        return await self._retry(first, once, breaker, _is_flex(call_tier(request, target.service_tier)))
+
+    async def _retry(
+        self,
+        first: BaseException,
+        once: Callable[[], Awaitable[R]],
+        breaker: Breaker,
+        was_flex: bool,
+    ) -> R:
+        """After a first failure: retry the same model while the failure is transient (tenacity)."""
+        routing = self.catalog.routing
+        policy = routing.retry
+
         def retryable(exc: BaseException) -> bool:
             if isinstance(exc, _FlexRefused):
                 return True
             if not isinstance(exc, RouterError) or isinstance(exc, _BreakerOpen):
                 return False
-            too_long = (exc.retry_after or 0.0) > routing.retry.retry_after_cap_s
+            too_long = (exc.retry_after or 0.0) > policy.retry_after_cap_s
             return exc.counts_against_breaker and exc.may_fall_back and not too_long and breaker.available()
 
-        # A flex request may be refused for capacity once more than it may fail.
-        flex_switch = int(_is_flex(call_tier(request, tier)) and routing.flex_fallback_to_standard)
-        backoff = wait_random_exponential(multiplier=routing.retry.initial_s, max=routing.retry.max_s)
+        backoff = wait_random_exponential(multiplier=policy.initial_s, max=policy.max_s)
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
@@ -329,16 +345,13 @@ class Engine:
             retry_after = exc.retry_after if isinstance(exc, RouterError) else None
             return max(backoff(state), retry_after or 0.0)
 
-        tries = routing.retry.attempts_per_model + flex_switch
-        try:
-            return await once()  # the common case pays nothing for the retry machinery
-        except BaseException as exc:
-            if tries <= 1 or not retryable(exc):
-                raise
-            first = exc
+        # A flex request may be refused for capacity once more than it may fail.
+        tries = policy.attempts_per_model + int(was_flex and routing.flex_fallback_to_standard)
+        if tries <= 1 or not retryable(first):
+            raise first
         retry_after = first.retry_after if isinstance(first, RouterError) else None
         await self._sleep(
-            0.0 if isinstance(first, _FlexRefused) else max(routing.retry.initial_s, retry_after or 0.0)
+            0.0 if isinstance(first, _FlexRefused) else max(policy.initial_s, retry_after or 0.0)
         )
         retrying = AsyncRetrying(
             stop=stop_after_attempt(tries - 1),
