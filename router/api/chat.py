@@ -97,11 +97,14 @@ async def _sse(
     stream with an error event and no ``[DONE]``, so a cut answer never looks complete."""
     include_usage = chat.include_usage
     usage: Usage | None = None
+    tier = opened.outcome.service_tier
     status = 200
     try:
         async for chunk in opened.chunks():
             if isinstance(chunk.usage, Usage):
                 usage = chunk.usage
+            if isinstance(chunk.service_tier, str):
+                tier = chunk.service_tier  # the tier the provider reports having served at
             if not include_usage:
                 if not chunk.choices:
                     continue  # the usage chunk the router asked for on its own account
@@ -122,7 +125,7 @@ async def _sse(
     finally:
         fields = _fields(request_id, chat, opened.outcome, status, elapsed(), usage=usage)
         if usage is not None:
-            fields["cost_usd"] = round(cost_usd(opened.outcome.model, usage, opened.outcome.service_tier), 8)
+            fields["cost_usd"] = round(cost_usd(opened.outcome.model, usage, tier), 8)
         log.write(fields)
         # A client that goes away cancels this generator's scope; the shield lets the upstream
         # connection close now (so the provider stops generating) instead of at garbage collection.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -166,3 +168,26 @@ def test_route_explains_the_plan_without_calling_upstream(routed: Router, mock: 
         "/v1/route", json={"model": "nope", "messages": [{"role": "user", "content": "x"}]}
     )
     assert bad.status_code == 404 and bad.json()["error"]["code"] == "model_not_found"
+
+
+def test_stream_cost_uses_the_tier_reported_in_the_stream(routed: Router, mock: Mock) -> None:
+    client = OpenAI(base_url=routed.url + "/v1", api_key="k", max_retries=0, timeout=20)
+    chunks = list(
+        client.chat.completions.create(
+            model="steady-flex",
+            messages=[{"role": "user", "content": "say words=10"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    usage = chunks[-1].usage
+    assert usage is not None and chunks[0].service_tier == "flex"
+    expected = round((usage.prompt_tokens * 1.0 + usage.completion_tokens * 4.0) / 1_000_000, 8)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        lines = [json.loads(x) for x in routed.logs().splitlines() if '"model_asked":"steady-flex"' in x]
+        streamed = [x for x in lines if x.get("stream")]
+        if streamed:
+            break
+        time.sleep(0.1)
+    assert streamed[-1]["cost_usd"] == pytest.approx(expected, rel=1e-6)

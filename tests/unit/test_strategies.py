@@ -101,3 +101,30 @@ def test_needs_of_reads_tools_images_and_output_limit() -> None:
     assert got.output_tokens == 64
     assert got.capabilities == frozenset({"streaming", "json_schema"})
     assert 60 <= got.prompt_tokens <= 70
+
+
+def test_measured_speed_overrides_the_priors(catalog: Catalog) -> None:
+    from router.catalog.schema import Speed
+
+    measured = {"quick": Speed(ttft_ms=12000, tokens_per_s=250)}  # 14 s expected, behind smart's 11.3 s
+
+    def speed(model: Model) -> Speed:
+        return measured.get(model.id, model.speed)
+
+    ranked = rank(catalog, "fast", needs(), usable(catalog), speed)
+    assert [t.model.id for t in ranked.candidates] == ["cheap", "smart", "quick"]
+
+
+def test_unknown_model_routes_by_the_catalog_default_strategy() -> None:
+    from router.clock import FakeClock
+    from router.errors import ModelNotFound
+    from router.routing import Engine
+
+    text = CATALOG.replace("providers:", "routing: {unknown_model_strategy: cost}\nproviders:", 1)
+    with_default = Engine(parse_catalog(text, {}), {}, FakeClock())
+    request = ChatRequest(model="whatever-model", messages=[Message(role="user", content="hi")])
+    plan = with_default.plan(request)
+    assert plan.strategy == "cost" and plan.candidates[0].model.id == "cheap"
+    strict = Engine(parse_catalog(CATALOG, {}), {}, FakeClock())
+    with pytest.raises(ModelNotFound):
+        strict.plan(request)
