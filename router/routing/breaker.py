@@ -121,7 +121,7 @@ class Breaker:
 
     def _check_window(self, retry_after: float | None) -> None:
         # Checked after every outcome: a success can complete the minimum volume of a failing window.
-        failures, volume = self.window_counts()
+        failures, volume = self._window_failures, self._window_total
         if volume >= self.policy.min_volume and failures / volume >= self.policy.failure_rate:
             self._trip(retry_after, f"{failures} of {volume} calls failed in {self.policy.window_s:g}s")
 
@@ -159,21 +159,25 @@ class Breaker:
             self._window_failures += 1
         self._prune()
 
-    def _prune(self) -> None:
+    def _prune(self) -> bool:
+        """Drop buckets older than the window; whether any left."""
         horizon = self._clock.monotonic() - self.policy.window_s
         window = self.window
+        pruned = False
         while window and window[0][0] + 1 <= horizon:  # a bucket leaves once all of its second has
             _, failures, total = window.popleft()
             self._window_failures -= failures
             self._window_total -= total
+            pruned = True
+        return pruned
 
     def _refresh(self) -> None:
         """Apply what the passage of time alone changes: an open period ending, a window sliding."""
         if self.state == "open" and self._clock.monotonic() >= self.open_until:
             self._move("half_open", "cooldown over")
             self.probes = 0
-        elif self.state == "closed" and self.window:
-            self._check_window(None)
+        elif self.state == "closed" and self._prune():
+            self._check_window(None)  # only a bucket leaving the window can change the verdict
 
     def _cooldown(self) -> float:
         p = self.policy
