@@ -1,9 +1,9 @@
 """Fake Anthropic upstream: Messages, count_tokens and models in the real wire format, under ``/anthropic``.
 
-Order: constants, wire types (request views, response structs), error envelope, request checks, prompt
-extraction, answer rendering (JSON and SSE), then the handler class that wires state to routes. Knobs
-beyond the shared ones of ``textgen``: ``cache=N`` / ``cache_write=N`` in the system prompt report cached
-input tokens; ``preamble`` in the user text puts a text block before the ``tool_use`` blocks.
+Order: constants, response wire types (request views are in ``anthropic_wire``), error envelope, request
+checks, prompt extraction, answer rendering (JSON and SSE), then the handler class that wires state to
+routes. Knobs beyond the shared ones of ``textgen``: ``cache=N`` / ``cache_write=N`` in the system prompt
+report cached input tokens; ``preamble`` in the user text puts a text block before the ``tool_use`` blocks.
 """
 
 from __future__ import annotations
@@ -11,13 +11,25 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
-from typing import Annotated, Any, Final, Literal
+from typing import Final
 
 import msgspec
 from aiohttp import web
 
-from router.mock.faults import Behaviour, Fault, MockState, abort_connection, drop_connection
-from router.mock.openai_fake import MALFORMED_BODY
+from router.mock._base import MISSING_FIELD, FakeProvider, act_out, fault_headers, split_validation_error
+from router.mock.anthropic_wire import (
+    Block,
+    Document,
+    Image,
+    Message,
+    MessagesRequest,
+    Tagged,
+    Text,
+    ToolResult,
+    ToolUse,
+)
+from router.mock.faults import Fault, MockState
+from router.mock.streaming import FIRST, SSE_HEADERS, Pace, write_stream
 from router.mock.textgen import LastRole, Prompt, Reply, ToolSpec, plan_reply, prompt_tokens, split_pieces
 
 PROVIDER: Final = "anthropic"
@@ -30,18 +42,11 @@ MODELS: Final = (
 )
 PING_EVERY: Final = 10
 """On a paced stream (``tokens_per_s``), a ``ping`` event precedes every this-many-th content delta."""
-_MSGSPEC_PATH: Final = re.compile(r"(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_MISSING_FIELD: Final = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
 _UNKNOWN_FIELD: Final = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
 _INDEX: Final = re.compile(r"\[(\d+)\]")
 _CACHE_READ: Final = re.compile(r"\bcache=(\d+)")
 _CACHE_WRITE: Final = re.compile(r"\bcache_write=(\d+)")
 _PREAMBLE: Final = re.compile(r"\bpreamble\b")
-_SSE_HEADERS: Final = (
-    ("Content-Type", "text/event-stream; charset=utf-8"),
-    ("Cache-Control", "no-cache"),
-    ("X-Accel-Buffering", "no"),
-)
 _DEFAULT_ERRORS: Final = (
     (401, "authentication_error", "invalid x-api-key"),
     (403, "permission_error", "Your API key does not have permission to use the specified resource."),
@@ -54,126 +59,16 @@ _DEFAULT_ERRORS: Final = (
 )  # fmt: skip
 _PING: Final = b'event: ping\ndata: {"type":"ping"}\n\n'
 _MESSAGE_STOP: Final = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
-# When the stream loop may wait before writing an event: never, once for time-to-first-token, per piece.
-_NOW: Final = 0
-_FIRST: Final = 1
-_PIECE: Final = 2
-
-
-# --- wire types: request views (unknown fields are ignored except where Anthropic rejects them) ---
-
-
-class _Tagged(msgspec.Struct, tag_field="type"):
-    pass
-
-
-class _Text(_Tagged, tag="text"):
-    text: str
-
-
-class _Base64Source(_Tagged, tag="base64"):
-    media_type: Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
-    data: str
-
-
-class _UrlSource(_Tagged, tag="url"):
-    url: str
-
-
-class _Image(_Tagged, tag="image"):
-    source: _Base64Source | _UrlSource
-
-
-class _Document(_Tagged, tag="document"):
-    source: dict[str, Any]
-
-
-class _ToolUse(_Tagged, tag="tool_use"):
-    id: str
-    name: str
-    input: dict[str, Any]
-
-
-class _ToolResult(_Tagged, tag="tool_result"):
-    tool_use_id: str
-    content: str | list[_Text | _Image | _Document] | None = None
-    is_error: bool | None = None
-
-
-class _Thinking(_Tagged, tag="thinking"):
-    thinking: str
-    signature: str
-
-
-class _RedactedThinking(_Tagged, tag="redacted_thinking"):
-    data: str
-
-
-_Block = _Text | _Image | _Document | _ToolUse | _ToolResult | _Thinking | _RedactedThinking
-
-
-class _Message(msgspec.Struct, forbid_unknown_fields=True):
-    role: Literal["user", "assistant"]
-    content: str | list[_Block]
-
-
-class _Tool(msgspec.Struct):
-    name: Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z0-9_-]{1,128}$")]
-    input_schema: dict[str, Any]
-    description: str | None = None
-
-
-class _ToolChoice(msgspec.Struct):
-    type: Literal["auto", "any", "tool", "none"]
-    name: str | None = None
-    disable_parallel_tool_use: bool | None = None
-
-
-class _ThinkingConfig(msgspec.Struct):
-    type: Literal["enabled", "disabled", "adaptive"]
-    budget_tokens: int | None = None
-
-
-class _Metadata(msgspec.Struct, forbid_unknown_fields=True):
-    user_id: str | None = None
-
-
-_Unit = Annotated[float, msgspec.Meta(ge=0, le=1)]
-
-
-class MessagesRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """A Messages (or count_tokens) request; fields Anthropic does not know are rejected like it does."""
-
-    model: str
-    messages: list[_Message]
-    max_tokens: int | msgspec.UnsetType = msgspec.UNSET
-    system: str | list[_Text] | None = None
-    stop_sequences: list[str] | None = None
-    stream: bool | None = None
-    temperature: _Unit | None = None
-    top_p: _Unit | None = None
-    top_k: Annotated[int, msgspec.Meta(ge=0)] | None = None
-    metadata: _Metadata | None = None
-    tools: list[_Tool] | None = None
-    tool_choice: _ToolChoice | None = None
-    thinking: _ThinkingConfig | None = None
-    service_tier: Literal["auto", "standard_only"] | None = None
-    output_config: dict[str, Any] | None = None
-    cache_control: dict[str, Any] | None = None
-    container: Any = None
-    context_management: Any = None
-    mcp_servers: Any = None
-    inference_geo: Any = None
 
 
 # --- wire types: responses -----------------------------------------------------------------------
 
 
-class _TextOut(_Tagged, tag="text"):
+class _TextOut(Tagged, tag="text"):
     text: str
 
 
-class _ToolUseOut(_Tagged, tag="tool_use"):
+class _ToolUseOut(Tagged, tag="tool_use"):
     id: str
     name: str
     input: msgspec.Raw
@@ -222,17 +117,12 @@ def invalid_request(message: str, request_id: str) -> web.Response:
 def fault_error(fault: Fault, model: str, request_id: str) -> web.Response:
     """Render a ``status`` fault as Anthropic would send it (``retry-after`` when the fault sets it)."""
     error_type, message = _default_error(fault.status, model)
-    headers = dict(fault.headers)
-    if fault.retry_after is not None:
-        headers["retry-after"] = f"{fault.retry_after:g}"
-    if fault.should_retry is not None:
-        headers["x-should-retry"] = "true" if fault.should_retry else "false"
     return anthropic_error(
         fault.status,
         fault.type if fault.type is not None else error_type,
         fault.message if fault.message is not None else message,
         request_id,
-        headers,
+        fault_headers(fault),
     )
 
 
@@ -257,11 +147,10 @@ def _default_error(status: int, model: str) -> tuple[str, str]:
 def _decode_failure(exc: msgspec.DecodeError) -> str:
     if not isinstance(exc, msgspec.ValidationError):
         return "There was an error parsing the body of your request: it is not valid JSON."
-    found = _MSGSPEC_PATH.match(str(exc))
-    detail = found["msg"] if found else str(exc)
-    path = _INDEX.sub(r".\1", (found["path"] or "") if found else "").lstrip(".")
+    detail, path = split_validation_error(exc)
+    path = _INDEX.sub(r".\1", path).lstrip(".")
     for pattern, wording in (
-        (_MISSING_FIELD, "Field required"),
+        (MISSING_FIELD, "Field required"),
         (_UNKNOWN_FIELD, "Extra inputs are not permitted"),
     ):
         named = pattern.match(detail)
@@ -270,8 +159,8 @@ def _decode_failure(exc: msgspec.DecodeError) -> str:
     return f"{path}: {detail}" if path else detail
 
 
-def _blocks(content: str | list[_Block]) -> list[_Block]:
-    return [_Text(content)] if isinstance(content, str) else content
+def _blocks(content: str | list[Block]) -> list[Block]:
+    return [Text(content)] if isinstance(content, str) else content
 
 
 def _check(req: MessagesRequest, *, counting: bool) -> str | None:
@@ -299,7 +188,7 @@ def _check(req: MessagesRequest, *, counting: bool) -> str | None:
                 f"messages.{index}: all messages must have non-empty content "
                 "except for the optional final assistant message"
             )
-        if isinstance(message.content, list) and any(isinstance(b, _Text) and not b.text for b in blocks):
+        if isinstance(message.content, list) and any(isinstance(b, Text) and not b.text for b in blocks):
             return "messages: text content blocks must be non-empty"
         problem = _check_tool_pairing(messages, index, blocks)
         if problem is not None:
@@ -316,13 +205,13 @@ def _check(req: MessagesRequest, *, counting: bool) -> str | None:
     return None
 
 
-def _check_tool_pairing(messages: list[_Message], index: int, blocks: list[_Block]) -> str | None:
+def _check_tool_pairing(messages: list[Message], index: int, blocks: list[Block]) -> str | None:
     """Tool results must answer tool uses of the turn just before, and every tool use must be answered."""
     if messages[index].role == "user":
         previous = _blocks(messages[index - 1].content) if index else []
-        offered = {b.id for b in previous if isinstance(b, _ToolUse)}
+        offered = {b.id for b in previous if isinstance(b, ToolUse)}
         for position, block in enumerate(blocks):
-            if isinstance(block, _ToolResult) and block.tool_use_id not in offered:
+            if isinstance(block, ToolResult) and block.tool_use_id not in offered:
                 return (
                     f"messages.{index}.content.{position}: unexpected `tool_use_id` found in `tool_result` "
                     f"blocks: {block.tool_use_id}. Each `tool_result` block must have a corresponding "
@@ -331,8 +220,8 @@ def _check_tool_pairing(messages: list[_Message], index: int, blocks: list[_Bloc
         return None
     if index + 1 == len(messages):
         return None
-    answered = {b.tool_use_id for b in _blocks(messages[index + 1].content) if isinstance(b, _ToolResult)}
-    missing = [b.id for b in blocks if isinstance(b, _ToolUse) and b.id not in answered]
+    answered = {b.tool_use_id for b in _blocks(messages[index + 1].content) if isinstance(b, ToolResult)}
+    missing = [b.id for b in blocks if isinstance(b, ToolUse) and b.id not in answered]
     if missing:
         return (
             f"messages.{index}: `tool_use` ids were found without `tool_result` blocks immediately after: "
@@ -345,16 +234,16 @@ def _check_tool_pairing(messages: list[_Message], index: int, blocks: list[_Bloc
 # --- prompt extraction ---------------------------------------------------------------------------
 
 
-def _system_text(system: str | list[_Text] | None) -> str:
+def _system_text(system: str | list[Text] | None) -> str:
     if system is None:
         return ""
     return system if isinstance(system, str) else "\n".join(b.text for b in system)
 
 
-def _result_text(content: str | list[_Text | _Image | _Document] | None) -> str:
+def _result_text(content: str | list[Text | Image | Document] | None) -> str:
     if content is None or isinstance(content, str):
         return content or ""
-    return "".join(part.text for part in content if isinstance(part, _Text))
+    return "".join(part.text for part in content if isinstance(part, Text))
 
 
 def prompt_of(req: MessagesRequest) -> Prompt:
@@ -364,8 +253,8 @@ def prompt_of(req: MessagesRequest) -> Prompt:
     results: list[str] = []
     for message in req.messages:
         blocks = _blocks(message.content)
-        text = "".join(b.text for b in blocks if isinstance(b, _Text))
-        results = [_result_text(b.content) for b in blocks if isinstance(b, _ToolResult)]
+        text = "".join(b.text for b in blocks if isinstance(b, Text))
+        results = [_result_text(b.content) for b in blocks if isinstance(b, ToolResult)]
         chars += len(text) + sum(len(r) for r in results)
         if message.role == "user" and (text or not results):
             user_text = text
@@ -446,14 +335,15 @@ def _event(name: bytes, fields: bytes) -> bytes:
 
 def stream_events(
     message: _MessageOut, pieces: list[str], *, ping_every: int = 0
-) -> Iterator[tuple[bytes, int]]:
-    """Every event before ``message_stop``, each with when the stream may wait before it (``_NOW``...)."""
+) -> Iterator[tuple[bytes, Pace]]:
+    """Every event before ``message_stop``, each with its ``Pace``: content deltas are the paced pieces."""
     encode = msgspec.json.encode
     usage = msgspec.structs.replace(message.usage, output_tokens=1)
     head = msgspec.structs.replace(message, content=[], stop_reason=None, stop_sequence=None, usage=usage)
-    yield _event(b"message_start", b'"message":' + encode(head)), _NOW
-    yield _PING, _NOW
-    wait, sent = _FIRST, 0
+    yield _event(b"message_start", b'"message":' + encode(head)), None
+    yield _PING, None
+    wait: Pace = FIRST
+    sent = 0
     for index, block in enumerate(message.content):
         if isinstance(block, _TextOut):
             start: _TextOut | _ToolUseOut = _TextOut("")
@@ -465,13 +355,13 @@ def stream_events(
             fragments = ["", *(args[i : i + step] for i in range(0, len(args), step))]
             deltas = [b'{"type":"input_json_delta","partial_json":%s}' % encode(f) for f in fragments]
         yield _event(b"content_block_start", b'"index":%d,"content_block":%s' % (index, encode(start))), wait
-        wait = _NOW
+        wait = None
         for delta in deltas:
             if ping_every and sent and sent % ping_every == 0:
-                yield _PING, _NOW
-            yield _event(b"content_block_delta", b'"index":%d,"delta":%s' % (index, delta)), _PIECE
+                yield _PING, None
+            yield _event(b"content_block_delta", b'"index":%d,"delta":%s' % (index, delta)), sent
             sent += 1
-        yield _event(b"content_block_stop", b'"index":%d' % index), _NOW
+        yield _event(b"content_block_stop", b'"index":%d' % index), None
     final = encode({"stop_reason": message.stop_reason, "stop_sequence": message.stop_sequence})
     fields = b'"delta":%s,"usage":{"output_tokens":%d}' % (final, message.usage.output_tokens)
     yield _event(b"message_delta", fields), wait
@@ -480,12 +370,13 @@ def stream_events(
 # --- handlers ------------------------------------------------------------------------------------
 
 
-class AnthropicFake:
-    """The Anthropic routes of a mock app, reading faults, speed and keys from ``state``."""
+class AnthropicFake(FakeProvider):
+    """The Anthropic routes of a mock app, reading faults, speed and keys from ``state``; every answer
+    carries a ``request-id``, so the catch-all and model-list routes are its own."""
+
+    provider = PROVIDER
 
     def __init__(self, state: MockState) -> None:
-        self._state = state
-        self._decoder = msgspec.json.Decoder(MessagesRequest)
         models = [
             {
                 "type": "model",
@@ -497,7 +388,8 @@ class AnthropicFake:
             for model_id, name, created in MODELS
         ]
         listing = {"data": models, "has_more": False, "first_id": MODELS[0][0], "last_id": MODELS[-1][0]}
-        self._models_body = msgspec.json.encode(listing)
+        super().__init__(state, msgspec.json.encode(listing))
+        self._decoder = msgspec.json.Decoder(MessagesRequest)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(f"{PREFIX}/v1/messages", self.messages)
@@ -507,7 +399,7 @@ class AnthropicFake:
 
     def _begin(self, request: web.BaseRequest, body: bytes) -> tuple[str, web.Response | None]:
         """Record the request, mint its id, and check the version header and the key."""
-        request_id = self._record(request, body)
+        request_id = self._record_id(request, body)
         version = request.headers.get("anthropic-version")
         if not version:
             return request_id, invalid_request("anthropic-version: header is required", request_id)
@@ -535,14 +427,13 @@ class AnthropicFake:
         problem = _check(req, counting=counting)
         return request_id, req if problem is None else invalid_request(problem, request_id)
 
-    def _record(self, request: web.BaseRequest, body: bytes) -> str:
+    def _record_id(self, request: web.BaseRequest, body: bytes) -> str:
         """Log the request; return the ``req_...`` id its response carries."""
-        state = self._state
-        state.record(PROVIDER, request.method, request.path, request.query_string, request.headers, body)
-        return "req_" + state.ids.next_hex()
+        self._record(request, body)
+        return "req_" + self._state.ids.next_hex()
 
     async def unknown(self, request: web.Request) -> web.Response:
-        request_id = self._record(request, await request.read())
+        request_id = self._record_id(request, await request.read())
         return anthropic_error(404, "not_found_error", "Not Found", request_id)
 
     async def list_models(self, request: web.Request) -> web.Response:
@@ -564,17 +455,14 @@ class AnthropicFake:
             return req
         state = self._state
         streaming = bool(req.stream)
-        fault = state.faults.take(PROVIDER, req.model, streaming=streaming)
-        if fault is not None:
-            if fault.kind == "status":
-                return fault_error(fault, req.model, request_id)
-            if fault.kind == "drop":
-                return drop_connection(request)
-            if fault.kind == "malformed":
-                return _ok(MALFORMED_BODY, request_id)
-            if fault.kind == "timeout":
-                await asyncio.sleep(fault.delay)
-                fault = None
+        fault = await act_out(
+            request,
+            state.faults.take(PROVIDER, req.model, streaming=streaming),
+            lambda f: fault_error(f, req.model, request_id),
+            {"request-id": request_id},
+        )
+        if isinstance(fault, web.StreamResponse):
+            return fault
         hex_id = state.ids.next_hex()
         prompt = prompt_of(req)
         reply = plan_reply(prompt, hex_id)
@@ -583,50 +471,11 @@ class AnthropicFake:
         if streaming:
             ping_every = PING_EVERY if behaviour.piece_interval else 0
             events = stream_events(message, pieces, ping_every=ping_every)
-            return await self._stream(request, request_id, events, behaviour, fault)
+            headers = (*SSE_HEADERS, ("request-id", request_id))
+            return await write_stream(
+                request, headers, events, behaviour, fault, error_event=stream_error_event, end=_MESSAGE_STOP
+            )
         delay = behaviour.non_stream_delay(len(reply.pieces))
         if delay > 0:
             await asyncio.sleep(delay)
         return _ok(msgspec.json.encode(message), request_id)
-
-    async def _stream(
-        self,
-        request: web.Request,
-        request_id: str,
-        events: Iterator[tuple[bytes, int]],
-        behaviour: Behaviour,
-        fault: Fault | None,
-    ) -> web.StreamResponse:
-        response = web.StreamResponse(headers=(*_SSE_HEADERS, ("request-id", request_id)))
-        limit = fault.after_chunks if fault is not None and fault.kind in ("cut", "stream_error") else None
-        first_wait = behaviour.ttft_ms / 1000.0
-        if fault is not None and fault.kind == "stall":
-            first_wait += fault.delay
-        interval = behaviour.piece_interval
-        loop = asyncio.get_running_loop()
-        started = 0.0
-        pieces = 0
-        try:
-            await response.prepare(request)
-            for index, (event, when) in enumerate(events):
-                if index == limit:
-                    break
-                if when == _FIRST:
-                    if first_wait > 0:
-                        await asyncio.sleep(first_wait)
-                    started = loop.time()
-                elif when == _PIECE:
-                    wait = started + pieces * interval - loop.time()
-                    if interval and wait > 0:
-                        await asyncio.sleep(wait)
-                    pieces += 1
-                await response.write(event)
-            if fault is not None and fault.kind == "cut":
-                await abort_connection(request)
-            elif fault is not None and fault.kind == "stream_error":
-                await response.write(stream_error_event(fault))
-            else:
-                await response.write(_MESSAGE_STOP)
-        except ConnectionError:
-            pass  # the client went away; nothing left to tell it
-        return response

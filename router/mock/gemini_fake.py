@@ -1,30 +1,28 @@
 """Fake Google Gemini upstream: generateContent (JSON, SSE, JSON array), countTokens, embeddings and the model
 list in the real wire format, under ``/gemini/v1beta``.
 
-Order: constants, the proto-JSON field table and its checker, error envelope, request checks, prompt
-extraction, answer rendering, then the handler class that wires state to routes. Requests are read as the
-checked JSON (``Json``): the field table is the one description of what Gemini's parser accepts.
+Order: constants, error envelope, request parsing, prompt extraction, answer rendering, then the handler
+class that wires state to routes. Requests are read as the JSON checked by ``gemini_schema``, whose field
+table is the one description of what Gemini's parser accepts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import binascii
 import hashlib
 import math
 import re
-from base64 import b64decode
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 import msgspec
 from aiohttp import web
 
-from router.mock.faults import Behaviour, Fault, MockState, abort_connection, drop_connection
-from router.mock.openai_fake import MALFORMED_BODY
+from router.mock._base import FakeProvider, act_out
+from router.mock.faults import Behaviour, Fault, MockState
+from router.mock.gemini_schema import Json, content_problems, request_problems, violations
+from router.mock.streaming import paced, write_stream
 from router.mock.textgen import LastRole, Prompt, Reply, ToolSpec, plan_reply, prompt_tokens
-
-Json = dict[str, Any]
 
 PROVIDER: Final = "gemini"
 PREFIX: Final = "/gemini/v1beta"
@@ -34,22 +32,11 @@ INTERNAL_MESSAGE: Final = (
     "An internal error has occurred. Please retry or report in "
     "https://developers.generativeai.google/guide/troubleshooting"
 )
-_V1BETA: Final = "type.googleapis.com/google.ai.generativelanguage.v1beta."
 _UNREGISTERED: Final = (
     "Method doesn't allow unregistered callers (callers without established identity). "
     "Please use API Key or other form of API consumer identity to call this API."
 )
 _BAD_KEY: Final = "API key not valid. Please pass a valid API key."
-_NO_SIGNATURE: Final = (
-    "Function call is missing a thought_signature in functionCall parts. This is required for tools to work "
-    "correctly, and missing thought_signature may lead to degraded model performance. Additional data, "
-    "function call `default_api:{name}` , position {position}. Please refer to "
-    "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
-)
-_BAD_FUNCTION_NAME: Final = (
-    "Invalid function name. Must start with a letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), "
-    "underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 128."
-)
 _SSE_HEADERS: Final = (
     ("Content-Type", "text/event-stream"),
     ("Cache-Control", "no-cache"),
@@ -58,8 +45,6 @@ _SSE_HEADERS: Final = (
 _ARRAY_HEADERS: Final = (("Content-Type", "application/json; charset=UTF-8"),)
 _CACHE_ASK: Final = re.compile(r"cache=(\d+)")
 _THINK_ASK: Final = re.compile(r"think=(\d+)")
-_CAMEL: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_FUNCTION_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,127}")
 _METHODS: Final = (
     "generateContent",
     "streamGenerateContent",
@@ -81,158 +66,7 @@ _STATUS_NAMES: Final[Mapping[int, str]] = {
     404: "NOT_FOUND", 409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED", 500: "INTERNAL",
     501: "NOT_IMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
 }
-_MIME_TYPES: Final = (None, "text/plain", "application/json", "application/xml", "application/yaml",
-                      "text/x.enum")
-
-# --- the proto-JSON field table: what Gemini's parser accepts, per message type --------------------
-# A field maps to a message name, a scalar (str, bool, int, num, bytes), "type" (the Schema type enum),
-# "obj" (a free JSON object) or "any" (any JSON value); "[]" marks a repeated field, "{}" a map and a
-# leading "!" a required one.
-
-_SCALARS: Final[Mapping[str, str]] = {"str": "TYPE_STRING", "bool": "TYPE_BOOL", "int": "TYPE_INT32",
-                                      "num": "TYPE_FLOAT", "bytes": "TYPE_BYTES"}
-_SCHEMA_TYPES: Final = frozenset({"TYPE_UNSPECIFIED", "STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY",
-                                  "OBJECT", "NULL"})
-_PART_DATA: Final = ("text", "inlineData", "fileData", "functionCall", "functionResponse", "executableCode",
-                     "codeExecutionResult")
-_FIELDS: Final[Mapping[str, Mapping[str, str]]] = {
-    "GenerateContentRequest": {
-        "model": "str", "contents": "Content[]", "systemInstruction": "Content", "tools": "Tool[]",
-        "toolConfig": "ToolConfig", "safetySettings": "SafetySetting[]", "cachedContent": "str",
-        "generationConfig": "GenerationConfig"},
-    "Content": {"role": "str", "parts": "Part[]"},
-    "Part": {
-        "text": "str", "inlineData": "Blob", "fileData": "FileData", "functionCall": "FunctionCall",
-        "functionResponse": "FunctionResponse", "executableCode": "obj", "codeExecutionResult": "obj",
-        "thought": "bool", "thoughtSignature": "bytes", "videoMetadata": "obj", "partMetadata": "obj",
-        "mediaResolution": "obj"},
-    "Blob": {"mimeType": "!str", "data": "!bytes"},
-    "FileData": {"mimeType": "str", "fileUri": "!str"},
-    "FunctionCall": {"id": "str", "name": "!str", "args": "obj"},
-    "FunctionResponse": {"id": "str", "name": "!str", "response": "!obj", "willContinue": "bool",
-                         "scheduling": "str", "parts": "obj[]"},
-    "Tool": {
-        "functionDeclarations": "FunctionDeclaration[]", "googleSearch": "obj", "codeExecution": "obj",
-        "googleSearchRetrieval": "obj", "urlContext": "obj", "fileSearch": "obj", "googleMaps": "obj",
-        "computerUse": "obj"},
-    "FunctionDeclaration": {
-        "name": "!str", "description": "str", "behavior": "str", "parameters": "Schema",
-        "parametersJsonSchema": "any", "response": "Schema", "responseJsonSchema": "any"},
-    "Schema": {
-        "type": "type", "format": "str", "title": "str", "description": "str", "nullable": "bool",
-        "enum": "str[]", "maxItems": "int", "minItems": "int", "properties": "Schema{}", "required": "str[]",
-        "minProperties": "int", "maxProperties": "int", "minLength": "int", "maxLength": "int",
-        "pattern": "str", "example": "any", "anyOf": "Schema[]", "propertyOrdering": "str[]",
-        "default": "any", "items": "Schema", "minimum": "num", "maximum": "num"},
-    "ToolConfig": {"functionCallingConfig": "FunctionCallingConfig", "retrievalConfig": "obj"},
-    "FunctionCallingConfig": {"mode": "str", "allowedFunctionNames": "str[]"},
-    "SafetySetting": {"category": "!str", "threshold": "!str", "method": "str"},
-    "GenerationConfig": {
-        "stopSequences": "str[]", "responseMimeType": "str", "responseSchema": "Schema",
-        "responseJsonSchema": "any", "responseModalities": "str[]", "candidateCount": "int",
-        "maxOutputTokens": "int", "temperature": "num", "topP": "num", "topK": "num", "seed": "int",
-        "presencePenalty": "num", "frequencyPenalty": "num", "responseLogprobs": "bool", "logprobs": "int",
-        "enableEnhancedCivicAnswers": "bool", "speechConfig": "obj", "imageConfig": "obj",
-        "mediaResolution": "str", "thinkingConfig": "ThinkingConfig"},
-    "ThinkingConfig": {"includeThoughts": "bool", "thinkingBudget": "int", "thinkingLevel": "str"},
-    "CountTokensRequest": {"contents": "Content[]", "generateContentRequest": "GenerateContentRequest"},
-    "EmbedContentRequest": {"model": "str", "content": "!Content", "taskType": "str", "title": "str",
-                            "outputDimensionality": "int"},
-    "BatchEmbedContentsRequest": {"requests": "!EmbedContentRequest[]"},
-}
 # fmt: on
-
-
-def _snake(name: str) -> str:
-    return _CAMEL.sub("_", name).lower()
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(word[:1].upper() + word[1:] for word in rest)
-
-
-def _scalar_ok(kind: str, value: object) -> bool:
-    if kind == "bool" or isinstance(value, bool):
-        return kind == "bool" and isinstance(value, bool)
-    if kind == "int":  # proto-JSON also takes integers as strings
-        return isinstance(value, int) or (isinstance(value, str) and value.lstrip("-").isdigit())
-    if kind == "num":
-        return isinstance(value, int | float)
-    if not isinstance(value, str) or kind == "str":
-        return isinstance(value, str)
-    try:  # bytes: standard or URL-safe base64
-        b64decode(value.replace("-", "+").replace("_", "/"), validate=True)
-    except binascii.Error:
-        return False
-    return True
-
-
-def _tag(kind: str) -> str:
-    base = kind.rstrip("[]{}")
-    return _SCALARS.get(base) or ("google.protobuf.Struct" if base == "obj" else _V1BETA + base)
-
-
-def _shown(value: object) -> str:
-    return msgspec.json.encode(value).decode()[:80]
-
-
-def _violations(value: object, kind: str, at: str, root: str) -> Iterator[tuple[str, str]]:
-    """(field, description) for everything Gemini's parser rejects in a ``kind`` value. On the way it drops
-    nulls (unset in proto-JSON) and renames snake_case fields to camelCase, so readers see one spelling."""
-    if kind.endswith(("[]", "{}")):
-        is_map = kind.endswith("{}")
-        if not isinstance(value, dict if is_map else list):
-            yield at, f"Invalid value at '{at}' ({_tag(kind)}), {_shown(value)}"
-            return
-        for index, item in enumerate(value.values() if isinstance(value, dict) else value):
-            yield from _violations(item, kind[:-2], f"{at}[{index}{'].value' if is_map else ']'}", root)
-        return
-    if kind == "any":
-        return
-    if kind == "type":
-        if not (isinstance(value, str) and value.upper() in _SCHEMA_TYPES):
-            yield at, f"Invalid value at '{at}' ({_V1BETA}Type), {_shown(value)}"
-        return
-    if kind in _SCALARS:
-        if not _scalar_ok(kind, value):
-            detail = "Base64 decoding failed for " if kind == "bytes" else ""
-            yield at, f"Invalid value at '{at}' ({_tag(kind)}), {detail}{_shown(value)}"
-        return
-    if not isinstance(value, dict):
-        yield at, f"Invalid value at '{at}' ({_tag(kind)}), {_shown(value)}"
-        return
-    if kind == "obj":
-        return
-    fields = _FIELDS[kind]
-    where = f" at '{at}'" if at else ""
-    for key in list(value):
-        item = value.pop(key)
-        name = key if key in fields else _camel(key)
-        child = fields.get(name, "").lstrip("!")
-        if not child:
-            yield at, f'Invalid JSON payload received. Unknown name "{key}"{where}: Cannot find field.'
-        elif isinstance(item, list) and not child.endswith("[]") and child != "any":
-            reason = "Proto field is not repeating, cannot start list."
-            yield at, f'Invalid JSON payload received. Unknown name "{key}"{where}: {reason}'
-        elif item is not None:
-            value[name] = item
-            yield from _violations(item, child, f"{at}.{_snake(name)}".lstrip("."), root)
-    for name in (n for n, child in fields.items() if child.startswith("!") and n not in value):
-        field = f"{at}.{_snake(name)}".lstrip(".")
-        yield field, f"* {root}.{field}: {_snake(name)} must be specified.\n"
-    if kind == "Part":
-        data = [key for key in _PART_DATA if key in value]
-        if len(data) > 1:
-            yield (
-                at,
-                f"Invalid JSON payload received. Oneof field 'data' is already set. Cannot set '{data[1]}'",
-            )
-        elif not data:
-            yield (
-                f"{at}.data",
-                f"* {root}.{at}.data: required oneof field 'data' must have one initialized field",
-            )
 
 
 # --- error envelope ------------------------------------------------------------------------------
@@ -301,68 +135,10 @@ def _parse(body: bytes, kind: str) -> Json | web.Response:
         raw = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         return invalid_argument(f"Invalid JSON payload received. {exc}.", fields=[""])
-    problems = list(_violations(raw, kind, "", kind))
+    problems = list(violations(raw, kind, "", kind))
     if problems or not isinstance(raw, dict):
         return invalid_argument(*(m for _, m in problems), fields=[f for f, _ in problems])
     return raw
-
-
-def _content_problems(content: Json, at: str, root: str = "GenerateContentRequest") -> Iterator[str]:
-    if content.get("role") not in (None, "", "user", "model") and at != "system_instruction":
-        yield "Please use a valid role: user, model."
-    if not content.get("parts"):
-        yield f"* {root}.{at}.parts: contents.parts must not be empty.\n"
-
-
-def _problems(req: Json, model: str) -> Iterator[str]:
-    """What Gemini's request validation refuses, in its words; the handler reports the first."""
-    at = "* GenerateContentRequest."
-    if not req.get("contents"):
-        yield f"{at}contents: contents is not specified\n"
-    for index, content in enumerate(req.get("contents", ())):
-        yield from _content_problems(content, f"contents[{index}]")
-    if "systemInstruction" in req:
-        yield from _content_problems(req["systemInstruction"], "system_instruction")
-    for t_index, tool in enumerate(req.get("tools", ())):
-        for d_index, decl in enumerate(tool.get("functionDeclarations", ())):
-            where = f"{at}tools[{t_index}].function_declarations[{d_index}]"
-            if not _FUNCTION_NAME.fullmatch(decl["name"]):
-                yield f"{where}.name: {_BAD_FUNCTION_NAME}\n"
-            if "parameters" in decl and "parametersJsonSchema" in decl:
-                yield f"{where}.parameters: parameters and parameters_json_schema cannot both be set.\n"
-    calling = req.get("toolConfig", {}).get("functionCallingConfig", {})
-    mode = calling.get("mode")
-    if mode not in (None, "MODE_UNSPECIFIED", "AUTO", "ANY", "NONE", "VALIDATED"):
-        enum = f"{_V1BETA}FunctionCallingConfig.Mode"
-        yield f"Invalid value at 'tool_config.function_calling_config.mode' ({enum}), \"{mode}\""
-    if calling.get("allowedFunctionNames") and mode not in ("ANY", "VALIDATED"):
-        yield f"{at}tool_config.function_calling_config.allowed_function_names: only allowed with mode ANY.\n"
-    config = req.get("generationConfig", {})
-    at += "generation_config."
-    if "responseSchema" in config and "responseJsonSchema" in config:
-        yield f"{at}response_schema: response_schema and response_json_schema cannot both be set.\n"
-    if not 0 <= config.get("temperature", 1) <= 2:
-        yield f"{at}temperature: temperature must be in the range [0.0, 2.0].\n"
-    if not 0 <= config.get("topP", 1) <= 1:
-        yield f"{at}top_p: top_p must be in the range [0.0, 1.0].\n"
-    if not 1 <= int(config.get("candidateCount", 1)) <= 8:
-        yield f"{at}candidate_count: candidate_count must be in the range [1, 8].\n"
-    if config.get("responseMimeType") not in _MIME_TYPES:
-        yield (
-            f"{at}response_mime_type: allowed mimetypes are `text/plain`, `application/json`, "
-            "`application/xml`, `application/yaml` and `text/x.enum`.\n"
-        )
-    if model.startswith("gemini-3"):
-        yield from _missing_signatures(req["contents"])
-
-
-def _missing_signatures(contents: Sequence[Json]) -> Iterator[str]:
-    """Gemini 3 refuses a history whose model function calls lost their ``thoughtSignature``."""
-    for index, content in enumerate(contents):
-        for part in content["parts"] if content.get("role") == "model" else ():
-            if "functionCall" in part and not part.get("thoughtSignature"):
-                name = part["functionCall"]["name"]
-                yield _NO_SIGNATURE.format(name=name, position=index + 1)
 
 
 # --- prompt extraction ---------------------------------------------------------------------------
@@ -557,12 +333,13 @@ def _model_info(name: str) -> Json:
 # --- handlers ------------------------------------------------------------------------------------
 
 
-class GeminiFake:
+class GeminiFake(FakeProvider):
     """The Gemini routes of a mock app, reading faults, speed and keys from ``state``."""
 
+    provider = PROVIDER
+
     def __init__(self, state: MockState) -> None:
-        self._state = state
-        self._models_body = msgspec.json.encode({"models": [_model_info(name) for name in MODELS]})
+        super().__init__(state, msgspec.json.encode({"models": [_model_info(name) for name in MODELS]}))
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get(f"{PREFIX}/models", self.list_models)
@@ -586,21 +363,8 @@ class GeminiFake:
         ]
         return gemini_error(400, _BAD_KEY, details=details)
 
-    def _record(self, request: web.BaseRequest, body: bytes) -> None:
-        self._state.record(
-            PROVIDER, request.method, request.path, request.query_string, request.headers, body
-        )
-
-    async def unknown(self, request: web.Request) -> web.Response:
-        self._record(request, await request.read())
+    def _not_found(self, request: web.BaseRequest) -> web.Response:
         return not_found(request)
-
-    async def list_models(self, request: web.Request) -> web.Response:
-        self._record(request, b"")
-        denied = self._denied(request)
-        if denied is not None:
-            return denied
-        return web.Response(body=self._models_body, content_type="application/json")
 
     async def model_method(self, request: web.Request) -> web.StreamResponse:
         """``POST models/{model}:{method}``: the model is everything before the last colon."""
@@ -622,17 +386,8 @@ class GeminiFake:
         self, request: web.Request, fault: Fault | None, in_array: bool = False
     ) -> web.StreamResponse | None:
         """The response for a request-level fault; ``None``: answer normally (after a ``timeout`` delay)."""
-        if fault is None:
-            return None
-        if fault.kind == "status":
-            return fault_error(fault, in_array=in_array)
-        if fault.kind == "drop":
-            return drop_connection(request)
-        if fault.kind == "malformed":
-            return web.Response(body=MALFORMED_BODY, content_type="application/json")
-        if fault.kind == "timeout":
-            await asyncio.sleep(fault.delay)
-        return None
+        acted = await act_out(request, fault, lambda f: fault_error(f, in_array=in_array))
+        return acted if isinstance(acted, web.StreamResponse) else None
 
     async def _generate(
         self, request: web.Request, body: bytes, model: str, *, streaming: bool
@@ -640,7 +395,7 @@ class GeminiFake:
         req = _parse(body, "GenerateContentRequest")
         if isinstance(req, web.Response):
             return req
-        problem = next(_problems(req, model), None)
+        problem = next(request_problems(req, model), None)
         if problem is not None:
             return invalid_argument(problem)
         state = self._state
@@ -665,7 +420,7 @@ class GeminiFake:
             return req
         inner = req.get("generateContentRequest", {})
         contents = req.get("contents") or inner.get("contents", [])
-        problems = [p for i, c in enumerate(contents) for p in _content_problems(c, f"contents[{i}]")]
+        problems = [p for i, c in enumerate(contents) for p in content_problems(c, f"contents[{i}]")]
         if problems or not contents:
             return invalid_argument(
                 *problems or ["* CountTokensRequest.contents: contents is not specified\n"]
@@ -706,38 +461,21 @@ class GeminiFake:
     ) -> web.StreamResponse:
         """Write ``events`` as SSE (``alt=sse``: CRLF framing, EOF ends it) or as a JSON array written as it
         goes; ``ttft_ms`` and a ``stall`` delay the first event, ``tokens_per_s`` paces the rest."""
-        response = web.StreamResponse(headers=_SSE_HEADERS if sse else _ARRAY_HEADERS)
-        limit = fault.after_chunks if fault is not None and fault.kind in ("cut", "stream_error") else None
-        first_wait = behaviour.ttft_ms / 1000.0 + (fault.delay if fault and fault.kind == "stall" else 0.0)
-        interval = behaviour.piece_interval
-        loop = asyncio.get_running_loop()
-        started = 0.0
         sent = 0
 
         def frame(event: bytes) -> bytes:
-            return b"data: " + event + b"\r\n\r\n" if sse else (b",\r\n" if sent else b"[") + event
+            nonlocal sent
+            framed = b"data: " + event + b"\r\n\r\n" if sse else (b",\r\n" if sent else b"[") + event
+            sent += 1
+            return framed
 
-        try:
-            await response.prepare(request)
-            for index, event in enumerate(events):
-                if index == limit:
-                    break
-                if index == 0:
-                    if first_wait > 0:
-                        await asyncio.sleep(first_wait)
-                    started = loop.time()
-                elif interval:
-                    wait = started + index * interval - loop.time()
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                await response.write(frame(event))
-                sent += 1
-            if fault is not None and fault.kind == "cut":
-                await abort_connection(request)
-            elif fault is not None and fault.kind == "stream_error":
-                await response.write(frame(stream_error_event(fault)) + (b"" if sse else b"]"))
-            elif not sse:
-                await response.write(b"]" if sent else b"[]")
-        except ConnectionError:
-            pass  # the client went away; nothing left to tell it
-        return response
+        return await write_stream(
+            request,
+            _SSE_HEADERS if sse else _ARRAY_HEADERS,
+            paced(events, first_wait_before=0),
+            behaviour,
+            fault,
+            error_event=lambda f: frame(stream_error_event(f)) + (b"" if sse else b"]"),
+            end=lambda: b"" if sse else b"]" if sent else b"[]",
+            frame=frame,
+        )

@@ -15,7 +15,10 @@ from typing import Any, Final
 import msgspec
 from aiohttp import web
 
-from router.mock.faults import Behaviour, Fault, MockState, abort_connection, drop_connection
+from router.mock._base import MALFORMED_BODY as MALFORMED_BODY
+from router.mock._base import MISSING_FIELD, FakeProvider, act_out, fault_headers, split_validation_error
+from router.mock.faults import Fault, MockState
+from router.mock.streaming import SSE_HEADERS, paced, write_stream
 from router.mock.textgen import Finish, LastRole, Prompt, Reply, ToolSpec, plan_reply
 
 PROVIDER: Final = "openai"
@@ -23,16 +26,8 @@ PREFIX: Final = "/openai/v1"
 FINGERPRINT: Final = "fp_mock"
 MODELS: Final = ("gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-4.1", "gpt-4.1-mini", "gpt-4o-mini", "o4-mini")
 _REASONING_MODEL: Final = re.compile(r"gpt-5|o\d")
-_MSGSPEC_PATH: Final = re.compile(r"(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_MISSING_FIELD: Final = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
-_SSE_HEADERS: Final = (
-    ("Content-Type", "text/event-stream; charset=utf-8"),
-    ("Cache-Control", "no-cache"),
-    ("X-Accel-Buffering", "no"),
-)
 _DONE: Final = b"data: [DONE]\n\n"
 STREAM_ERROR_MESSAGE: Final = "The server had an error while processing your request."
-MALFORMED_BODY: Final = b"<html>upstream proxy error</html>"
 
 
 # --- wire types: request views (only the fields the fake reads; unknown fields are ignored) -------
@@ -198,19 +193,13 @@ def not_found(request: web.BaseRequest) -> web.Response:
 def fault_error(fault: Fault, model: str) -> web.Response:
     """Render a ``status`` fault as OpenAI would send it."""
     message, error_type, code = _default_error(fault.status, model)
-    headers = dict(fault.headers)
-    if fault.retry_after is not None:
-        headers["retry-after"] = f"{fault.retry_after:g}"
-        headers["retry-after-ms"] = f"{fault.retry_after * 1000:g}"
-    if fault.should_retry is not None:
-        headers["x-should-retry"] = "true" if fault.should_retry else "false"
     return openai_error(
         fault.status,
         fault.message if fault.message is not None else message,
         fault.type if fault.type is not None else error_type,
         param=fault.param,
         code=fault.code if fault.code is not None else code,
-        headers=headers,
+        headers=fault_headers(fault, with_ms=True),
     )
 
 
@@ -264,10 +253,9 @@ def _decode_failure(exc: msgspec.DecodeError) -> web.Response:
             "not valid JSON. If you have trouble figuring out how to fix this, please contact us through "
             "our help center at help.openai.com.)"
         )
-    found = _MSGSPEC_PATH.match(str(exc))
-    detail = found["msg"] if found else str(exc)
-    path = (found["path"] or "").lstrip(".") if found else ""
-    missing = _MISSING_FIELD.match(detail)
+    detail, path = split_validation_error(exc)
+    path = path.lstrip(".")
+    missing = MISSING_FIELD.match(detail)
     if missing:
         param = f"{path}.{missing['field']}" if path else missing["field"]
         return invalid_request(
@@ -459,20 +447,23 @@ class ChunkWriter:
 # --- handlers ------------------------------------------------------------------------------------
 
 
-class OpenAIFake:
+class OpenAIFake(FakeProvider):
     """The OpenAI routes of a mock app, reading faults, speed and keys from ``state``."""
 
+    provider = PROVIDER
+
     def __init__(self, state: MockState) -> None:
-        self._state = state
+        models = _ModelList("list", [_ModelOut(name, "model", 1_700_000_000, "openai") for name in MODELS])
+        super().__init__(state, msgspec.json.encode(models))
         self._decoder = msgspec.json.Decoder(ChatRequest)
-        self._models_body = msgspec.json.encode(
-            _ModelList("list", [_ModelOut(name, "model", 1_700_000_000, "openai") for name in MODELS])
-        )
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(f"{PREFIX}/chat/completions", self.chat_completions)
         app.router.add_get(f"{PREFIX}/models", self.list_models)
         app.router.add_route("*", "/openai/{tail:.*}", self.unknown)
+
+    def _not_found(self, request: web.BaseRequest) -> web.Response:
+        return not_found(request)
 
     def _denied(self, request: web.BaseRequest) -> web.Response | None:
         required = self._state.required_key(PROVIDER)
@@ -491,22 +482,6 @@ class OpenAIFake:
             code="invalid_api_key",
         )
 
-    def _record(self, request: web.BaseRequest, body: bytes) -> None:
-        self._state.record(
-            PROVIDER, request.method, request.path, request.query_string, request.headers, body
-        )
-
-    async def unknown(self, request: web.Request) -> web.Response:
-        self._record(request, await request.read())
-        return not_found(request)
-
-    async def list_models(self, request: web.Request) -> web.Response:
-        self._record(request, b"")
-        denied = self._denied(request)
-        if denied is not None:
-            return denied
-        return web.Response(body=self._models_body, content_type="application/json")
-
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         self._record(request, body)
@@ -522,59 +497,23 @@ class OpenAIFake:
             return problem
         state = self._state
         streaming = bool(req.stream)
-        fault = state.faults.take(PROVIDER, req.model, streaming=streaming)
-        if fault is not None:
-            if fault.kind == "status":
-                return fault_error(fault, req.model)
-            if fault.kind == "drop":
-                return drop_connection(request)
-            if fault.kind == "malformed":
-                return web.Response(body=MALFORMED_BODY, content_type="application/json")
-            if fault.kind == "timeout":
-                await asyncio.sleep(fault.delay)
-                fault = None
+        fault = await act_out(
+            request,
+            state.faults.take(PROVIDER, req.model, streaming=streaming),
+            lambda f: fault_error(f, req.model),
+        )
+        if isinstance(fault, web.StreamResponse):
+            return fault
         hex_id = state.ids.next_hex()
         tier = _served_tier(req.service_tier) or "default"
         reply = plan_reply(prompt_of(req), hex_id)
         behaviour = state.behaviour(PROVIDER, req.model)
         if streaming:
-            return await self._stream(request, ChunkWriter(req, hex_id, tier).events(reply), behaviour, fault)
+            events = paced(ChunkWriter(req, hex_id, tier).events(reply), first_wait_before=1)
+            return await write_stream(
+                request, SSE_HEADERS, events, behaviour, fault, error_event=stream_error_event, end=_DONE
+            )
         delay = behaviour.non_stream_delay(len(reply.pieces))
         if delay > 0:
             await asyncio.sleep(delay)
         return web.Response(body=completion_body(req, reply, hex_id, tier), content_type="application/json")
-
-    async def _stream(
-        self, request: web.Request, events: Iterator[bytes], behaviour: Behaviour, fault: Fault | None
-    ) -> web.StreamResponse:
-        response = web.StreamResponse(headers=_SSE_HEADERS)
-        limit = fault.after_chunks if fault is not None and fault.kind in ("cut", "stream_error") else None
-        first_wait = behaviour.ttft_ms / 1000.0
-        if fault is not None and fault.kind == "stall":
-            first_wait += fault.delay
-        interval = behaviour.piece_interval
-        loop = asyncio.get_running_loop()
-        started = 0.0
-        try:
-            await response.prepare(request)
-            for index, event in enumerate(events):
-                if index == limit:
-                    break
-                if index == 1:
-                    if first_wait > 0:
-                        await asyncio.sleep(first_wait)
-                    started = loop.time()
-                elif index > 1 and interval:
-                    wait = started + (index - 1) * interval - loop.time()
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                await response.write(event)
-            if fault is not None and fault.kind == "cut":
-                await abort_connection(request)
-            elif fault is not None and fault.kind == "stream_error":
-                await response.write(stream_error_event(fault))
-            else:
-                await response.write(_DONE)
-        except ConnectionError:
-            pass  # the client went away; nothing left to tell it
-        return response
