@@ -102,10 +102,6 @@ class ChatRequest(Struct):
     raw: dict[str, Any] = msgspec.field(default_factory=dict, name="__router_raw__")
 
     @property
-    def wants_stream(self) -> bool:
-        return bool(self.stream)
-
-    @property
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
 

@@ -7,8 +7,6 @@ character. It accepts LF and CRLF line endings.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 
 class SSEEvent:
     __slots__ = ("data", "event")
@@ -62,10 +60,3 @@ class SSEParser:
     def pending(self) -> bool:
         """Whether an event was started but not terminated by a blank line."""
         return bool(self._data) or bool(self._buffer.strip())
-
-
-async def iter_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
-    parser = SSEParser()
-    async for chunk in chunks:
-        for event in parser.feed(chunk):
-            yield event

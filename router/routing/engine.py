@@ -24,6 +24,7 @@ from router.catalog import Catalog, Model, Target
 from router.clock import Clock
 from router.errors import (
     AdapterUnavailable,
+    InvalidRequest,
     ModelNotFound,
     NoCandidate,
     ProviderNotConfigured,
@@ -142,6 +143,11 @@ class Engine:
         seen = {t.model.id for t in candidates}
         for i, name in enumerate(request.models):
             target = self.catalog.lookup(name)
+            if target is None and self.catalog.is_strategy(name):
+                raise InvalidRequest(
+                    f"'models' lists concrete models or aliases to fall back to; '{name}' is a strategy.",
+                    param=f"models[{i}]",
+                )
             if target is None:
                 error = _model_not_found(self.catalog, name)
                 error.param = f"models[{i}]"
@@ -291,7 +297,7 @@ class Engine:
                 result = await call_model(adapter, call)
             except RouterError as exc:
                 run.spent += self._clock.monotonic() - started
-                flex_refused = exc.status == 429 and _is_flex(call_tier(request, tier))
+                flex_refused = exc.status == 429 and call_tier(request, tier) == "flex"
                 if exc.counts_against_breaker and not flex_refused:
                     breaker.failure(last_error(exc, breaker), exc.retry_after)
                 else:
@@ -315,7 +321,7 @@ class Engine:
             return await once()  # the common case builds none of the retry machinery
         except BaseException as exc:
             first = exc
-        return await self._retry(first, once, breaker, _is_flex(call_tier(request, target.service_tier)))
+        return await self._retry(first, once, breaker, call_tier(request, target.service_tier) == "flex")
 
     async def _retry(
         self,
@@ -429,10 +435,6 @@ class _FlexRefused(RouterError):
 def call_tier(request: ChatRequest, tier: str | None) -> str | None:
     client_tier = request.raw.get("service_tier")
     return tier or (client_tier if isinstance(client_tier, str) else None)
-
-
-def _is_flex(tier: str | None) -> bool:
-    return tier == "flex"
 
 
 def last_error(exc: RouterError, breaker: Breaker) -> LastError:

@@ -152,6 +152,9 @@ def test_request_models_list_is_tried_in_order_after_model(routed: Router, mock:
     with pytest.raises(openai.NotFoundError) as info:
         ask(routed, "quick", extra_body={"models": ["tiny", "no-such-model"]})
     assert info.value.param == "models[1]"  # type: ignore[attr-defined]
+    with pytest.raises(openai.BadRequestError) as bad:
+        ask(routed, "quick", extra_body={"models": ["fast"]})
+    assert bad.value.param == "models[0]" and "strategy" in bad.value.message
 
 
 def test_route_explains_the_plan_without_calling_upstream(routed: Router, mock: Mock) -> None:
