@@ -203,3 +203,37 @@ class ChatChunk(Struct):
             if delta.reasoning_content or delta.reasoning:
                 return True
         return False
+
+
+# --- embeddings ----------------------------------------------------------------------------------
+
+
+class EmbeddingRequest(Struct):
+    """An embeddings request as the router understands it (``raw`` as for ``ChatRequest``)."""
+
+    model: str
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: Annotated[int, Meta(ge=1)] | None = None
+    user: str | None = None
+    models: list[str] | None = None
+    raw: dict[str, Any] = msgspec.field(default_factory=dict, name="__router_raw__")
+
+
+class Embedding(Struct):
+    index: int
+    # Floats, or little-endian float32 bytes in base64 as OpenAI sends them for encoding_format=base64.
+    embedding: list[float] | str
+    object: str = "embedding"
+
+
+class EmbeddingUsage(Struct):
+    prompt_tokens: int = 0
+    total_tokens: int = 0
+
+
+class EmbeddingResponse(Struct):
+    data: list[Embedding]
+    model: str
+    object: str = "list"
+    usage: EmbeddingUsage = msgspec.field(default_factory=EmbeddingUsage)

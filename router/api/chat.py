@@ -21,7 +21,7 @@ from router.errors import InternalError, RouterError
 from router.routing import OpenedStream, Outcome
 from router.routing.cost import cost_usd
 from router.telemetry.logging import RequestLog
-from router.types import ChatRequest, Usage
+from router.types import ChatChunk, ChatRequest, Usage
 
 _encode = msgspec.json.Encoder().encode
 _errors = logging.getLogger("router.api")
@@ -91,7 +91,11 @@ def chat_handlers(services: Services) -> list[ASGIRouteHandler]:
 
 
 async def _sse(
-    opened: OpenedStream, chat: ChatRequest, log: RequestLog, request_id: str, elapsed: Callable[[], float]
+    opened: OpenedStream[ChatChunk],
+    chat: ChatRequest,
+    log: RequestLog,
+    request_id: str,
+    elapsed: Callable[[], float],
 ) -> AsyncIterator[bytes]:
     """Encode canonical chunks as Chat Completions SSE; a failure after the commit point ends the
     stream with an error event and no ``[DONE]``, so a cut answer never looks complete."""

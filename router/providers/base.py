@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 
 from router.catalog import Model, Provider
-from router.types import ChatChunk, ChatCompletion, ChatRequest
+from router.types import ChatChunk, ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse
+
+Req = TypeVar("Req")
 
 
-class UpstreamCall(msgspec.Struct, frozen=True, kw_only=True):
+class Call(msgspec.Struct, Generic[Req], frozen=True, kw_only=True):
     """One attempt at one model: the request, where it goes, and at which service tier."""
 
-    request: ChatRequest
+    request: Req
     model: Model
     provider: Provider
     request_id: str
     service_tier: str | None = None
     # Unix time for answers the adapter builds itself (providers that do not send one).
     created: int = 0
+
+
+UpstreamCall = Call[ChatRequest]
+EmbeddingCall = Call[EmbeddingRequest]
 
 
 class ChatAdapter(Protocol):
@@ -35,3 +41,10 @@ class ChatAdapter(Protocol):
     def stream(self, call: UpstreamCall) -> AsyncGenerator[ChatChunk, None]: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """An adapter whose provider turns text into vectors."""
+
+    async def embed(self, call: EmbeddingCall) -> EmbeddingResponse: ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from typing import TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 from tenacity import (
@@ -31,7 +31,7 @@ from router.errors import (
     RouterError,
     UpstreamTimeout,
 )
-from router.providers import ChatAdapter, UpstreamCall, supports
+from router.providers import Call, ChatAdapter, UpstreamCall, supports
 from router.routing.breaker import Breaker, BreakerBoard, LastError
 from router.routing.stats import ModelStats, StatsBoard
 from router.routing.strategies import needs_of, rank
@@ -40,6 +40,18 @@ from router.types import ChatChunk, ChatCompletion, ChatRequest, Usage
 MAX_ATTEMPTS = 3
 T = TypeVar("T")
 R = TypeVar("R")
+E = TypeVar("E")
+
+
+class Routable(Protocol):
+    """What the engine reads of any request: the model asked, a fallback list, the raw body."""
+
+    model: str
+    models: list[str] | None
+    raw: dict[str, Any]
+
+
+Q = TypeVar("Q", bound=Routable)
 
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,29 +85,49 @@ class Served(msgspec.Struct, kw_only=True):
     outcome: Outcome
 
 
-class OpenedStream(msgspec.Struct, kw_only=True):
-    """A committed stream: the chunks read before the commit point, then the rest of the upstream."""
+class OpenedStream(Generic[E]):
+    """A committed stream: the events read before the commit point, then the rest of the upstream.
 
-    prefix: list[ChatChunk]
-    rest: AsyncGenerator[ChatChunk, None] | None
-    outcome: Outcome
-    breaker: Breaker | None = None
-    stats: ModelStats | None = None
-    clock: Clock | None = None
+    ``tokens_of`` tells which event carries the answer's final usage (its output token count), for
+    the live generation-speed statistics.
+    """
 
-    async def chunks(self) -> AsyncIterator[ChatChunk]:
+    __slots__ = ("breaker", "clock", "outcome", "prefix", "rest", "stats", "tokens_of")
+
+    def __init__(
+        self,
+        prefix: list[E],
+        rest: AsyncGenerator[E, None] | None,
+        outcome: Outcome,
+        *,
+        tokens_of: Callable[[E], int | None],
+        breaker: Breaker | None = None,
+        stats: ModelStats | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.prefix = prefix
+        self.rest = rest
+        self.outcome = outcome
+        self.tokens_of = tokens_of
+        self.breaker = breaker
+        self.stats = stats
+        self.clock = clock
+
+    async def chunks(self) -> AsyncIterator[E]:
         for chunk in self.prefix:
             yield chunk
         if self.rest is not None:
             committed = self.clock.monotonic() if self.clock else 0.0
-            usage: Usage | None = None
+            tokens: int | None = None
+            tokens_of = self.tokens_of
             try:
                 async for chunk in self.rest:
-                    if isinstance(chunk.usage, Usage):
-                        usage = chunk.usage
+                    counted = tokens_of(chunk)
+                    if counted is not None:
+                        tokens = counted
                     yield chunk
-                if usage is not None and self.stats is not None and self.clock is not None:
-                    self.stats.generation(usage.completion_tokens, self.clock.monotonic() - committed)
+                if tokens is not None and self.stats is not None and self.clock is not None:
+                    self.stats.generation(tokens, self.clock.monotonic() - committed)
             except RouterError as exc:
                 # A stream cut after the commit point still says the model is unwell.
                 if self.breaker is not None and exc.counts_against_breaker:
@@ -157,6 +189,35 @@ class Engine:
                 candidates.append(target)
         return Plan(candidates=candidates, strategy=plan.strategy)
 
+    def plan_fixed(self, request: Routable, capability: str, purpose: str) -> Plan:
+        """A plan for requests whose answer depends on the exact model (embeddings: vectors of two
+        models are not comparable), so no strategy may choose it: the model asked, then ``models``."""
+        names = [request.model, *(request.models or ())]
+        candidates: list[Target] = []
+        for i, name in enumerate(names):
+            param = "model" if i == 0 else f"models[{i - 1}]"
+            target = self.catalog.lookup(name)
+            if target is None and self.catalog.is_strategy(name):
+                raise InvalidRequest(
+                    f"'{name}' is a routing strategy; {purpose} need a concrete model, "
+                    "because different models' answers are not interchangeable.",
+                    param=param,
+                )
+            if target is None:
+                error = _model_not_found(self.catalog, name)
+                error.param = param
+                raise error
+            if capability not in target.model.capabilities:
+                raise InvalidRequest(
+                    f"The model '{target.model.id}' does not support {purpose}; "
+                    f"GET /v1/models lists the models with the '{capability}' capability.",
+                    param=param,
+                    code="model_not_supported",
+                )
+            if all(t.model.id != target.model.id for t in candidates):
+                candidates.append(target)
+        return Plan(candidates=candidates)
+
     def _plan_for(self, request: ChatRequest) -> Plan:
         name = request.model
         target = self.catalog.lookup(name)
@@ -176,8 +237,8 @@ class Engine:
     # --- attempts --------------------------------------------------------------------------------
 
     def _call(
-        self, target: Target, request: ChatRequest, request_id: str, tier: str | None
-    ) -> tuple[ChatAdapter, UpstreamCall]:
+        self, target: Target, request: Q, request_id: str, tier: str | None
+    ) -> tuple[ChatAdapter, Call[Q]]:
         model = target.model
         provider = self.catalog.provider_of(model)
         if not provider.configured:
@@ -192,7 +253,7 @@ class Engine:
                 "which this router build cannot call yet."
             )
         # An alias may pin a tier (``gpt-flex``); otherwise the client's own service_tier travels in the body.
-        return adapter, UpstreamCall(
+        return adapter, Call(
             request=request,
             model=model,
             provider=provider,
@@ -202,19 +263,50 @@ class Engine:
         )
 
     async def complete(self, request: ChatRequest, request_id: str) -> Served:
-        completion, outcome = await self._attempt(request, request_id, _complete)
-        usage = completion.usage
-        tokens = usage.completion_tokens if isinstance(usage, Usage) else 0
-        self.stats.get(outcome.model).answer(outcome.attempt_ms, tokens)
+        completion, outcome = await self.run(request, self.plan(request), request_id, _complete)
         return Served(completion=completion, outcome=outcome)
 
-    async def open_stream(self, request: ChatRequest, request_id: str) -> OpenedStream:
-        (prefix, rest), outcome = await self._attempt(request, request_id, _until_first_output)
+    async def open_stream(self, request: ChatRequest, request_id: str) -> OpenedStream[ChatChunk]:
+        return await self.run_stream(
+            request, self.plan(request), request_id, _open_chat, ChatChunk.carries_output, chunk_tokens
+        )
+
+    async def run(
+        self,
+        request: Q,
+        plan: Plan,
+        request_id: str,
+        call_model: Callable[[ChatAdapter, Call[Q]], Awaitable[T]],
+        tokens_of: Callable[[T], int] | None = None,
+    ) -> tuple[T, Outcome]:
+        """One whole answer from the first of ``plan``'s candidates that gives one."""
+        result, outcome = await self._attempt(request, plan, request_id, call_model)
+        tokens = tokens_of(result) if tokens_of is not None else _tokens_in(result)
+        self.stats.get(outcome.model).answer(outcome.attempt_ms, tokens)
+        return result, outcome
+
+    async def run_stream(
+        self,
+        request: Q,
+        plan: Plan,
+        request_id: str,
+        open_model: Callable[[ChatAdapter, Call[Q]], AsyncGenerator[E, None]],
+        carries_output: Callable[[E], bool],
+        tokens_of: Callable[[E], int | None],
+    ) -> OpenedStream[E]:
+        """A stream from the first candidate that reaches real output; see the module's docstring."""
+
+        async def until_output(
+            adapter: ChatAdapter, call: Call[Q]
+        ) -> tuple[list[E], AsyncGenerator[E, None] | None]:
+            return await _until_first_output(open_model(adapter, call), call, carries_output)
+
+        (prefix, rest), outcome = await self._attempt(request, plan, request_id, until_output)
         stats = self.stats.get(outcome.model)
         stats.first_token(outcome.attempt_ms)
         breaker = self.breakers.get(outcome.model.id)
         return OpenedStream(
-            prefix=prefix, rest=rest, outcome=outcome, breaker=breaker, stats=stats, clock=self._clock
+            prefix, rest, outcome, tokens_of=tokens_of, breaker=breaker, stats=stats, clock=self._clock
         )
 
     def _order(self, candidates: list[Target]) -> tuple[list[Target], bool]:
@@ -228,13 +320,13 @@ class Engine:
 
     async def _attempt(
         self,
-        request: ChatRequest,
+        request: Q,
+        plan: Plan,
         request_id: str,
-        call_model: Callable[[ChatAdapter, UpstreamCall], Awaitable[T]],
+        call_model: Callable[[ChatAdapter, Call[Q]], Awaitable[T]],
     ) -> tuple[T, Outcome]:
         """Try the plan's candidates in order until one succeeds or an error rules out the rest,
         all within the routing deadline."""
-        plan = self.plan(request)
         order, forced = self._order(plan.candidates)
         run = _Run()
         last: RouterError | None = None
@@ -270,12 +362,12 @@ class Engine:
     async def _try_model(
         self,
         target: Target,
-        request: ChatRequest,
+        request: Q,
         request_id: str,
-        call_model: Callable[[ChatAdapter, UpstreamCall], Awaitable[T]],
+        call_model: Callable[[ChatAdapter, Call[Q]], Awaitable[T]],
         forced: bool,
         run: _Run,
-    ) -> tuple[T, UpstreamCall, float]:
+    ) -> tuple[T, Call[Q], float]:
         """One model, retried for transient failures with backoff (Retry-After honoured up to a cap).
 
         A flex request refused for capacity is capacity, not ill health: it does not count against
@@ -286,7 +378,7 @@ class Engine:
         routing = self.catalog.routing
         tier = target.service_tier
 
-        async def once() -> tuple[T, UpstreamCall, float]:
+        async def once() -> tuple[T, Call[Q], float]:
             nonlocal tier
             if not breaker.acquire(force=forced and not run.tried(model.id)):
                 run.attempts.append(Attempt(model=model.id, outcome="breaker_open"))
@@ -385,18 +477,30 @@ async def _complete(adapter: ChatAdapter, call: UpstreamCall) -> ChatCompletion:
     return await adapter.complete(call)
 
 
+def _open_chat(adapter: ChatAdapter, call: UpstreamCall) -> AsyncGenerator[ChatChunk, None]:
+    return adapter.stream(call)
+
+
+def chunk_tokens(chunk: ChatChunk) -> int | None:
+    return chunk.usage.completion_tokens if isinstance(chunk.usage, Usage) else None
+
+
+def _tokens_in(result: object) -> int:
+    usage = getattr(result, "usage", None)
+    return usage.completion_tokens if isinstance(usage, Usage) else 0
+
+
 async def _until_first_output(
-    adapter: ChatAdapter, call: UpstreamCall
-) -> tuple[list[ChatChunk], AsyncGenerator[ChatChunk, None] | None]:
-    """Read the upstream stream up to its first chunk of real output, within the first-token deadline."""
-    stream = adapter.stream(call)
-    prefix: list[ChatChunk] = []
+    stream: AsyncGenerator[E, None], call: Call[Any], carries_output: Callable[[E], bool]
+) -> tuple[list[E], AsyncGenerator[E, None] | None]:
+    """Read the upstream stream up to its first event of real output, within the first-token deadline."""
+    prefix: list[E] = []
     limit = call.provider.timeouts.first_token
     try:
         async with asyncio.timeout(limit):
             async for chunk in stream:
                 prefix.append(chunk)
-                if chunk.carries_output():
+                if carries_output(chunk):
                     return prefix, stream
     except TimeoutError:
         await stream.aclose()
@@ -432,7 +536,7 @@ class _FlexRefused(RouterError):
     may_fall_back = True
 
 
-def call_tier(request: ChatRequest, tier: str | None) -> str | None:
+def call_tier(request: Routable, tier: str | None) -> str | None:
     client_tier = request.raw.get("service_tier")
     return tier or (client_tier if isinstance(client_tier, str) else None)
 
@@ -456,4 +560,4 @@ def _model_not_found(catalog: Catalog, name: str) -> ModelNotFound:
     )
 
 
-__all__ = ["Engine", "OpenedStream", "Outcome", "Plan", "Served"]
+__all__ = ["Engine", "OpenedStream", "Outcome", "Plan", "Routable", "Served", "chunk_tokens"]
