@@ -13,6 +13,8 @@ from router.catalog.schema import (
     AliasSpec,
     Capability,
     CatalogFile,
+    Endpoint,
+    ModelSpec,
     Price,
     ProviderKind,
     ProviderSpec,
@@ -61,6 +63,7 @@ class Model(msgspec.Struct, frozen=True, kw_only=True):
     price: Price
     flex_price: Price | None
     capabilities: frozenset[Capability]
+    endpoints: frozenset[Endpoint]
     quality: int
     speed: Speed
     description: str
@@ -142,6 +145,7 @@ def build_catalog(spec: CatalogFile, environ: Mapping[str, str]) -> Catalog:
             quality=m.quality,
             speed=m.speed,
             description=m.description,
+            endpoints=_endpoints(model_id, m, providers[m.provider].kind),
             fallbacks=tuple(m.fallbacks),
         )
     for model_id, m in spec.models.items():
@@ -150,6 +154,32 @@ def build_catalog(spec: CatalogFile, environ: Mapping[str, str]) -> Catalog:
                 raise EntryError(("models", model_id, "fallbacks", str(i)), f"unknown model {fallback!r}")
     aliases = {name: _alias(name, value, models) for name, value in spec.aliases.items()}
     return Catalog(providers=providers, models=models, aliases=aliases, routing=spec.routing)
+
+
+# Which upstream APIs each provider kind's adapter can speak.
+KIND_ENDPOINTS: dict[str, frozenset[Endpoint]] = {
+    "openai": frozenset({"chat", "responses", "completions", "embeddings"}),
+    "anthropic": frozenset({"chat"}),
+    "gemini": frozenset({"chat", "embeddings"}),
+}
+
+
+def _endpoints(model_id: str, m: ModelSpec, kind: ProviderKind) -> frozenset[Endpoint]:
+    embeds = "embeddings" in m.capabilities
+    endpoints: frozenset[Endpoint] = (
+        frozenset(m.endpoints)
+        if m.endpoints is not None
+        else frozenset({"embeddings"} if embeds else {"chat"})
+    )
+    path = ("models", model_id, "endpoints")
+    if not endpoints:
+        raise EntryError(path, "a model needs at least one endpoint")
+    foreign = endpoints - KIND_ENDPOINTS[kind]
+    if foreign:
+        raise EntryError(path, f"a provider of kind '{kind}' has no {', '.join(sorted(foreign))} API")
+    if embeds != ("embeddings" in endpoints):
+        raise EntryError(path, "the 'embeddings' endpoint and the 'embeddings' capability go together")
+    return endpoints
 
 
 def _alias(name: str, value: str | AliasSpec, models: dict[str, Model]) -> AliasSpec:

@@ -19,6 +19,9 @@ Capability = Literal[
     "audio",
     "pdf",
 ]
+# The upstream APIs a model answers on. Chat-capable means "chat" or "responses": the OpenAI adapter
+# speaks Responses to a Responses-only model on behalf of a chat client.
+Endpoint = Literal["chat", "responses", "completions", "embeddings"]
 Strategy = Literal["fast", "speed", "fast-flex", "balanced", "balanced-flex", "quality", "cost"]
 STRATEGIES: tuple[str, ...] = ("fast", "speed", "fast-flex", "balanced", "balanced-flex", "quality", "cost")
 
@@ -79,6 +82,8 @@ class ModelSpec(Spec, frozen=True):
     upstream: str | None = None
     flex_price: Price | None = None
     capabilities: list[Capability] = []
+    # Default: ["embeddings"] for an embeddings model, else ["chat"].
+    endpoints: list[Endpoint] | None = None
     description: str = ""
     fallbacks: list[str] = []
 

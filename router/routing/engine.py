@@ -34,7 +34,7 @@ from router.errors import (
 from router.providers import Call, ChatAdapter, UpstreamCall, supports
 from router.routing.breaker import Breaker, BreakerBoard, LastError
 from router.routing.stats import ModelStats, StatsBoard
-from router.routing.strategies import needs_of, rank
+from router.routing.strategies import CHAT_ENDPOINTS, needs_of, rank
 from router.types import ChatChunk, ChatCompletion, ChatRequest, Usage
 
 MAX_ATTEMPTS = 3
@@ -167,8 +167,10 @@ class Engine:
             return f"no adapter for provider kind '{provider.kind}'"
         return None
 
-    def plan(self, request: ChatRequest) -> Plan:
-        plan = self._plan_for(request)
+    def plan(self, request: ChatRequest, endpoints: frozenset[str] = CHAT_ENDPOINTS) -> Plan:
+        """The candidates for a chat-shaped request. A model named outright must answer on one of
+        ``endpoints`` (chat or Responses by default; the completions route adds its own API)."""
+        plan = self._plan_for(request, endpoints)
         if not request.models:
             return plan
         candidates = list(plan.candidates)
@@ -184,6 +186,7 @@ class Engine:
                 error = _model_not_found(self.catalog, name)
                 error.param = f"models[{i}]"
                 raise error
+            _check_endpoints(target.model, endpoints, f"models[{i}]")
             if target.model.id not in seen:
                 seen.add(target.model.id)
                 candidates.append(target)
@@ -218,10 +221,11 @@ class Engine:
                 candidates.append(target)
         return Plan(candidates=candidates)
 
-    def _plan_for(self, request: ChatRequest) -> Plan:
+    def _plan_for(self, request: ChatRequest, endpoints: frozenset[str]) -> Plan:
         name = request.model
         target = self.catalog.lookup(name)
         if target is not None:
+            _check_endpoints(target.model, endpoints, "model")
             fallbacks = [Target(self.catalog.models[f]) for f in target.model.fallbacks]
             return Plan(candidates=[target, *fallbacks])
         strategy = name if self.catalog.is_strategy(name) else self.catalog.routing.unknown_model_strategy
@@ -548,6 +552,18 @@ def last_error(exc: RouterError, breaker: Breaker) -> LastError:
 def _with_attempts(exc: RouterError, attempts: list[Attempt]) -> RouterError:
     exc.attempts = tuple(f"{a.model}:{a.outcome}" for a in attempts)
     return exc
+
+
+def _check_endpoints(model: Model, endpoints: frozenset[str], param: str) -> None:
+    if model.endpoints & endpoints:
+        return
+    if "embeddings" in model.endpoints:
+        what = "is an embeddings model: use POST /v1/embeddings"
+    elif "completions" in model.endpoints:
+        what = "answers only the legacy completions API: use POST /v1/completions"
+    else:
+        what = "cannot serve this API"
+    raise InvalidRequest(f"The model '{model.id}' {what}.", param=param, code="model_not_supported")
 
 
 def _model_not_found(catalog: Catalog, name: str) -> ModelNotFound:

@@ -15,6 +15,8 @@ from router.catalog.schema import Speed
 from router.types import ChatRequest
 
 FLEX_SUFFIX = "-flex"
+# A model can answer a chat request on either API (see the catalog's ``endpoints``).
+CHAT_ENDPOINTS = frozenset({"chat", "responses"})
 
 
 class Needs(msgspec.Struct, frozen=True, kw_only=True):
@@ -116,8 +118,8 @@ def rank(
 
 
 def _unfit(model: Model, needs: Needs) -> str | None:
-    if "embeddings" in model.capabilities:
-        return "an embeddings model cannot chat"
+    if not model.endpoints & CHAT_ENDPOINTS:
+        return "an embeddings model cannot chat" if "embeddings" in model.endpoints else "has no chat API"
     missing = needs.capabilities - model.capabilities
     if missing:
         return f"lacks {', '.join(sorted(missing))}"
