@@ -1,5 +1,8 @@
 """Fake OpenAI upstream: Chat Completions and model list in the real wire format, under ``/openai/v1``.
 
+The Responses API lives in ``openai_responses``, legacy Completions and Embeddings in ``openai_legacy``;
+``OpenAIFake`` registers their routes too, and they share this module's error envelope and key check.
+
 Order: constants, wire types (request views, response structs), request checks, prompt extraction,
 answer rendering (JSON and SSE), error envelope, then the handler class that wires state to routes.
 """
@@ -25,7 +28,9 @@ PROVIDER: Final = "openai"
 PREFIX: Final = "/openai/v1"
 FINGERPRINT: Final = "fp_mock"
 MODELS: Final = ("gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-4.1", "gpt-4.1-mini", "gpt-4o-mini", "o4-mini")
-_REASONING_MODEL: Final = re.compile(r"gpt-5|o\d")
+"""The chat models (served on Chat Completions and the Responses API)."""
+REASONING_MODEL: Final = re.compile(r"gpt-5|o\d")
+"""Matches (``.match``) the model names that reason: no ``max_tokens`` on chat, a reasoning item first."""
 _DONE: Final = b"data: [DONE]\n\n"
 STREAM_ERROR_MESSAGE: Final = "The server had an error while processing your request."
 
@@ -245,7 +250,9 @@ def _default_error(status: int, model: str) -> tuple[str, str, str | None]:
 # --- request checks ------------------------------------------------------------------------------
 
 
-def _decode_failure(exc: msgspec.DecodeError) -> web.Response:
+def decode_failure(exc: msgspec.DecodeError, prefix: str = "") -> web.Response:
+    """OpenAI's 400 for a body that is not JSON or does not fit the request type; ``prefix`` is the
+    parameter path of the part that was converted (``input[2]``) when it is not the whole body."""
     if not isinstance(exc, msgspec.ValidationError):
         return invalid_request(
             "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
@@ -254,7 +261,7 @@ def _decode_failure(exc: msgspec.DecodeError) -> web.Response:
             "our help center at help.openai.com.)"
         )
     detail, path = split_validation_error(exc)
-    path = path.lstrip(".")
+    path = (prefix + path).lstrip(".")
     missing = MISSING_FIELD.match(detail)
     if missing:
         param = f"{path}.{missing['field']}" if path else missing["field"]
@@ -280,24 +287,29 @@ def _check(req: ChatRequest) -> web.Response | None:
             param="stream_options",
             code="invalid_value",
         )
-    if req.max_tokens is not None and _REASONING_MODEL.match(req.model):
+    if req.max_tokens is not None and REASONING_MODEL.match(req.model):
         return invalid_request(
             "Unsupported parameter: 'max_tokens' is not supported with this model. "
             "Use 'max_completion_tokens' instead.",
             param="max_tokens",
             code="unsupported_parameter",
         )
-    if _served_tier(req.service_tier) is None:
-        return invalid_request(
-            f"Invalid value: '{req.service_tier}'. Supported values are: "
-            "'auto', 'default', 'flex', 'scale', 'priority' and 'fast'.",
-            param="service_tier",
-            code="invalid_value",
-        )
+    if served_tier(req.service_tier) is None:
+        return invalid_tier(req.service_tier)
     return None
 
 
-def _served_tier(requested: str | None) -> str | None:
+def invalid_tier(requested: str | None) -> web.Response:
+    """The 400 for a ``service_tier`` that ``served_tier`` does not know."""
+    return invalid_request(
+        f"Invalid value: '{requested}'. Supported values are: "
+        "'auto', 'default', 'flex', 'scale', 'priority' and 'fast'.",
+        param="service_tier",
+        code="invalid_value",
+    )
+
+
+def served_tier(requested: str | None) -> str | None:
     """The tier echoed in the response (see flex-and-tiers.md §3.7); ``None`` for an unknown value."""
     match requested:
         case None | "auto" | "default":
@@ -453,14 +465,35 @@ class OpenAIFake(FakeProvider):
     provider = PROVIDER
 
     def __init__(self, state: MockState) -> None:
-        models = _ModelList("list", [_ModelOut(name, "model", 1_700_000_000, "openai") for name in MODELS])
+        # The sibling endpoint modules build on this one's envelope and checks: imported late.
+        from router.mock.openai_legacy import COMPLETION_MODELS, EMBEDDING_DIMENSIONS, LegacyEndpoints
+        from router.mock.openai_responses import ResponsesEndpoint
+
+        names = [(name, "openai") for name in MODELS]
+        names += [(name, "system") for name in (*COMPLETION_MODELS, *EMBEDDING_DIMENSIONS)]
+        models = _ModelList("list", [_ModelOut(name, "model", 1_700_000_000, owner) for name, owner in names])
         super().__init__(state, msgspec.json.encode(models))
         self._decoder = msgspec.json.Decoder(ChatRequest)
+        self._responses = ResponsesEndpoint(self)
+        self._legacy = LegacyEndpoints(self)
+
+    @property
+    def state(self) -> MockState:
+        return self._state
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(f"{PREFIX}/chat/completions", self.chat_completions)
+        app.router.add_post(f"{PREFIX}/responses", self._responses.create)
+        app.router.add_post(f"{PREFIX}/completions", self._legacy.completions)
+        app.router.add_post(f"{PREFIX}/embeddings", self._legacy.embeddings)
         app.router.add_get(f"{PREFIX}/models", self.list_models)
         app.router.add_route("*", "/openai/{tail:.*}", self.unknown)
+
+    async def admit(self, request: web.BaseRequest) -> tuple[bytes, web.Response | None]:
+        """Read and record the body, then check the key: the body and the 401 (``None`` when let in)."""
+        body = await request.read()
+        self._record(request, body)
+        return body, self._denied(request)
 
     def _not_found(self, request: web.BaseRequest) -> web.Response:
         return not_found(request)
@@ -483,15 +516,13 @@ class OpenAIFake(FakeProvider):
         )
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        self._record(request, body)
-        denied = self._denied(request)
+        body, denied = await self.admit(request)
         if denied is not None:
             return denied
         try:
             req = self._decoder.decode(body)
         except msgspec.DecodeError as exc:
-            return _decode_failure(exc)
+            return decode_failure(exc)
         problem = _check(req)
         if problem is not None:
             return problem
@@ -505,7 +536,7 @@ class OpenAIFake(FakeProvider):
         if isinstance(fault, web.StreamResponse):
             return fault
         hex_id = state.ids.next_hex()
-        tier = _served_tier(req.service_tier) or "default"
+        tier = served_tier(req.service_tier) or "default"
         reply = plan_reply(prompt_of(req), hex_id)
         behaviour = state.behaviour(PROVIDER, req.model)
         if streaming:
