@@ -17,6 +17,7 @@ from router.providers import ChatAdapter, build_adapter, supports
 from router.routing import Engine
 from router.routing.breaker import BreakerBoard
 from router.settings import Settings
+from router.store import MemoryResponseStore
 from router.telemetry.logging import RequestLog
 
 
@@ -39,7 +40,8 @@ def create_app(
     request_log = RequestLog(
         enabled=settings.log_level in ("debug", "info"), text=settings.log_format == "text"
     )
-    services = Services(settings, engine, clock, request_log)
+    responses = MemoryResponseStore(clock, settings.responses_max, settings.responses_ttl_s)
+    services = Services(settings, engine, clock, request_log, responses)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:

@@ -25,6 +25,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     log_level: str = "info"
     log_format: str = "json"
+    # Stored Responses (previous_response_id) kept in memory: how many, and for how long.
+    responses_max: int = 10_000
+    responses_ttl_s: int = 86_400
     environ: Mapping[str, str] = msgspec.field(default_factory=dict)
 
     @classmethod
@@ -38,6 +41,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "max_body_bytes": _int(env, "ROUTER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             "log_level": env.get("ROUTER_LOG_LEVEL", "info").lower(),
             "log_format": env.get("ROUTER_LOG_FORMAT", "json").lower(),
+            "responses_max": _int(env, "ROUTER_RESPONSES_MAX", 10_000),
+            "responses_ttl_s": _int(env, "ROUTER_RESPONSES_TTL_S", 86_400),
             "environ": env,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -55,6 +60,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "ROUTER_MAX_BODY_BYTES": str(self.max_body_bytes),
                 "ROUTER_LOG_LEVEL": self.log_level,
                 "ROUTER_LOG_FORMAT": self.log_format,
+                "ROUTER_RESPONSES_MAX": str(self.responses_max),
+                "ROUTER_RESPONSES_TTL_S": str(self.responses_ttl_s),
             }
         )
         return env

@@ -212,7 +212,8 @@ class EmbeddingRequest(Struct):
     """An embeddings request as the router understands it (``raw`` as for ``ChatRequest``)."""
 
     model: str
-    input: str | list[str] | list[int] | list[list[int]]
+    # A string, strings, token ids, or lists of token ids (msgspec cannot tell list types apart in a union).
+    input: str | list[Any]
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: Annotated[int, Meta(ge=1)] | None = None
     user: str | None = None
@@ -237,3 +238,62 @@ class EmbeddingResponse(Struct):
     model: str
     object: str = "list"
     usage: EmbeddingUsage = msgspec.field(default_factory=EmbeddingUsage)
+
+
+# --- legacy completions --------------------------------------------------------------------------
+
+
+class CompletionRequest(Struct):
+    """A legacy Completions request (``POST /v1/completions``); ``raw`` as for ``ChatRequest``.
+
+    ``prompt`` is a text, a list of texts, a token array or a list of token arrays (one array-like
+    type per union is all msgspec allows, so the decoder checks that a list holds one kind).
+    """
+
+    model: str
+    prompt: str | list[str | int | list[int]] | None
+    max_tokens: Annotated[int, Meta(ge=0)] | None = None
+    temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Meta(ge=0, le=1)] | None = None
+    n: Annotated[int, Meta(ge=1, le=128)] | None = None
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    stop: str | list[str] | None = None
+    echo: bool | None = None
+    suffix: str | None = None
+    logprobs: Annotated[int, Meta(ge=0, le=5)] | None = None
+    best_of: Annotated[int, Meta(ge=0, le=20)] | None = None
+    presence_penalty: Annotated[float, Meta(ge=-2, le=2)] | None = None
+    frequency_penalty: Annotated[float, Meta(ge=-2, le=2)] | None = None
+    seed: int | None = None
+    user: str | None = None
+    logit_bias: dict[str, int] | None = None
+    models: list[str] | None = None
+    raw: dict[str, Any] = msgspec.field(default_factory=dict, name="__router_raw__")
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+class CompletionChoice(Struct):
+    text: str = ""
+    index: int = 0
+    logprobs: Any = None
+    finish_reason: str | None = None
+
+
+class TextCompletion(Struct):
+    """A legacy Completions answer; each event of a streamed one has the same shape."""
+
+    id: str
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    object: str = "text_completion"
+    usage: Usage | UnsetType | None = UNSET
+    system_fingerprint: str | UnsetType | None = UNSET
+
+    def carries_output(self) -> bool:
+        """Whether this event holds text: a stream's commit point is its first such event."""
+        return any(choice.text for choice in self.choices)

@@ -5,8 +5,11 @@ from __future__ import annotations
 from litestar.handlers import BaseRouteHandler
 
 from router.api.chat import chat_handlers
+from router.api.completions import completion_handlers
+from router.api.embeddings import embedding_handlers
 from router.api.health import health_handlers
 from router.api.models import model_handlers
+from router.api.responses import responses_handlers
 from router.api.route import route_explain_handlers
 from router.api.services import Services
 
@@ -14,6 +17,9 @@ from router.api.services import Services
 def route_handlers(services: Services) -> list[BaseRouteHandler]:
     return [
         *chat_handlers(services),
+        *completion_handlers(services),
+        *responses_handlers(services),
+        *embedding_handlers(services),
         *model_handlers(services),
         *health_handlers(services),
         *route_explain_handlers(services),

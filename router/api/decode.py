@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from router.errors import InvalidRequest
+from router.responses.request import ResponsesRequest, append_item, input_items, to_chat_body
 from router.types import ChatRequest
 
 T = TypeVar("T", bound=msgspec.Struct)
@@ -37,7 +38,7 @@ def convert(data: dict[str, Any], kind: type[T]) -> T:
 
 
 def decode_chat(body: bytes) -> ChatRequest:
-    data = decode_object(body)
+    data = _chat_shaped(decode_object(body))
     request = convert(data, ChatRequest)
     if request.stream_options is not None and not request.stream:
         raise InvalidRequest(
@@ -45,6 +46,42 @@ def decode_chat(body: bytes) -> ChatRequest:
         )
     request.raw = data
     return request
+
+
+def _chat_shaped(data: dict[str, Any]) -> dict[str, Any]:
+    """Chat bodies that carry Responses-shaped input, as Cursor sends them for some models: an
+    ``input`` instead of ``messages``, or Responses items and parts among the messages."""
+    messages = data.get("messages")
+    if messages is None and "input" in data:
+        responses = convert(data, ResponsesRequest)
+        responses.raw = data
+        body = to_chat_body(responses, input_items(responses))
+        if isinstance(data.get("stream_options"), dict):
+            body["stream_options"] = data["stream_options"]
+        elif body.get("stream"):
+            del body["stream_options"]  # the client did not ask for the usage chunk
+        return body
+    if isinstance(messages, list) and any(_responses_shaped(m) for m in messages):
+        converted: list[dict[str, Any]] = []
+        for i, message in enumerate(messages):
+            if _responses_shaped(message):
+                append_item(message, i, converted)
+            else:
+                converted.append(message)
+        return {**data, "messages": converted}
+    return data
+
+
+def _responses_shaped(message: Any) -> bool:
+    if not isinstance(message, dict):
+        return False
+    if "role" not in message or message.get("type") not in (None, "message"):
+        return True
+    content = message.get("content")
+    return isinstance(content, list) and any(
+        isinstance(part, dict) and str(part.get("type", "")).startswith(("input_", "output_"))
+        for part in content
+    )
 
 
 def _invalid(text: str) -> InvalidRequest:

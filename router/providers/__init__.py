@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from router.catalog import Provider
 from router.providers._http import UpstreamClient
-from router.providers.base import Call, ChatAdapter, Embedder, EmbeddingCall, UpstreamCall
+from router.providers.base import Call, ChatAdapter, Embedder, EmbeddingCall, ResponsesNative, UpstreamCall
 
 SUPPORTED_KINDS = frozenset({"openai", "anthropic", "gemini"})
 
@@ -28,4 +28,13 @@ def build_adapter(provider: Provider) -> ChatAdapter:
     raise ValueError(f"provider kind {provider.kind!r} has no adapter")
 
 
-__all__ = ["Call", "ChatAdapter", "Embedder", "EmbeddingCall", "UpstreamCall", "build_adapter", "supports"]
+__all__ = [
+    "Call",
+    "ChatAdapter",
+    "Embedder",
+    "EmbeddingCall",
+    "ResponsesNative",
+    "UpstreamCall",
+    "build_adapter",
+    "supports",
+]

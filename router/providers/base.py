@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 
@@ -48,3 +48,12 @@ class Embedder(Protocol):
     """An adapter whose provider turns text into vectors."""
 
     async def embed(self, call: EmbeddingCall) -> EmbeddingResponse: ...
+
+
+@runtime_checkable
+class ResponsesNative(Protocol):
+    """An adapter whose provider speaks the Responses API itself (bodies and events as dicts)."""
+
+    async def respond(self, call: Call[dict[str, Any]]) -> dict[str, Any]: ...
+
+    def respond_stream(self, call: Call[dict[str, Any]]) -> AsyncGenerator[dict[str, Any], None]: ...

@@ -34,12 +34,13 @@ from router.errors import (
     UpstreamBadResponse,
     UpstreamStatusError,
 )
+from router.providers._embeddings import gemini_answer, gemini_bodies, in_parallel, parse_gemini
 from router.providers._errors import refused_credentials, scrub
 from router.providers._http import UpstreamClient
 from router.providers._schema import sanitize_schema
 from router.providers._sse import SSEParser
 from router.providers._translate import append_turn, data_url, text_of, tool_arguments
-from router.providers.base import UpstreamCall
+from router.providers.base import EmbeddingCall, UpstreamCall
 from router.types import (
     AssistantMessage,
     ChatChunk,
@@ -49,6 +50,7 @@ from router.types import (
     ChunkChoice,
     ContentPart,
     Delta,
+    EmbeddingResponse,
     FunctionCall,
     FunctionDelta,
     Message,
@@ -568,3 +570,16 @@ class GeminiAdapter:
                 if translator.error is not None:
                     raise translator.error
             yield translator.finish()
+
+    async def embed(self, call: EmbeddingCall) -> EmbeddingResponse:
+        """Embeddings by batchEmbedContents, in batches of Gemini's size limit sent side by side."""
+        url = f"{self.provider.base_url}/models/{call.model.upstream}:batchEmbedContents"
+
+        async def batch(body: bytes, expected: int) -> list[list[float]]:
+            answer = await self._client.post(url, self._headers(), body)
+            if answer.status >= 400:
+                raise map_error(answer.status, answer.body, self.provider)
+            return parse_gemini(answer.body, self.provider.name, expected)
+
+        batches = await in_parallel([batch(body, count) for body, count in gemini_bodies(call)])
+        return gemini_answer(call, [vector for vectors in batches for vector in vectors])

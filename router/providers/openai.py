@@ -18,15 +18,20 @@ from router.errors import (
     UpstreamBadResponse,
     UpstreamStatusError,
 )
+from router.providers._embeddings import OPENAI_PATH, input_count, openai_body, parse_openai
 from router.providers._errors import refused_credentials, scrub
 from router.providers._http import UpstreamClient, retry_after_seconds
 from router.providers._sse import SSEParser
-from router.providers.base import UpstreamCall
-from router.types import ChatChunk, ChatCompletion
+from router.providers.base import Call, EmbeddingCall, UpstreamCall
+from router.responses.answer import WireResponse, to_completion
+from router.responses.native import from_chat_body
+from router.responses.stream import TERMINAL_EVENTS, ResponsesToChat
+from router.types import ChatChunk, ChatCompletion, EmbeddingResponse
 
 # --- constants -----------------------------------------------------------------------------------
 
 CHAT_PATH = "/chat/completions"
+RESPONSES_PATH = "/responses"
 # Fields that only the router reads; they never reach an upstream.
 ROUTER_ONLY_FIELDS = ("models",)
 
@@ -48,6 +53,8 @@ _encode = msgspec.json.Encoder().encode
 _decode_completion = msgspec.json.Decoder(ChatCompletion).decode
 _decode_chunk = msgspec.json.Decoder(ChatChunk).decode
 _decode_error = msgspec.json.Decoder(_ErrorEnvelope).decode
+_decode_response = msgspec.json.Decoder(WireResponse).decode
+_decode_event = msgspec.json.Decoder(dict[str, Any]).decode
 
 # --- request builder -----------------------------------------------------------------------------
 
@@ -190,11 +197,14 @@ class OpenAIAdapter:
         self.provider = provider
         self._client = client
         self._url = provider.base_url + CHAT_PATH
+        self._responses_url = provider.base_url + RESPONSES_PATH
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
     async def complete(self, call: UpstreamCall) -> ChatCompletion:
+        if "chat" not in call.model.endpoints:
+            return await self._complete_via_responses(call)
         headers = build_headers(self.provider, call.request_id)
         answer = await self._client.post(self._url, headers, build_body(call, stream=False))
         if answer.status >= 400:
@@ -202,6 +212,10 @@ class OpenAIAdapter:
         return parse_completion(answer.body, self.provider.name)
 
     async def stream(self, call: UpstreamCall) -> AsyncGenerator[ChatChunk, None]:
+        if "chat" not in call.model.endpoints:
+            async for chunk in self._stream_via_responses(call):
+                yield chunk
+            return
         headers = build_headers(self.provider, call.request_id)
         headers["accept"] = "text/event-stream"
         headers["accept-encoding"] = "identity"
@@ -223,3 +237,135 @@ class OpenAIAdapter:
                 if reader.done:
                     return
             reader.check_complete()
+
+    # --- the Responses API: native pass-through, and chat clients of Responses-only models ---------
+
+    async def respond(self, call: Call[dict[str, Any]]) -> dict[str, Any]:
+        """POST a Responses body as it is; the upstream's Response object, decoded."""
+        headers = build_headers(self.provider, call.request_id)
+        answer = await self._client.post(self._responses_url, headers, _encode(call.request))
+        if answer.status >= 400:
+            raise map_error(answer.status, answer.body, answer.headers, self.provider)
+        try:
+            response = _decode_event(answer.body)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            response = None
+        if not isinstance(response, dict) or response.get("object") != "response":
+            raise UpstreamBadResponse(
+                f"provider '{self.provider.name}' sent an answer that is not a Response"
+            )
+        return response
+
+    async def respond_stream(self, call: Call[dict[str, Any]]) -> AsyncGenerator[dict[str, Any], None]:
+        """Stream a Responses body; yields the upstream's events until the terminal one.
+
+        A ``response.failed`` or ``error`` event raises ``StreamInterrupted``: before the commit point
+        another model may still answer, after it the client's stream ends with its own failure event.
+        """
+        async for data in self._events(call.request, call.request_id):
+            try:
+                event = _decode_event(data)
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                raise UpstreamBadResponse(
+                    f"provider '{self.provider.name}' sent a Responses stream event that is not valid"
+                ) from None
+            kind = event.get("type")
+            if kind in ("response.failed", "error"):
+                error = (event.get("response") or {}).get("error") or event
+                message = scrub(str(error.get("message") or "unknown error"), self.provider)
+                raise StreamInterrupted(
+                    f"provider '{self.provider.name}' reported an error mid-stream: {message}"
+                )
+            yield event
+            if kind in TERMINAL_EVENTS:
+                return
+        raise StreamInterrupted(
+            f"provider '{self.provider.name}' ended the stream before the answer was complete"
+        )
+
+    async def _events(self, body: dict[str, Any], request_id: str) -> AsyncGenerator[bytes, None]:
+        """The data of each SSE event of a streamed Responses call (an HTTP error raises first)."""
+        headers = build_headers(self.provider, request_id)
+        headers["accept"] = "text/event-stream"
+        headers["accept-encoding"] = "identity"
+        async with self._client.stream(self._responses_url, headers, _encode(body)) as response:
+            if response.status >= 400:
+                raise map_error(response.status, await response.read(), response.headers, self.provider)
+            content_type = response.headers.get("content-type", "")
+            if not content_type.startswith("text/event-stream"):
+                got = content_type or "no content type"
+                raise UpstreamBadResponse(
+                    f"provider '{self.provider.name}' answered a stream request with {got}"
+                )
+            parser = SSEParser()
+            async for raw in response.chunks():
+                for event in parser.feed(raw):
+                    if event.data and event.data != b"[DONE]":
+                        yield event.data
+
+    async def _complete_via_responses(self, call: UpstreamCall) -> ChatCompletion:
+        body = from_chat_body(call.request.raw, call.model.upstream, stream=False)
+        headers = build_headers(self.provider, call.request_id)
+        answer = await self._client.post(self._responses_url, headers, _encode(body))
+        if answer.status >= 400:
+            raise map_error(answer.status, answer.body, answer.headers, self.provider)
+        try:
+            response = _decode_response(answer.body)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise UpstreamBadResponse(
+                f"provider '{self.provider.name}' sent an answer that is not a Response: {exc}"
+            ) from None
+        if response.status == "failed":
+            message = str((response.error or {}).get("message") or "the response failed")
+            raise UpstreamBadResponse(f"provider '{self.provider.name}': {scrub(message, self.provider)}")
+        return to_completion(response)
+
+    async def _stream_via_responses(self, call: UpstreamCall) -> AsyncGenerator[ChatChunk, None]:
+        body = from_chat_body(call.request.raw, call.model.upstream, stream=True)
+        reader = ResponsesToChat(self.provider.name, call.created)
+        async for data in self._events(body, call.request_id):
+            for chunk in reader.feed(data):
+                yield chunk
+            if reader.done:
+                return
+        raise StreamInterrupted(
+            f"provider '{self.provider.name}' ended the stream before the answer was complete"
+        )
+
+    # --- embeddings ------------------------------------------------------------------------------
+
+    async def embed(self, call: EmbeddingCall) -> EmbeddingResponse:
+        """POST the client's embeddings body as it is (its encoding_format included), model renamed."""
+        headers = build_headers(self.provider, call.request_id)
+        body = openai_body(call, ROUTER_ONLY_FIELDS)
+        answer = await self._client.post(self.provider.base_url + OPENAI_PATH, headers, body)
+        if answer.status >= 400:
+            raise map_error(answer.status, answer.body, answer.headers, self.provider)
+        return parse_openai(answer.body, self.provider.name, input_count(call))
+
+    # --- legacy Completions: bytes in and out; router/providers/_completions.py builds and reads them
+
+    async def post_legacy(self, body: bytes, request_id: str) -> bytes:
+        """POST a legacy Completions body to ``/completions``; the answer's body, or its mapped error."""
+        headers = build_headers(self.provider, request_id)
+        answer = await self._client.post(self.provider.base_url + "/completions", headers, body)
+        if answer.status >= 400:
+            raise map_error(answer.status, answer.body, answer.headers, self.provider)
+        return answer.body
+
+    async def stream_legacy(self, body: bytes, request_id: str) -> AsyncGenerator[bytes, None]:
+        """Stream a legacy Completions body; yields the raw SSE bytes (an HTTP error raises first)."""
+        headers = build_headers(self.provider, request_id)
+        headers["accept"] = "text/event-stream"
+        headers["accept-encoding"] = "identity"
+        async with self._client.stream(self.provider.base_url + "/completions", headers, body) as response:
+            if response.status >= 400:
+                raise map_error(response.status, await response.read(), response.headers, self.provider)
+            content_type = response.headers.get("content-type", "")
+            if not content_type.startswith("text/event-stream"):
+                got = content_type or "no content type"
+                raise UpstreamBadResponse(
+                    f"provider '{self.provider.name}' answered a stream request with {got}"
+                )
+            async for raw in response.chunks():
+                yield raw

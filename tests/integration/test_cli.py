@@ -180,12 +180,20 @@ def test_help_lists_every_command() -> None:
 
 
 def test_demo_serves_every_chat_model_of_the_catalog(demo: str) -> None:
-    """Every chat model in catalog.yaml answers through its adapter, streaming and not."""
+    """Every chat model in catalog.yaml answers through its adapter, streaming and not (a
+    Responses-only model through the Responses API); every other model on its own API."""
     from router.catalog import load_catalog
 
     catalog = load_catalog(ROOT / "catalog.yaml", {})
     client = OpenAI(base_url=demo + "/v1", api_key="anything", max_retries=0)
-    chat_models = [m for m in catalog.models.values() if "embeddings" not in m.capabilities]
+    chat_models = [m for m in catalog.models.values() if m.endpoints & {"chat", "responses"}]
+    for model in catalog.models.values():
+        if "embeddings" in model.endpoints:
+            vectors = client.embeddings.create(model=model.id, input="ping")
+            assert len(vectors.data[0].embedding) > 0, model.id
+        elif "completions" in model.endpoints and model not in chat_models:
+            completion = client.completions.create(model=model.id, prompt="ping", max_tokens=20)
+            assert completion.choices[0].text, model.id
     assert {catalog.provider_of(m).kind for m in chat_models} == {"openai", "anthropic", "gemini"}
     for model in chat_models:
         raw = client.chat.completions.with_raw_response.create(

@@ -1,0 +1,216 @@
+"""``POST /v1/embeddings``: decode and check, route to the exact model asked, answer in the encoding asked.
+
+No strategy may pick an embeddings model (vectors of two models are not comparable), so the plan is the
+model named and the client's own ``models`` list, in that order.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+import sys
+from array import array
+from typing import Annotated, Any
+
+import msgspec
+from litestar import asgi
+from litestar.handlers import ASGIRouteHandler
+from litestar.types import Receive, Scope, Send
+
+from router.api._asgi import read_body, require_method, send_json
+from router.api.chat import outcome_headers
+from router.api.decode import convert, decode_object
+from router.api.middleware import request_id_of
+from router.api.services import Services
+from router.errors import InvalidRequest, RouterError, UpstreamBadResponse
+from router.providers import ChatAdapter, Embedder, EmbeddingCall
+from router.routing import Outcome
+from router.routing.cost import cost_usd
+from router.types import EmbeddingRequest, EmbeddingResponse, Usage
+
+MAX_INPUTS = 2048  # OpenAI's limit on the inputs of one request
+ENCODINGS = ("float", "base64")
+
+_encode = msgspec.json.Encoder().encode
+_Token = Annotated[int, msgspec.Meta(ge=0)]
+EmbeddingInput = str | list[str] | list[int] | list[list[int]]
+
+
+class _Body(msgspec.Struct):
+    """What is decoded of the body. ``EmbeddingRequest.input`` unions several array types, which msgspec
+    cannot decode, so the input is read as one array of mixed items and checked here."""
+
+    model: str
+    input: str | list[str | _Token | list[_Token]]
+    encoding_format: str | None = None
+    dimensions: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    user: str | None = None
+    models: list[str] | None = None
+
+
+# --- decoding ------------------------------------------------------------------------------------
+
+
+def decode_embeddings(body: bytes) -> EmbeddingRequest:
+    data = decode_object(body)
+    view = convert(data, _Body)
+    if view.encoding_format is not None and view.encoding_format not in ENCODINGS:
+        raise InvalidRequest(
+            f"Invalid value: '{view.encoding_format}'. Supported values are: 'float' and 'base64'.",
+            param="encoding_format",
+        )
+    request = EmbeddingRequest(
+        model=view.model,
+        input=checked_input(view.input),
+        encoding_format="base64" if view.encoding_format == "base64" else "float",
+        dimensions=view.dimensions,
+        user=view.user,
+        models=view.models,
+    )
+    request.raw = data
+    return request
+
+
+def checked_input(value: str | list[str | int | list[int]]) -> EmbeddingInput:
+    """One string, strings, one token array or token arrays; none empty, at most ``MAX_INPUTS``."""
+    if isinstance(value, str):
+        if not value:
+            raise InvalidRequest("'input' must not be an empty string.", param="input")
+        return value
+    if not value:
+        raise InvalidRequest("'input' must not be an empty array.", param="input")
+    tokens = [item for item in value if isinstance(item, int)]
+    if len(tokens) == len(value):
+        return tokens  # one input given as token ids
+    texts = [item for item in value if isinstance(item, str)]
+    arrays = [item for item in value if isinstance(item, list)]
+    if len(texts) != len(value) and len(arrays) != len(value):
+        raise InvalidRequest(
+            "'input' must be a string, an array of strings, an array of tokens or an array of token "
+            "arrays, not a mix of them.",
+            param="input",
+        )
+    if len(value) > MAX_INPUTS:
+        raise InvalidRequest(
+            f"'input' holds {len(value)} items; at most {MAX_INPUTS} may be embedded in one request.",
+            param="input",
+        )
+    for i, item in enumerate(value):
+        if not item:
+            raise InvalidRequest(f"'input[{i}]' must not be empty.", param=f"input[{i}]")
+    return texts or arrays
+
+
+# --- encodings -----------------------------------------------------------------------------------
+
+
+def encode_float32(values: list[float]) -> str:
+    """Little-endian float32 bytes in base64: what OpenAI sends for ``encoding_format=base64``."""
+    return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode("ascii")
+
+
+def decode_float32(text: str) -> list[float]:
+    raw = base64.b64decode(text, validate=True)
+    if len(raw) % 4:
+        raise ValueError("base64 embedding is not a whole number of float32 values")
+    values = array("f")
+    values.frombytes(raw)
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values.tolist()
+
+
+def in_encoding(answer: EmbeddingResponse, wanted: str, provider: str) -> EmbeddingResponse:
+    """Each vector in the encoding the client asked for, whatever the adapter returned."""
+    try:
+        for item in answer.data:
+            if wanted == "base64" and isinstance(item.embedding, list):
+                item.embedding = encode_float32(item.embedding)
+            elif wanted == "float" and isinstance(item.embedding, str):
+                item.embedding = decode_float32(item.embedding)
+    except (ValueError, OverflowError, struct.error) as exc:
+        raise UpstreamBadResponse(
+            f"provider '{provider}' sent an embedding that is not valid: {exc}"
+        ) from None
+    return answer
+
+
+# --- route ---------------------------------------------------------------------------------------
+
+
+async def _embed(adapter: ChatAdapter, call: EmbeddingCall) -> EmbeddingResponse:
+    if not isinstance(adapter, Embedder):
+        raise InvalidRequest(
+            f"The model '{call.model.id}' is served by provider '{call.provider.name}', which cannot embed.",
+            param="model",
+            code="model_not_supported",
+        )
+    answer = await adapter.embed(call)
+    # Converted inside the attempt, so that a malformed vector lets the next model answer.
+    return in_encoding(answer, call.request.encoding_format or "float", call.provider.name)
+
+
+def _tokens(answer: EmbeddingResponse) -> int:
+    # The catalog's speed prior of an embeddings model is its input rate: the prompt is its "output".
+    return answer.usage.prompt_tokens
+
+
+def embedding_handlers(services: Services) -> list[ASGIRouteHandler]:
+    """The embeddings route, bound to this app's services (with and without the ``/v1`` prefix)."""
+    limit = services.settings.max_body_bytes
+
+    @asgi(["/v1/embeddings", "/embeddings"])
+    async def embeddings(scope: Scope, receive: Receive, send: Send) -> None:
+        clock = services.clock
+        started = clock.monotonic()
+        request_id = request_id_of(scope)
+        log = services.request_log
+        request: EmbeddingRequest | None = None
+        try:
+            require_method(scope, "POST")
+            request = decode_embeddings(await read_body(scope, receive, limit))
+            engine = services.engine
+            plan = engine.plan_fixed(request, "embeddings", "embeddings")
+            answer, outcome = await engine.run(request, plan, request_id, _embed, _tokens)
+        except RouterError as exc:
+            # The exception handler renders the answer; this records the request.
+            elapsed = clock.monotonic() - started
+            log.write(_fields(request_id, request, None, exc.status, elapsed, attempts=exc.attempts))
+            raise
+        elapsed = clock.monotonic() - started
+        tokens = answer.usage.prompt_tokens
+        cost = cost_usd(outcome.model, Usage(prompt_tokens=tokens, total_tokens=tokens), None)
+        headers = outcome_headers(outcome, elapsed)
+        headers["x-router-cost-usd"] = f"{cost:.8f}"
+        fields = _fields(request_id, request, outcome, 200, elapsed)
+        fields.update(inputs=len(answer.data), tokens_in=tokens, cost_usd=round(cost, 8))
+        await send_json(send, _encode(answer), headers)
+        log.write(fields)
+
+    return [embeddings]
+
+
+def _fields(
+    request_id: str,
+    request: EmbeddingRequest | None,
+    outcome: Outcome | None,
+    status: int,
+    elapsed_s: float,
+    *,
+    attempts: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """One request-log line: ids, names, numbers and outcomes only, never the input or the vectors."""
+    fields: dict[str, Any] = {
+        "request_id": request_id,
+        "route": "embeddings",
+        "model_asked": request.model if request else None,
+        "stream": False,
+        "status": status,
+        "duration_ms": round(elapsed_s * 1000, 2),
+    }
+    if outcome is not None:
+        fields["model"] = outcome.model.id
+        fields["provider"] = outcome.model.provider
+        attempts = tuple(f"{a.model}:{a.outcome}" for a in outcome.attempts)
+    fields["attempts"] = attempts
+    return fields
