@@ -6,6 +6,7 @@ The adapters keep only their I/O; everything here is pure apart from ``in_parall
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -119,6 +120,10 @@ def gemini_answer(call: EmbeddingCall, vectors: list[list[float]]) -> EmbeddingR
     """The OpenAI-shaped answer; ``prompt_tokens`` is an estimate (≈ 4 characters a token), since
     Gemini reports no usage for embeddings, so that the cost header and request log are not zero."""
     tokens = sum(-(-len(text) // CHARS_PER_TOKEN) for text in gemini_texts(call))
+    if call.request.dimensions is not None:
+        # Gemini returns shortened vectors unnormalised; OpenAI's ``dimensions`` promises unit
+        # vectors, which clients comparing by dot product rely on.
+        vectors = [_unit(vector) for vector in vectors]
     return EmbeddingResponse(
         data=[Embedding(index=i, embedding=vector) for i, vector in enumerate(vectors)],
         model=call.model.upstream,
@@ -145,3 +150,8 @@ async def in_parallel(calls: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
     except BaseExceptionGroup as failed:
         raise failed.exceptions[0] from None
     return [task.result() for task in tasks]
+
+
+def _unit(vector: list[float]) -> list[float]:
+    norm = math.sqrt(sum(v * v for v in vector))
+    return [v / norm for v in vector] if norm > 0 else vector

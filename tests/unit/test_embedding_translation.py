@@ -208,3 +208,11 @@ def test_gemini_answer_has_openai_shape_and_estimated_usage() -> None:
     assert (answer.usage.prompt_tokens, answer.usage.total_tokens) == (3, 3)  # 8/4 + ceil(3/4)
     with pytest.raises(UpstreamBadResponse, match="1 embeddings for 2 inputs"):
         parse_gemini(b'{"embeddings": [{"values": [0.5]}]}', "google", 2)
+
+
+def test_gemini_vectors_shortened_by_dimensions_come_back_as_unit_vectors() -> None:
+    shortened = call({"input": "abc", "dimensions": 2}, "gem")
+    [vector] = [e.embedding for e in gemini_answer(shortened, [[3.0, 4.0]]).data]
+    assert vector == [0.6, 0.8]
+    [untouched] = [e.embedding for e in gemini_answer(call({"input": "abc"}, "gem"), [[3.0, 4.0]]).data]
+    assert untouched == [3.0, 4.0]
