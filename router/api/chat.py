@@ -13,6 +13,7 @@ from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
 from router.api._asgi import read_body, require_method, send_json, send_stream
+from router.api._log import log_fields
 from router.api.decode import decode_chat
 from router.api.errors import error_json
 from router.api.middleware import request_id_of
@@ -147,22 +148,9 @@ def _fields(
     usage: Usage | msgspec.UnsetType | None = None,
     attempts: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """One request-log line: ids, names, numbers and outcomes only, never content or keys."""
-    fields: dict[str, Any] = {
-        "request_id": request_id,
-        "route": "chat",
-        "model_asked": chat.model if chat else None,
-        "stream": bool(chat and chat.stream),
-        "status": status,
-        "duration_ms": round(elapsed_s * 1000, 2),
-    }
-    if outcome is not None:
-        fields["model"] = outcome.model.id
-        fields["provider"] = outcome.model.provider
-        fields["strategy"] = outcome.strategy
-        attempts = tuple(f"{a.model}:{a.outcome}" for a in outcome.attempts)
-    fields["attempts"] = attempts
-    if isinstance(usage, Usage):
-        fields["tokens_in"] = usage.prompt_tokens
-        fields["tokens_out"] = usage.completion_tokens
-    return fields
+    tokens = (usage.prompt_tokens, usage.completion_tokens) if isinstance(usage, Usage) else None
+    model = chat.model if chat else None
+    stream = bool(chat and chat.stream)
+    return log_fields(
+        "chat", request_id, model, stream, outcome, status, elapsed_s, tokens=tokens, attempts=attempts
+    )

@@ -23,6 +23,7 @@ from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
 from router.api._asgi import read_body, require_method, send_json, send_stream
+from router.api._log import log_fields
 from router.api.chat import DONE, SSE_HEADERS, outcome_headers
 from router.api.decode import convert, decode_object
 from router.api.errors import error_json
@@ -348,23 +349,12 @@ def _fields(
     usage: Usage | msgspec.UnsetType | None = None,
     attempts: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """One request-log line: ids, names, numbers and outcomes only, never prompts or answers."""
-    fields: dict[str, Any] = {
-        "request_id": request_id,
-        "route": "completions",
-        "model_asked": request.model if request else None,
-        "stream": bool(request and request.stream),
-        "status": status,
-        "duration_ms": round(elapsed_s * 1000, 2),
-    }
+    tokens = (usage.prompt_tokens, usage.completion_tokens) if isinstance(usage, Usage) else None
+    model = request.model if request else None
+    stream = bool(request and request.stream)
+    fields = log_fields(
+        "completions", request_id, model, stream, outcome, status, elapsed_s, tokens=tokens, attempts=attempts
+    )
     if outcome is not None:
-        fields["model"] = outcome.model.id
-        fields["provider"] = outcome.model.provider
-        fields["strategy"] = outcome.strategy
         fields["native"] = is_native(outcome.model)
-        attempts = tuple(f"{a.model}:{a.outcome}" for a in outcome.attempts)
-    fields["attempts"] = attempts
-    if isinstance(usage, Usage):
-        fields["tokens_in"] = usage.prompt_tokens
-        fields["tokens_out"] = usage.completion_tokens
     return fields

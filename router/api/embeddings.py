@@ -18,6 +18,7 @@ from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
 from router.api._asgi import read_body, require_method, send_json
+from router.api._log import log_fields
 from router.api.chat import outcome_headers
 from router.api.decode import convert, decode_object
 from router.api.middleware import request_id_of
@@ -199,18 +200,5 @@ def _fields(
     *,
     attempts: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """One request-log line: ids, names, numbers and outcomes only, never the input or the vectors."""
-    fields: dict[str, Any] = {
-        "request_id": request_id,
-        "route": "embeddings",
-        "model_asked": request.model if request else None,
-        "stream": False,
-        "status": status,
-        "duration_ms": round(elapsed_s * 1000, 2),
-    }
-    if outcome is not None:
-        fields["model"] = outcome.model.id
-        fields["provider"] = outcome.model.provider
-        attempts = tuple(f"{a.model}:{a.outcome}" for a in outcome.attempts)
-    fields["attempts"] = attempts
-    return fields
+    model = request.model if request else None
+    return log_fields("embeddings", request_id, model, False, outcome, status, elapsed_s, attempts=attempts)

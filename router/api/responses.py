@@ -21,6 +21,7 @@ from litestar.response import Response
 from litestar.types import Receive, Scope, Send
 
 from router.api._asgi import read_body, require_method, send_json, send_stream
+from router.api._log import log_fields
 from router.api.chat import SSE_HEADERS, outcome_headers
 from router.api.decode import convert, decode_object
 from router.api.middleware import request_id_of
@@ -317,25 +318,14 @@ def _fields(
     *,
     attempts: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """One request-log line: ids, names, numbers and outcomes only, never content or keys."""
-    fields: dict[str, Any] = {
-        "request_id": request_id,
-        "route": "responses",
-        "model_asked": chat.model if chat else None,
-        "stream": bool(chat and chat.stream),
-        "status": status,
-        "duration_ms": round(elapsed_s * 1000, 2),
-    }
-    if outcome is not None:
-        fields["model"] = outcome.model.id
-        fields["provider"] = outcome.model.provider
-        fields["strategy"] = outcome.strategy
-        attempts = tuple(f"{a.model}:{a.outcome}" for a in outcome.attempts)
-    fields["attempts"] = attempts
+    tokens = None
     if isinstance(usage, dict):
-        fields["tokens_in"] = usage.get("input_tokens")
-        fields["tokens_out"] = usage.get("output_tokens")
-    return fields
+        tokens = (int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0))
+    model = chat.model if chat else None
+    stream = bool(chat and chat.stream)
+    return log_fields(
+        "responses", request_id, model, stream, outcome, status, elapsed_s, tokens=tokens, attempts=attempts
+    )
 
 
 __all__ = ["responses_handlers"]
