@@ -28,6 +28,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Stored Responses (previous_response_id) kept in memory: how many, and for how long.
     responses_max: int = 10_000
     responses_ttl_s: int = 86_400
+    # Shared state for several workers or instances; none keeps state in this process.
+    redis_url: str | None = None
+    redis_prefix: str = "router:"
     environ: Mapping[str, str] = msgspec.field(default_factory=dict)
 
     @classmethod
@@ -43,6 +46,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "log_format": env.get("ROUTER_LOG_FORMAT", "json").lower(),
             "responses_max": _int(env, "ROUTER_RESPONSES_MAX", 10_000),
             "responses_ttl_s": _int(env, "ROUTER_RESPONSES_TTL_S", 86_400),
+            "redis_url": env.get("ROUTER_REDIS_URL") or None,
+            "redis_prefix": env.get("ROUTER_REDIS_PREFIX") or "router:",
             "environ": env,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -62,6 +67,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "ROUTER_LOG_FORMAT": self.log_format,
                 "ROUTER_RESPONSES_MAX": str(self.responses_max),
                 "ROUTER_RESPONSES_TTL_S": str(self.responses_ttl_s),
+                "ROUTER_REDIS_URL": self.redis_url or "",
+                "ROUTER_REDIS_PREFIX": self.redis_prefix,
             }
         )
         return env

@@ -7,7 +7,8 @@ from litestar.handlers import BaseRouteHandler
 from router.api.chat import chat_handlers
 from router.api.completions import completion_handlers
 from router.api.embeddings import embedding_handlers
-from router.api.health import health_handlers
+from router.api.health import health_handlers, service_health_handlers
+from router.api.help import help_handlers
 from router.api.models import model_handlers
 from router.api.responses import responses_handlers
 from router.api.route import route_explain_handlers
@@ -22,6 +23,8 @@ def route_handlers(services: Services) -> list[BaseRouteHandler]:
         *embedding_handlers(services),
         *model_handlers(services),
         *health_handlers(services),
+        *service_health_handlers(services),
+        *help_handlers(services),
         *route_explain_handlers(services),
     ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from router.access import ApiKey
 from router.routing import Outcome
 
 
@@ -19,11 +20,13 @@ def log_fields(
     *,
     tokens: tuple[int, int] | None = None,
     attempts: tuple[str, ...] = (),
+    key: ApiKey | None = None,
 ) -> dict[str, Any]:
     """``tokens`` is (input, output); ``attempts`` is used when no model served (an error)."""
     fields: dict[str, Any] = {
         "request_id": request_id,
         "route": route,
+        "key": key.name if key is not None else None,
         "model_asked": model_asked,
         "stream": stream,
         "status": status,

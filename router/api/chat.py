@@ -12,8 +12,11 @@ from litestar import asgi
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
+from router.access import ApiKey, Grant
+from router.access.limits import OPEN
 from router.api._asgi import read_body, require_method, send_json, send_stream
 from router.api._log import log_fields
+from router.api.access import admit, estimate_tokens, key_of, settler
 from router.api.decode import decode_chat
 from router.api.errors import error_json
 from router.api.middleware import request_id_of
@@ -57,34 +60,47 @@ def chat_handlers(services: Services) -> list[ASGIRouteHandler]:
         started = clock.monotonic()
         request_id = request_id_of(scope)
         log = services.request_log
+        key = key_of(scope)
         chat: ChatRequest | None = None
+        grant: Grant = OPEN
         try:
             require_method(scope, "POST")
-            chat = decode_chat(await read_body(scope, receive, limit))
+            body = await read_body(scope, receive, limit)
+            chat = decode_chat(body)
+            estimate = estimate_tokens(body)
+            grant = await admit(services, scope, [chat.model, *(chat.models or ())], estimate)
             engine = services.engine
             if chat.stream:
-                opened = await engine.open_stream(chat, request_id)
+                opened = await engine.open_stream(chat, request_id, estimate)
             else:
-                served = await engine.complete(chat, request_id)
+                served = await engine.complete(chat, request_id, estimate)
         except RouterError as exc:
             # The exception handler renders the answer; this records the request.
             elapsed = clock.monotonic() - started
-            log.write(_fields(request_id, chat, None, exc.status, elapsed, attempts=exc.attempts))
+            exc.headers.update(grant.headers)
+            log.write(_fields(request_id, chat, None, exc.status, elapsed, attempts=exc.attempts, key=key))
             raise
         if chat.stream:
-            events = _sse(opened, chat, log, request_id, lambda: clock.monotonic() - started)
-            headers = {**SSE_HEADERS, **outcome_headers(opened.outcome, clock.monotonic() - started)}
+            settle = settler(services, grant, opened.outcome.model.id)
+            events = _sse(opened, chat, log, request_id, lambda: clock.monotonic() - started, key, settle)
+            headers = {
+                **SSE_HEADERS,
+                **outcome_headers(opened.outcome, clock.monotonic() - started),
+                **grant.headers,
+            }
             await send_stream(scope, receive, send, events, headers)
             return
         completion = served.completion
         elapsed = clock.monotonic() - started
         headers = outcome_headers(served.outcome, elapsed)
-        fields = _fields(request_id, chat, served.outcome, 200, elapsed, usage=completion.usage)
+        headers.update(grant.headers)
+        fields = _fields(request_id, chat, served.outcome, 200, elapsed, usage=completion.usage, key=key)
         if isinstance(completion.usage, Usage):
             tier = completion.service_tier if isinstance(completion.service_tier, str) else None
             cost = cost_usd(served.outcome.model, completion.usage, tier or served.outcome.service_tier)
             headers["x-router-cost-usd"] = f"{cost:.8f}"
             fields["cost_usd"] = round(cost, 8)
+            settler(services, grant, served.outcome.model.id)(completion.usage.total_tokens)
         await send_json(send, _encode(completion), headers)
         log.write(fields)
 
@@ -97,6 +113,8 @@ async def _sse(
     log: RequestLog,
     request_id: str,
     elapsed: Callable[[], float],
+    key: ApiKey | None,
+    settle: Callable[[int | None], None],
 ) -> AsyncIterator[bytes]:
     """Encode canonical chunks as Chat Completions SSE; a failure after the commit point ends the
     stream with an error event and no ``[DONE]``, so a cut answer never looks complete."""
@@ -128,7 +146,8 @@ async def _sse(
             b"data: " + error_json(InternalError("The router failed while streaming this answer.")) + b"\n\n"
         )
     finally:
-        fields = _fields(request_id, chat, opened.outcome, status, elapsed(), usage=usage)
+        fields = _fields(request_id, chat, opened.outcome, status, elapsed(), usage=usage, key=key)
+        settle(usage.total_tokens if usage is not None else None)
         if usage is not None:
             fields["cost_usd"] = round(cost_usd(opened.outcome.model, usage, tier), 8)
         log.write(fields)
@@ -147,10 +166,20 @@ def _fields(
     *,
     usage: Usage | msgspec.UnsetType | None = None,
     attempts: tuple[str, ...] = (),
+    key: ApiKey | None = None,
 ) -> dict[str, Any]:
     tokens = (usage.prompt_tokens, usage.completion_tokens) if isinstance(usage, Usage) else None
     model = chat.model if chat else None
     stream = bool(chat and chat.stream)
     return log_fields(
-        "chat", request_id, model, stream, outcome, status, elapsed_s, tokens=tokens, attempts=attempts
+        "chat",
+        request_id,
+        model,
+        stream,
+        outcome,
+        status,
+        elapsed_s,
+        tokens=tokens,
+        attempts=attempts,
+        key=key,
     )

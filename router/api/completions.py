@@ -22,8 +22,11 @@ from litestar import asgi
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
+from router.access import ApiKey, Grant
+from router.access.limits import OPEN
 from router.api._asgi import read_body, require_method, send_json, send_stream
 from router.api._log import log_fields
+from router.api.access import admit, estimate_tokens, key_of, settler
 from router.api.chat import DONE, SSE_HEADERS, outcome_headers
 from router.api.decode import convert, decode_object
 from router.api.errors import error_json
@@ -260,35 +263,48 @@ def completion_handlers(services: Services) -> list[ASGIRouteHandler]:
         started = clock.monotonic()
         request_id = request_id_of(scope)
         log = services.request_log
+        key = key_of(scope)
         request: CompletionRequest | None = None
+        grant: Grant = OPEN
         try:
             require_method(scope, "POST")
-            request = decode_completion(await read_body(scope, receive, limit))
+            body = await read_body(scope, receive, limit)
+            request = decode_completion(body)
+            estimate = estimate_tokens(body)
+            grant = await admit(services, scope, [request.model, *(request.models or ())], estimate)
             engine = services.engine
             plan = plan_completion(engine, request)
             if request.stream:
                 opened = await engine.run_stream(
-                    request, plan, request_id, _open, _carries_output, _event_tokens
+                    request, plan, request_id, _open, _carries_output, _event_tokens, estimate=estimate
                 )
             else:
-                answer, outcome = await engine.run(request, plan, request_id, _complete)
+                answer, outcome = await engine.run(request, plan, request_id, _complete, estimate=estimate)
         except RouterError as exc:
             # The exception handler renders the answer; this records the request.
             elapsed = clock.monotonic() - started
-            log.write(_fields(request_id, request, None, exc.status, elapsed, attempts=exc.attempts))
+            exc.headers.update(grant.headers)
+            log.write(_fields(request_id, request, None, exc.status, elapsed, attempts=exc.attempts, key=key))
             raise
         if request.stream:
-            events = _sse(opened, request, log, request_id, lambda: clock.monotonic() - started)
-            headers = {**SSE_HEADERS, **outcome_headers(opened.outcome, clock.monotonic() - started)}
+            settle = settler(services, grant, opened.outcome.model.id)
+            events = _sse(opened, request, log, request_id, lambda: clock.monotonic() - started, key, settle)
+            headers = {
+                **SSE_HEADERS,
+                **outcome_headers(opened.outcome, clock.monotonic() - started),
+                **grant.headers,
+            }
             await send_stream(scope, receive, send, events, headers)
             return
         elapsed = clock.monotonic() - started
         headers = outcome_headers(outcome, elapsed)
-        fields = _fields(request_id, request, outcome, 200, elapsed, usage=answer.usage)
+        headers.update(grant.headers)
+        fields = _fields(request_id, request, outcome, 200, elapsed, usage=answer.usage, key=key)
         if isinstance(answer.usage, Usage):
             cost = cost_usd(outcome.model, answer.usage, outcome.service_tier)
             headers["x-router-cost-usd"] = f"{cost:.8f}"
             fields["cost_usd"] = round(cost, 8)
+            settler(services, grant, outcome.model.id)(answer.usage.total_tokens)
         await send_json(send, _encode(answer), headers)
         log.write(fields)
 
@@ -301,6 +317,8 @@ async def _sse(
     log: RequestLog,
     request_id: str,
     elapsed: Callable[[], float],
+    key: ApiKey | None,
+    settle: Callable[[int | None], None],
 ) -> AsyncIterator[bytes]:
     """Encode ``text_completion`` events as SSE; a failure after the commit point ends the stream with
     an error event and no ``[DONE]``, so a cut answer never looks complete."""
@@ -329,7 +347,8 @@ async def _sse(
             b"data: " + error_json(InternalError("The router failed while streaming this answer.")) + b"\n\n"
         )
     finally:
-        fields = _fields(request_id, request, opened.outcome, status, elapsed(), usage=usage)
+        fields = _fields(request_id, request, opened.outcome, status, elapsed(), usage=usage, key=key)
+        settle(usage.total_tokens if usage is not None else None)
         if usage is not None:
             fields["cost_usd"] = round(cost_usd(opened.outcome.model, usage, opened.outcome.service_tier), 8)
         log.write(fields)
@@ -348,12 +367,22 @@ def _fields(
     *,
     usage: Usage | msgspec.UnsetType | None = None,
     attempts: tuple[str, ...] = (),
+    key: ApiKey | None = None,
 ) -> dict[str, Any]:
     tokens = (usage.prompt_tokens, usage.completion_tokens) if isinstance(usage, Usage) else None
     model = request.model if request else None
     stream = bool(request and request.stream)
     fields = log_fields(
-        "completions", request_id, model, stream, outcome, status, elapsed_s, tokens=tokens, attempts=attempts
+        "completions",
+        request_id,
+        model,
+        stream,
+        outcome,
+        status,
+        elapsed_s,
+        tokens=tokens,
+        attempts=attempts,
+        key=key,
     )
     if outcome is not None:
         fields["native"] = is_native(outcome.model)

@@ -18,6 +18,10 @@ _PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 
 
+# Deeper JSON than this is refused: no API body nests so far, and walking it costs the router.
+MAX_JSON_DEPTH = 100
+
+
 def decode_object(body: bytes) -> dict[str, Any]:
     if not body:
         raise InvalidRequest("The request body is empty; send a JSON object.")
@@ -25,9 +29,37 @@ def decode_object(body: bytes) -> dict[str, Any]:
         data = _decode_any(body)
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"We could not parse the JSON body of your request: {exc}.") from None
+    except RecursionError:
+        raise _too_deep() from None
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.")
+    # Fewer brackets than the limit cannot nest past it; only bodies with more are walked.
+    if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH and _depth(data) > MAX_JSON_DEPTH:
+        raise _too_deep()
     return data
+
+
+def _too_deep() -> InvalidRequest:
+    return InvalidRequest(
+        f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels, which this router does not accept.",
+        code="json_too_deep",
+    )
+
+
+def _depth(value: Any) -> int:
+    """How deep ``value`` nests, walking containers only (strings and numbers cost nothing)."""
+    deepest = 0
+    level: list[Any] = [value]
+    while level:
+        deepest += 1
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        below: list[Any] = []
+        for item in level:
+            children = item.values() if isinstance(item, dict) else item
+            below.extend(c for c in children if isinstance(c, (dict, list)))
+        level = below
+    return deepest
 
 
 def convert(data: dict[str, Any], kind: type[T]) -> T:

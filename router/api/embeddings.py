@@ -17,8 +17,11 @@ from litestar import asgi
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
+from router.access import ApiKey, Grant
+from router.access.limits import OPEN
 from router.api._asgi import read_body, require_method, send_json
 from router.api._log import log_fields
+from router.api.access import admit, estimate_tokens, key_of, settler
 from router.api.chat import outcome_headers
 from router.api.decode import convert, decode_object
 from router.api.middleware import request_id_of
@@ -166,24 +169,32 @@ def embedding_handlers(services: Services) -> list[ASGIRouteHandler]:
         started = clock.monotonic()
         request_id = request_id_of(scope)
         log = services.request_log
+        key = key_of(scope)
         request: EmbeddingRequest | None = None
+        grant: Grant = OPEN
         try:
             require_method(scope, "POST")
-            request = decode_embeddings(await read_body(scope, receive, limit))
+            body = await read_body(scope, receive, limit)
+            request = decode_embeddings(body)
+            estimate = estimate_tokens(body)
+            grant = await admit(services, scope, [request.model, *(request.models or ())], estimate)
             engine = services.engine
             plan = engine.plan_fixed(request, "embeddings", "embeddings")
-            answer, outcome = await engine.run(request, plan, request_id, _embed, _tokens)
+            answer, outcome = await engine.run(request, plan, request_id, _embed, _tokens, estimate=estimate)
         except RouterError as exc:
             # The exception handler renders the answer; this records the request.
             elapsed = clock.monotonic() - started
-            log.write(_fields(request_id, request, None, exc.status, elapsed, attempts=exc.attempts))
+            exc.headers.update(grant.headers)
+            log.write(_fields(request_id, request, None, exc.status, elapsed, attempts=exc.attempts, key=key))
             raise
         elapsed = clock.monotonic() - started
         tokens = answer.usage.prompt_tokens
+        settler(services, grant, outcome.model.id)(tokens)
         cost = cost_usd(outcome.model, Usage(prompt_tokens=tokens, total_tokens=tokens), None)
         headers = outcome_headers(outcome, elapsed)
         headers["x-router-cost-usd"] = f"{cost:.8f}"
-        fields = _fields(request_id, request, outcome, 200, elapsed)
+        headers.update(grant.headers)
+        fields = _fields(request_id, request, outcome, 200, elapsed, key=key)
         fields.update(inputs=len(answer.data), tokens_in=tokens, cost_usd=round(cost, 8))
         await send_json(send, _encode(answer), headers)
         log.write(fields)
@@ -199,6 +210,9 @@ def _fields(
     elapsed_s: float,
     *,
     attempts: tuple[str, ...] = (),
+    key: ApiKey | None = None,
 ) -> dict[str, Any]:
     model = request.model if request else None
-    return log_fields("embeddings", request_id, model, False, outcome, status, elapsed_s, attempts=attempts)
+    return log_fields(
+        "embeddings", request_id, model, False, outcome, status, elapsed_s, attempts=attempts, key=key
+    )

@@ -20,8 +20,11 @@ from litestar.handlers import BaseRouteHandler
 from litestar.response import Response
 from litestar.types import Receive, Scope, Send
 
+from router.access import ApiKey, Grant
+from router.access.limits import OPEN
 from router.api._asgi import read_body, require_method, send_json, send_stream
 from router.api._log import log_fields
+from router.api.access import admit, estimate_tokens, key_of, settler
 from router.api.chat import SSE_HEADERS, outcome_headers
 from router.api.decode import convert, decode_object
 from router.api.middleware import request_id_of
@@ -95,13 +98,18 @@ def responses_handlers(services: Services) -> list[BaseRouteHandler]:
         started = clock.monotonic()
         request_id = request_id_of(scope)
         log = services.request_log
+        key = key_of(scope)
         exchange: _Exchange | None = None
+        grant: Grant = OPEN
         try:
             require_method(scope, "POST")
-            data = decode_object(await read_body(scope, receive, limit))
+            body = await read_body(scope, receive, limit)
+            data = decode_object(body)
             request = convert(data, ResponsesRequest)
             request.raw = data
             check(request)
+            estimate = estimate_tokens(body)
+            grant = await admit(services, scope, [request.model, *(request.models or ())], estimate)
             items = input_items(request)
             if request.previous_response_id is not None:
                 previous = await store.get(request.previous_response_id)
@@ -123,28 +131,47 @@ def responses_handlers(services: Services) -> list[BaseRouteHandler]:
                     _stream_op(exchange, clock.wall),
                     carries_output,
                     output_tokens,
+                    estimate=estimate,
                 )
             else:
                 response, outcome = await engine.run(
-                    exchange.chat, plan, request_id, _complete_op(exchange, clock.wall), _tokens
+                    exchange.chat,
+                    plan,
+                    request_id,
+                    _complete_op(exchange, clock.wall),
+                    _tokens,
+                    estimate=estimate,
                 )
         except RouterError as exc:
             elapsed = clock.monotonic() - started
             chat = exchange.chat if exchange else None
-            log.write(_fields(request_id, chat, None, exc.status, elapsed, None, attempts=exc.attempts))
+            exc.headers.update(grant.headers)
+            fields = _fields(request_id, chat, None, exc.status, elapsed, None, attempts=exc.attempts)
+            fields["key"] = key.name if key else None
+            log.write(fields)
             raise
         if request.stream:
-            events = _sse(opened, exchange, services, request_id, lambda: clock.monotonic() - started)
-            headers = {**SSE_HEADERS, **outcome_headers(opened.outcome, clock.monotonic() - started)}
+            settle = settler(services, grant, opened.outcome.model.id)
+            events = _sse(
+                opened, exchange, services, request_id, lambda: clock.monotonic() - started, key, settle
+            )
+            headers = {
+                **SSE_HEADERS,
+                **outcome_headers(opened.outcome, clock.monotonic() - started),
+                **grant.headers,
+            }
             await send_stream(scope, receive, send, events, headers)
             return
         if request.stores:
             await store.put(exchange.response_id, StoredResponse(response=response, items=items))
         elapsed = clock.monotonic() - started
         headers = outcome_headers(outcome, elapsed)
+        headers.update(grant.headers)
         usage = response.get("usage")
         fields = _fields(request_id, exchange.chat, outcome, 200, elapsed, usage)
+        fields["key"] = key.name if key else None
         if isinstance(usage, dict):
+            settler(services, grant, outcome.model.id)(int(usage.get("total_tokens") or 0))
             cost = cost_usd(outcome.model, _chat_usage(usage), _tier(response, outcome))
             headers["x-router-cost-usd"] = f"{cost:.8f}"
             fields["cost_usd"] = round(cost, 8)
@@ -223,6 +250,8 @@ async def _sse(
     services: Services,
     request_id: str,
     elapsed: Callable[[], float],
+    key: ApiKey | None,
+    settle: Callable[[int | None], None],
 ) -> AsyncIterator[bytes]:
     """Number and encode the events; keep what a failure event and the store need."""
     sequence = 0
@@ -259,6 +288,8 @@ async def _sse(
     finally:
         usage = final.get("usage") if final else None
         fields = _fields(request_id, exchange.chat, opened.outcome, status, elapsed(), usage)
+        fields["key"] = key.name if key else None
+        settle(int(usage.get("total_tokens") or 0) if isinstance(usage, dict) else None)
         if isinstance(usage, dict) and final is not None:
             cost = cost_usd(opened.outcome.model, _chat_usage(usage), _tier(final, opened.outcome))
             fields["cost_usd"] = round(cost, 8)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from router.access import KeyRing, Limiter
 from router.catalog import Catalog
 from router.clock import Clock
 from router.routing import Engine
 from router.settings import Settings
-from router.store import ResponseStore
+from router.store import ResponseStore, StateBackend
 from router.telemetry.logging import RequestLog
 
 
 class Services:
     """What one app instance serves with; the engine is replaced as a whole when the catalog changes."""
 
-    __slots__ = ("clock", "engine", "request_log", "responses", "settings")
+    __slots__ = ("clock", "engine", "keys", "limiter", "request_log", "responses", "settings", "state")
 
     def __init__(
         self,
@@ -21,13 +22,18 @@ class Services:
         engine: Engine,
         clock: Clock,
         request_log: RequestLog,
-        responses: ResponseStore,
+        state: StateBackend,
+        keys: KeyRing,
+        limiter: Limiter,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.clock = clock
         self.request_log = request_log
-        self.responses = responses
+        self.state = state
+        self.responses: ResponseStore = state.responses
+        self.keys = keys
+        self.limiter = limiter
 
     @property
     def catalog(self) -> Catalog:

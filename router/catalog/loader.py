@@ -12,6 +12,7 @@ import yaml
 
 from router.catalog.model import Catalog, EntryError, build_catalog
 from router.catalog.schema import (
+    AccessSpec,
     AliasSpec,
     CatalogFile,
     ModelSpec,
@@ -21,7 +22,7 @@ from router.catalog.schema import (
 
 S = TypeVar("S")
 _SECTIONS: dict[str, type[msgspec.Struct]] = {"providers": ProviderSpec, "models": ModelSpec}
-_TOP_LEVEL = {"version", "providers", "models", "aliases", "routing"}
+_TOP_LEVEL = {"version", "providers", "models", "aliases", "routing", "access"}
 _KEY_LIKE = re.compile(r"^(sk-|sk_|AIza|xai-|gsk_)|^[A-Za-z0-9_\-]{32,}$")
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -83,6 +84,8 @@ def _validate(data: Any, locate: _Locator) -> CatalogFile:
     }
     if "routing" in data:
         sections["routing"] = _convert(data["routing"], RoutingSpec, ("routing",), locate)
+    if "access" in data:
+        sections["access"] = _convert(data["access"] or {}, AccessSpec, ("access",), locate)
     if "version" in data:
         sections["version"] = data["version"]
     return _convert(sections, CatalogFile, (), locate)
@@ -137,6 +140,10 @@ class _Locator:
             return None
         line = None
         for part in path:
+            if isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+                node = node.value[int(part)]
+                line = node.start_mark.line + 1
+                continue
             if not isinstance(node, yaml.MappingNode):
                 break
             for key_node, value_node in node.value:

@@ -10,6 +10,7 @@ import msgspec
 
 from router.catalog.schema import (
     STRATEGIES,
+    AccessSpec,
     AliasSpec,
     Capability,
     CatalogFile,
@@ -82,6 +83,7 @@ class Catalog(msgspec.Struct, frozen=True, kw_only=True):
     models: dict[str, Model]
     aliases: dict[str, AliasSpec]
     routing: RoutingSpec
+    access: AccessSpec = AccessSpec()
 
     def lookup(self, name: str) -> Target | None:
         """Resolve a catalog id or an alias; strategy keywords are the routing engine's business."""
@@ -153,7 +155,38 @@ def build_catalog(spec: CatalogFile, environ: Mapping[str, str]) -> Catalog:
             if fallback not in models:
                 raise EntryError(("models", model_id, "fallbacks", str(i)), f"unknown model {fallback!r}")
     aliases = {name: _alias(name, value, models) for name, value in spec.aliases.items()}
-    return Catalog(providers=providers, models=models, aliases=aliases, routing=spec.routing)
+    _check_access(spec.access, models, aliases)
+    return Catalog(
+        providers=providers, models=models, aliases=aliases, routing=spec.routing, access=spec.access
+    )
+
+
+def _check_access(access: AccessSpec, models: dict[str, Model], aliases: dict[str, AliasSpec]) -> None:
+    """Key names unique, each key's value named exactly one way, every model name known."""
+    seen: set[str] = set()
+    for i, key in enumerate(access.keys):
+        path = ("access", "keys", str(i))
+        if key.name in seen:
+            raise EntryError((*path, "name"), f"a second key named {key.name!r}")
+        seen.add(key.name)
+        if (key.key_env is None) == (key.key is None):
+            raise EntryError(path, "give exactly one of key_env (an environment variable) or key")
+        if key.key is not None and not access.allow_inline_keys:
+            raise EntryError(
+                (*path, "key"),
+                "keys are not written in the catalog: put the key in the environment and name the "
+                "variable in key_env (or set access.allow_inline_keys: true)",
+            )
+        if key.key is not None and len(key.key) < 16:
+            raise EntryError((*path, "key"), "an inline key must be at least 16 characters long")
+        for j, name in enumerate(key.models or ()):
+            if name not in models and name not in aliases and name not in STRATEGIES:
+                hint = difflib.get_close_matches(name, [*models, *aliases, *STRATEGIES], n=1)
+                suffix = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise EntryError((*path, "models", str(j)), f"unknown model {name!r}{suffix}")
+    for name in access.model_limits:
+        if name not in models:
+            raise EntryError(("access", "model_limits", name), f"unknown model {name!r} (use a catalog id)")
 
 
 # Which upstream APIs each provider kind's adapter can speak.

@@ -137,9 +137,80 @@ class RoutingSpec(Spec, frozen=True):
     flex_fallback_to_standard: bool = True
 
 
+KeyName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+
+
+class LimitSpec(Spec, frozen=True):
+    """Rate limits. Requests: a token bucket refilled at ``requests_per_minute`` holding at most
+    ``burst`` (default: a tenth of a minute's requests, at least 1). Tokens: a budget of
+    ``tokens_per_minute`` charged with the estimated prompt up front, corrected with actual usage."""
+
+    requests_per_minute: PositiveInt | None = None
+    burst: PositiveInt | None = None
+    tokens_per_minute: PositiveInt | None = None
+
+
+class KeySpec(Spec, frozen=True):
+    """One client API key: its value comes from ``key_env`` (or ``key``, when inline keys are allowed)."""
+
+    name: KeyName
+    key_env: EnvName | None = None
+    key: str | None = None
+    # Catalog ids, aliases or strategy keywords this key may ask for; absent means all.
+    models: list[str] | None = None
+    requests_per_minute: PositiveInt | None = None
+    burst: PositiveInt | None = None
+    tokens_per_minute: PositiveInt | None = None
+    # Whether this key also opens the ops routes (/health, /metrics, /model-health).
+    ops: bool = False
+
+
+CORS_HEADERS = (
+    "authorization",
+    "content-type",
+    "x-api-key",
+    "openai-organization",
+    "openai-project",
+    "x-stainless-arch",
+    "x-stainless-lang",
+    "x-stainless-os",
+    "x-stainless-package-version",
+    "x-stainless-retry-count",
+    "x-stainless-runtime",
+    "x-stainless-runtime-version",
+    "x-stainless-timeout",
+)
+
+
+class CorsSpec(Spec, frozen=True):
+    """Cross-origin access for browser clients; no origins means CORS is off."""
+
+    origins: list[str] = []
+    allow_headers: list[str] = msgspec.field(default_factory=lambda: list(CORS_HEADERS))
+    max_age_s: Annotated[int, Meta(ge=0)] = 600
+    allow_credentials: bool = False
+
+
+class AccessSpec(Spec, frozen=True):
+    """Who may call the router and how much: keys, limits, the ops key, CORS and input bounds."""
+
+    keys: list[KeySpec] = []
+    defaults: LimitSpec = LimitSpec()
+    # Limits over every request the router serves, whichever key sends it.
+    global_: LimitSpec = msgspec.field(default_factory=LimitSpec, name="global")
+    # Limits per concrete catalog model (to stay under an upstream quota), over every key.
+    model_limits: dict[str, LimitSpec] = {}
+    ops_key_env: EnvName | None = None
+    allow_inline_keys: bool = False
+    cors: CorsSpec = CorsSpec()
+    max_headers: Annotated[int, Meta(ge=8, le=1000)] = 100
+    max_header_bytes: Annotated[int, Meta(ge=1024, le=1_048_576)] = 32_768
+
+
 class CatalogFile(Spec, frozen=True):
     providers: dict[str, ProviderSpec]
     models: dict[str, ModelSpec]
     version: Literal[1] = 1
     aliases: dict[str, str | AliasSpec] = {}
     routing: RoutingSpec = RoutingSpec()
+    access: AccessSpec = AccessSpec()

@@ -130,6 +130,21 @@ class Breaker:
         if self.state == "half_open":
             self.probes = max(self.probes - 1, 0)
 
+    def peer_opened(self, until: float, reason: str) -> None:
+        """Another instance tripped this model's breaker: stay off it until ``until`` (monotonic)."""
+        if until <= self._clock.monotonic():
+            return
+        self.open_until = max(self.open_until, until)
+        if self.state != "open":
+            self.probes = 0
+            self._move("open", reason)
+
+    def peer_closed(self, reason: str) -> None:
+        """Another instance's probe succeeded: the model is healthy again."""
+        if self.state != "closed":
+            self.open_until = 0.0
+            self._close(reason)
+
     def view(self) -> BreakerView:
         self._refresh()
         failures, volume = self.window_counts()
@@ -227,3 +242,30 @@ class BreakerBoard:
     def available(self, model: str) -> bool:
         breaker = self._breakers.get(model)
         return breaker is None or breaker.available()
+
+    # --- other instances' breakers (shared state) ------------------------------------------------
+
+    def peer_opened(self, model: str, until_wall: float, reason: str) -> None:
+        until = self._clock.monotonic() + (until_wall - self._clock.wall())
+        self.get(model).peer_opened(until, f"peer: {reason}")
+
+    def peer_closed(self, model: str, reason: str) -> None:
+        breaker = self._breakers.get(model)
+        if breaker is not None:
+            breaker.peer_closed(f"peer: {reason}")
+
+    def open_until_wall(self, model: str) -> float | None:
+        """When this model's open breaker lets a probe through, in wall-clock seconds."""
+        breaker = self._breakers.get(model)
+        if breaker is None or breaker.state != "open":
+            return None
+        return self._clock.wall() + breaker.reopens_in()
+
+    def open_models(self) -> list[tuple[str, float]]:
+        """Every open breaker and when it reopens (wall clock), to share after a reconnection."""
+        opened = []
+        for model in self._breakers:
+            until = self.open_until_wall(model)
+            if until is not None:
+                opened.append((model, until))
+        return opened

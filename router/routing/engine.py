@@ -28,6 +28,7 @@ from router.errors import (
     ModelNotFound,
     NoCandidate,
     ProviderNotConfigured,
+    RateLimited,
     RouterError,
     UpstreamTimeout,
 )
@@ -38,6 +39,8 @@ from router.routing.strategies import CHAT_ENDPOINTS, needs_of, rank
 from router.types import ChatChunk, ChatCompletion, ChatRequest, Usage
 
 MAX_ATTEMPTS = 3
+# A model's own rate limit: (model id, estimated tokens) → ``None`` when admitted, else seconds to wait.
+ModelGate = Callable[[str, int], Awaitable[float | None]]
 T = TypeVar("T")
 R = TypeVar("R")
 E = TypeVar("E")
@@ -149,8 +152,10 @@ class Engine:
         clock: Clock,
         breakers: BreakerBoard | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        gate: ModelGate | None = None,
     ) -> None:
         self.catalog = catalog
+        self._gate = gate
         self._adapters = adapters
         self._clock = clock
         self.breakers = breakers or BreakerBoard(catalog.routing.breaker, clock)
@@ -266,13 +271,23 @@ class Engine:
             created=int(self._clock.wall()),
         )
 
-    async def complete(self, request: ChatRequest, request_id: str) -> Served:
-        completion, outcome = await self.run(request, self.plan(request), request_id, _complete)
+    async def complete(self, request: ChatRequest, request_id: str, estimate: int = 0) -> Served:
+        completion, outcome = await self.run(
+            request, self.plan(request), request_id, _complete, estimate=estimate
+        )
         return Served(completion=completion, outcome=outcome)
 
-    async def open_stream(self, request: ChatRequest, request_id: str) -> OpenedStream[ChatChunk]:
+    async def open_stream(
+        self, request: ChatRequest, request_id: str, estimate: int = 0
+    ) -> OpenedStream[ChatChunk]:
         return await self.run_stream(
-            request, self.plan(request), request_id, _open_chat, ChatChunk.carries_output, chunk_tokens
+            request,
+            self.plan(request),
+            request_id,
+            _open_chat,
+            ChatChunk.carries_output,
+            chunk_tokens,
+            estimate=estimate,
         )
 
     async def run(
@@ -282,9 +297,12 @@ class Engine:
         request_id: str,
         call_model: Callable[[ChatAdapter, Call[Q]], Awaitable[T]],
         tokens_of: Callable[[T], int] | None = None,
+        *,
+        estimate: int = 0,
     ) -> tuple[T, Outcome]:
-        """One whole answer from the first of ``plan``'s candidates that gives one."""
-        result, outcome = await self._attempt(request, plan, request_id, call_model)
+        """One whole answer from the first of ``plan``'s candidates that gives one. ``estimate`` is
+        the request's estimated tokens, charged to models with their own rate limits."""
+        result, outcome = await self._attempt(request, plan, request_id, call_model, estimate)
         tokens = tokens_of(result) if tokens_of is not None else _tokens_in(result)
         self.stats.get(outcome.model).answer(outcome.attempt_ms, tokens)
         return result, outcome
@@ -297,6 +315,8 @@ class Engine:
         open_model: Callable[[ChatAdapter, Call[Q]], AsyncGenerator[E, None]],
         carries_output: Callable[[E], bool],
         tokens_of: Callable[[E], int | None],
+        *,
+        estimate: int = 0,
     ) -> OpenedStream[E]:
         """A stream from the first candidate that reaches real output; see the module's docstring."""
 
@@ -305,7 +325,7 @@ class Engine:
         ) -> tuple[list[E], AsyncGenerator[E, None] | None]:
             return await _until_first_output(open_model(adapter, call), call, carries_output)
 
-        (prefix, rest), outcome = await self._attempt(request, plan, request_id, until_output)
+        (prefix, rest), outcome = await self._attempt(request, plan, request_id, until_output, estimate)
         stats = self.stats.get(outcome.model)
         stats.first_token(outcome.attempt_ms)
         breaker = self.breakers.get(outcome.model.id)
@@ -328,6 +348,7 @@ class Engine:
         plan: Plan,
         request_id: str,
         call_model: Callable[[ChatAdapter, Call[Q]], Awaitable[T]],
+        estimate: int,
     ) -> tuple[T, Outcome]:
         """Try the plan's candidates in order until one succeeds or an error rules out the rest,
         all within the routing deadline."""
@@ -339,6 +360,8 @@ class Engine:
             async with asyncio.timeout(deadline):
                 for target in order[:MAX_ATTEMPTS]:
                     try:
+                        if self._gate is not None:
+                            await self._admit(target.model.id, estimate, run)
                         result, call, elapsed = await self._try_model(
                             target, request, request_id, call_model, forced, run
                         )
@@ -359,9 +382,27 @@ class Engine:
         except TimeoutError:
             error = UpstreamTimeout(f"No model answered within the routing deadline of {deadline:g}s.")
             raise _with_attempts(error, run.attempts) from None
+        if isinstance(last, ModelLimited) and all(a.outcome == "rate_limited" for a in run.attempts):
+            raise _with_attempts(last, run.attempts)
         if forced or last is None or isinstance(last, _BreakerOpen):
             raise _with_attempts(self._all_open(plan.candidates), run.attempts)
         raise _with_attempts(last, run.attempts)
+
+    async def _admit(self, model: str, estimate: int, run: _Run) -> None:
+        assert self._gate is not None
+        wait = await self._gate(model, estimate)
+        if wait is None:
+            return
+        run.attempts.append(Attempt(model=model, outcome="rate_limited"))
+        error = ModelLimited(
+            f"The router's rate limit for the model '{model}' is reached"
+            + ("; this request is larger than its tokens-per-minute limit." if wait == float("inf") else ".")
+        )
+        if wait != float("inf"):
+            error.retry_after = wait
+        else:
+            error.client_should_retry = False
+        raise error
 
     async def _try_model(
         self,
@@ -530,6 +571,12 @@ class _Run:
 
 class _BreakerOpen(NoCandidate):
     """A model's breaker opened while its request was being retried; the next model may serve."""
+
+    may_fall_back = True
+
+
+class ModelLimited(RateLimited):
+    """A model's own rate limit is spent: the next candidate may serve; it says nothing of health."""
 
     may_fall_back = True
 

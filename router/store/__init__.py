@@ -1,5 +1,18 @@
-"""Shared state backends: in-process memory by default (one worker)."""
+"""Shared state backends: in-process memory by default (one worker), Redis for several."""
 
+from router.store.backend import StateBackend, StoreReport, build_backend
+from router.store.buckets import Bucket, LimitStore, MemoryLimitStore, TakeResult
 from router.store.responses import MemoryResponseStore, ResponseStore, StoredResponse
 
-__all__ = ["MemoryResponseStore", "ResponseStore", "StoredResponse"]
+__all__ = [
+    "Bucket",
+    "LimitStore",
+    "MemoryLimitStore",
+    "MemoryResponseStore",
+    "ResponseStore",
+    "StateBackend",
+    "StoreReport",
+    "StoredResponse",
+    "TakeResult",
+    "build_backend",
+]

@@ -52,6 +52,9 @@ class MemoryResponseStore:
     def __len__(self) -> int:
         return len(self._items)
 
+    def items(self) -> list[tuple[str, StoredResponse]]:
+        return list(self._items.items())
+
     async def get(self, response_id: str) -> StoredResponse | None:
         stored = self._items.get(response_id)
         if stored is None:

@@ -19,7 +19,9 @@ ALLOWED: dict[str, set[str]] = {
     "providers": {"types", "errors", "catalog", "clock", "responses"},
     "telemetry": {"types", "errors", "catalog", "clock"},
     "routing": {"types", "errors", "catalog", "clock", "providers", "telemetry"},
+    "access": {"types", "errors", "catalog", "clock", "store"},
     "api": {
+        "access",
         "types",
         "errors",
         "catalog",
@@ -33,6 +35,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "mock": set(),
     "app": {
+        "access",
         "types",
         "errors",
         "catalog",
@@ -54,6 +57,7 @@ RESTRICTED = {
     "aiohttp": {"providers", "mock"},
     "httpx": set(),
     "granian": {"cli"},
+    "redis": {"store"},
 }
 
 

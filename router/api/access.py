@@ -1,0 +1,62 @@
+"""Per-request access decisions the model routes share: which key is calling, whether it may use the
+models it names (403), and whether its limits admit the request (429, with the limit headers)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, cast
+
+from litestar.types import Scope
+
+from router.access import ApiKey, Grant
+from router.access.limits import OPEN
+from router.api.services import Services
+from router.errors import PermissionDenied
+
+KEY_SCOPE = "router.key"
+
+
+def key_of(scope: Scope) -> ApiKey | None:
+    key: ApiKey | None = cast(dict[str, Any], scope).get(KEY_SCOPE)
+    return key
+
+
+def estimate_tokens(body: bytes) -> int:
+    """Prompt tokens estimated from the body's size (about four bytes a token), corrected later."""
+    return len(body) // 4 + 1
+
+
+async def admit(services: Services, scope: Scope, names: list[str], estimate: int) -> Grant:
+    """Check the calling key's model rights, then charge its limits and the router's."""
+    key = key_of(scope)
+    if key is not None and key.allowed is not None:
+        catalog = services.catalog
+        for i, name in enumerate(names):
+            target = catalog.lookup(name)
+            if not key.may_use(name, target.model.id if target else None):
+                allowed = ", ".join(sorted(key.allowed))
+                raise PermissionDenied(
+                    f"The API key '{key.name}' may not use the model '{name}'. It may use: {allowed}.",
+                    param="model" if i == 0 else f"models[{i - 1}]",
+                    code="model_not_allowed",
+                )
+    limiter = services.limiter
+    if key is None and not limiter.active:
+        return OPEN
+    return await limiter.admit(key.name if key else None, key.limits if key else None, estimate)
+
+
+def settler(services: Services, grant: Grant, model: str) -> Callable[[int | None], None]:
+    """What corrects the key's and the served model's token charges once the usage is known."""
+    limiter = services.limiter
+    if not grant.token_buckets and not limiter.model_rules:
+        return _ignore
+
+    def settle(total_tokens: int | None) -> None:
+        limiter.settle(grant, total_tokens, model)
+
+    return settle
+
+
+def _ignore(_: int | None) -> None:
+    return None

@@ -1,0 +1,190 @@
+"""The router's edge, in front of every route: a request id, header bounds (431), CORS, and API keys
+(401). It answers these rejections itself, in the OpenAI error envelope, before any route runs.
+
+Routes are closed by default: only the public ones (help, liveness) skip the key; the ops routes take
+the ops key when one is configured; every other path, with or without the ``/v1`` prefix, takes a
+client key whenever keys are configured.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from router.access import KeyRing
+from router.api.access import KEY_SCOPE
+from router.api.errors import error_headers, error_json
+from router.api.middleware import REQUEST_ID_KEY, new_request_id
+from router.catalog.schema import CorsSpec
+from router.errors import AuthenticationFailed, RouterError
+from router.telemetry.logging import RequestLog
+
+PUBLIC_PATHS = frozenset({"/", "/help", "/v1/help", "/health/live", "/dashboard", "/openapi.json"})
+OPS_PATHS = frozenset({"/health", "/metrics", "/model-health", "/v1/model-health"})
+OPS_PREFIXES = ("/admin/",)
+EXPOSED = (
+    "x-request-id, retry-after, retry-after-ms, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, "
+    "x-ratelimit-reset-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, "
+    "x-ratelimit-reset-tokens, x-router-model, x-router-provider, x-router-strategy, x-router-attempts, "
+    "x-router-overhead-ms, x-router-cost-usd, x-router-fallback-reason"
+)
+
+
+class HeadersTooLarge(RouterError):
+    status = 431
+    error_type = "invalid_request_error"
+    code = "request_header_fields_too_large"
+    client_should_retry = False
+
+
+def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The key from ``Authorization: Bearer <key>`` or ``x-api-key: <key>``."""
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").strip().partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+        elif name == b"x-api-key" and value:
+            return value.decode("latin-1").strip()
+    return None
+
+
+class Edge:
+    """ASGI wrapper around the app; lifespan and other scopes pass straight through."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        keys: KeyRing,
+        cors: CorsSpec,
+        request_log: RequestLog,
+        *,
+        max_headers: int,
+        max_header_bytes: int,
+    ) -> None:
+        self.app = app
+        self.keys = keys
+        self.request_log = request_log
+        self.max_headers = max_headers
+        self.max_header_bytes = max_header_bytes
+        self.origins = frozenset(cors.origins)
+        self.any_origin = "*" in self.origins
+        self.cors = cors
+        self.allow_headers = ", ".join(cors.allow_headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        request_id = new_request_id()
+        state = cast(dict[str, Any], scope)
+        state[REQUEST_ID_KEY] = request_id
+        extra: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode())]
+        headers = list(scope["headers"])
+        origin = self._origin(headers) if self.origins else None
+        if origin is not None:
+            extra.append((b"access-control-allow-origin", origin.encode("latin-1")))
+            extra.append((b"vary", b"origin"))
+            extra.append((b"access-control-expose-headers", EXPOSED.encode()))
+            if self.cors.allow_credentials:
+                extra.append((b"access-control-allow-credentials", b"true"))
+            if scope["method"] == "OPTIONS" and any(
+                n == b"access-control-request-method" for n, _ in headers
+            ):
+                await self._preflight(send, extra)
+                return
+        problem = self._check(scope, headers, state)
+        if problem is not None:
+            self.request_log.write(
+                {
+                    "request_id": request_id,
+                    "route": "edge",
+                    "path": scope["path"][:200],
+                    "status": problem.status,
+                    "error": problem.code,
+                }
+            )
+            await _reject(send, problem, extra)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _check(
+        self, scope: Scope, headers: list[tuple[bytes, bytes]], state: dict[str, Any]
+    ) -> RouterError | None:
+        if len(headers) > self.max_headers:
+            return HeadersTooLarge(
+                f"The request has {len(headers)} headers; at most {self.max_headers} are accepted."
+            )
+        size = sum(len(n) + len(v) for n, v in headers)
+        if size > self.max_header_bytes:
+            return HeadersTooLarge(
+                f"The request's headers hold {size} bytes; at most {self.max_header_bytes} are accepted."
+            )
+        path: str = scope["path"]
+        if path in PUBLIC_PATHS:
+            return None
+        keys = self.keys
+        if path in OPS_PATHS or path.startswith(OPS_PREFIXES):
+            if keys.opens_ops(bearer_token(headers)):
+                return None
+            return AuthenticationFailed(
+                "This is an ops route: send the ops key (ROUTER_OPS_KEY) as 'Authorization: Bearer <key>'."
+            )
+        if not keys.declared:
+            return None
+        token = bearer_token(headers)
+        if token is None:
+            return AuthenticationFailed(
+                "You didn't provide an API key. "
+                "Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'."
+            )
+        key = keys.identify(token)
+        if key is None:
+            return AuthenticationFailed(
+                "Incorrect API key provided. Ask the router's operator for a valid key."
+            )
+        state[KEY_SCOPE] = key
+        return None
+
+    def _origin(self, headers: list[tuple[bytes, bytes]]) -> str | None:
+        """The value of ``access-control-allow-origin`` for this request, if its origin is allowed."""
+        for name, value in headers:
+            if name == b"origin":
+                origin = value.decode("latin-1")
+                if origin in self.origins:
+                    return origin
+                return "*" if self.any_origin else None
+        return None
+
+    async def _preflight(self, send: Send, extra: list[tuple[bytes, bytes]]) -> None:
+        headers = [
+            *extra,
+            (b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"),
+            (b"access-control-allow-headers", self.allow_headers.encode()),
+            (b"access-control-max-age", str(self.cors.max_age_s).encode()),
+            (b"content-length", b"0"),
+        ]
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _reject(send: Send, error: RouterError, extra: list[tuple[bytes, bytes]]) -> None:
+    body = error_json(error)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.encode(), v.encode()) for k, v in error_headers(error).items()),
+        *extra,
+    ]
+    if error.status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="router"'))
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
