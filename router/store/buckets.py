@@ -51,11 +51,13 @@ def refill(level: float, stamp: float, now: float, bucket: Bucket) -> float:
 
 
 def decide(levels: list[float], buckets: Sequence[Bucket]) -> tuple[int | None, float | None]:
-    """The first bucket that cannot pay its cost, and how long until it could (``None``: never)."""
+    """The first bucket that cannot pay its cost, and how long until it could (``None``: never).
+    A cost no bucket could ever hold is reported before any wait, since waiting would not help."""
+    for i, bucket in enumerate(buckets):
+        if bucket.cost > bucket.capacity:
+            return i, None
     for i, (level, bucket) in enumerate(zip(levels, buckets, strict=True)):
         if level < bucket.cost:
-            if bucket.cost > bucket.capacity:
-                return i, None
             return i, (bucket.cost - level) / bucket.per_s
     return None, None
 

@@ -23,6 +23,12 @@ local levels = {}
 local failed = 0
 local wait = '0'
 for i = 1, #KEYS do
+  if failed == 0 and tonumber(ARGV[3 * i]) > tonumber(ARGV[3 * i - 2]) then
+    failed = i
+    wait = '-1'
+  end
+end
+for i = 1, #KEYS do
   local cap = tonumber(ARGV[3 * i - 2])
   local rate = tonumber(ARGV[3 * i - 1])
   local cost = tonumber(ARGV[3 * i])
@@ -36,7 +42,7 @@ for i = 1, #KEYS do
   levels[i] = level
   if failed == 0 and level < cost then
     failed = i
-    if cost > cap then wait = '-1' else wait = tostring((cost - level) / rate) end
+    wait = tostring((cost - level) / rate)
   end
 end
 if failed == 0 then

@@ -81,13 +81,6 @@ class Mock:
 
 
 @pytest.fixture(scope="session")
-def artifacts() -> Path:
-    path = ROOT / "tests" / "artifacts"
-    path.mkdir(exist_ok=True)
-    return path
-
-
-@pytest.fixture(scope="session")
 def mock_process(artifacts: Path) -> Iterator[Mock]:
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -118,10 +111,20 @@ class Router:
         return self.process.output()
 
 
-def start_router(mock: Mock, artifacts: Path, catalog: Path, name: str) -> Router:
-    """The router on a free port, its providers pointed at the simulated ones."""
+def start_router(
+    mock: Mock,
+    artifacts: Path,
+    catalog: Path,
+    name: str,
+    *,
+    env: dict[str, str] | None = None,
+    flags: list[str] | None = None,
+) -> Router:
+    """The router on a free port, its providers pointed at the simulated ones; ``env`` adds to
+    (or, with an empty value, removes from) its environment."""
     port = free_port()
     closed = free_port()  # nothing listens here: connections are refused
+    extra = env or {}
     env = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
@@ -139,7 +142,16 @@ def start_router(mock: Mock, artifacts: Path, catalog: Path, name: str) -> Route
         "ROUTER_LOG_FORMAT": "json",
     }
     env.pop("TEST_NEVER_SET_KEY", None)
+    for var, value in extra.items():
+        if value:
+            env[var] = value
+        else:
+            env.pop(var, None)
+    for inherited in ("ROUTER_API_KEY", "ROUTER_OPS_KEY", "ROUTER_REDIS_URL"):
+        if inherited not in extra:
+            env.pop(inherited, None)
     args = [sys.executable, "-m", "router", "serve", "--port", str(port), "--catalog", str(catalog)]
+    args.extend(flags or ())
     process = Process(args, env, artifacts / f"{name}.log")
     if not process.wait_for_port(port):
         process.stop()
