@@ -23,6 +23,7 @@ from router.routing.breaker import BreakerBoard
 from router.settings import Settings
 from router.store import StateBackend, build_backend
 from router.telemetry.logging import RequestLog
+from router.telemetry.metrics import Metrics
 
 _log = logging.getLogger("router.app")
 
@@ -66,9 +67,11 @@ def create_app(
         workers=settings.workers,
     )
     sync = state.sync
+    metrics = Metrics(settings.metrics_dir)
 
     def on_transition(model: str, old: str, new: str, reason: str) -> None:
         _log_transition(model, old, new, reason)
+        metrics.transition(model, new)
         if sync is not None:
             sync.transition(model, old, new, reason)
 
@@ -76,13 +79,15 @@ def create_app(
     if sync is not None:
         sync.attach(breakers)
     keys = build_keyring(catalog, settings.environ)
-    limiter = _limiter(catalog, state)
+    limiter = _limiter(catalog, state, metrics)
     live: dict[str, ChatAdapter] = {}
     engine = Engine(catalog, live, clock, breakers, gate=limiter.admit_model if limiter.model_rules else None)
     request_log = RequestLog(
-        enabled=settings.log_level in ("debug", "info"), text=settings.log_format == "text"
+        enabled=settings.log_level in ("debug", "info"),
+        text=settings.log_format == "text",
+        observer=metrics.record_request,
     )
-    services = Services(settings, engine, clock, request_log, state, keys, limiter)
+    services = Services(settings, engine, clock, request_log, state, keys, limiter, metrics)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -100,6 +105,7 @@ def create_app(
         finally:
             await request_log.aclose()
             await state.aclose()
+            metrics.close()
             for adapter in live.values():
                 await adapter.aclose()
             live.clear()
@@ -119,16 +125,17 @@ def create_app(
         keys,
         access.cors,
         request_log,
+        metrics,
         max_headers=access.max_headers,
         max_header_bytes=access.max_header_bytes,
     )
     return RouterApp(edge, litestar, services)
 
 
-def _limiter(catalog: Catalog, state: StateBackend) -> Limiter:
+def _limiter(catalog: Catalog, state: StateBackend, metrics: Metrics) -> Limiter:
     access = catalog.access
     models = {name: rule_of(spec) for name, spec in access.model_limits.items()}
-    return Limiter(state.limits, rule_of(access.global_), models)
+    return Limiter(state.limits, rule_of(access.global_), models, on_refusal=metrics.rejected)
 
 
 def _warn(keys: KeyRing) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 from router.catalog import Catalog, CatalogError, load_catalog
@@ -101,6 +103,28 @@ def _announce(settings: Settings, catalog: Catalog) -> None:
         print(
             f"router: providers without keys (their models answer 503): {', '.join(missing)}", file=sys.stderr
         )
+    for warning in startup_warnings(settings, catalog):
+        print(f"router: warning: {warning}", file=sys.stderr)
+
+
+def startup_warnings(settings: Settings, catalog: Catalog) -> list[str]:
+    """What an operator must know before trusting this deployment's limits and its exposure."""
+    from router.access import build_keyring
+    from router.store.backend import PER_WORKER_NOTE
+    from router.store.redis_link import redact
+
+    warnings = []
+    keys = build_keyring(catalog, settings.environ)
+    if not keys.declared and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        warnings.append(
+            f"no API keys are configured and the router listens on {settings.host}: anyone who can reach "
+            "it may use it (set ROUTER_API_KEY or declare keys in the catalog's access section)"
+        )
+    if settings.workers > 1 and not settings.redis_url:
+        warnings.append(PER_WORKER_NOTE.format(n=settings.workers))
+    if settings.redis_url:
+        print(f"router: shared state in Redis ({redact(settings.redis_url)})", file=sys.stderr)
+    return warnings
 
 
 def _run_granian(settings: Settings) -> int:
@@ -109,7 +133,17 @@ def _run_granian(settings: Settings) -> int:
 
     # Worker processes rebuild their settings from the environment.
     os.environ.update({k: v for k, v in settings.to_env().items() if k.startswith("ROUTER_")})
-    Granian(
+    metrics_dir = settings.metrics_dir
+    made_dir = settings.workers > 1 and not metrics_dir
+    if made_dir:
+        metrics_dir = tempfile.mkdtemp(prefix="router-metrics-")
+    if metrics_dir:
+        # Set before prometheus-client is imported (here or in a worker): it reads it once, at import.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        from router.telemetry.metrics import prepare_multiprocess_dir
+
+        prepare_multiprocess_dir(metrics_dir)
+    server = Granian(
         "router.app:app_from_env",
         factory=True,
         address=settings.host,
@@ -120,7 +154,12 @@ def _run_granian(settings: Settings) -> int:
         log_enabled=True,
         log_access=False,
         backlog=2048,
-    ).serve()
+    )
+    try:
+        server.serve()
+    finally:
+        if made_dir and metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

@@ -31,6 +31,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Shared state for several workers or instances; none keeps state in this process.
     redis_url: str | None = None
     redis_prefix: str = "router:"
+    # Where each worker writes its metric samples when several workers serve (multiprocess mode).
+    metrics_dir: str | None = None
     environ: Mapping[str, str] = msgspec.field(default_factory=dict)
 
     @classmethod
@@ -48,6 +50,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "responses_ttl_s": _int(env, "ROUTER_RESPONSES_TTL_S", 86_400),
             "redis_url": env.get("ROUTER_REDIS_URL") or None,
             "redis_prefix": env.get("ROUTER_REDIS_PREFIX") or "router:",
+            "metrics_dir": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
             "environ": env,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})

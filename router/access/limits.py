@@ -9,6 +9,7 @@ round trip when the store is shared), all or nothing.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import msgspec
 
@@ -64,10 +65,18 @@ OPEN = Grant({}, [], 0)
 class Limiter:
     """Admission for a request; ``prefix`` keeps the names of separate deployments apart in Redis."""
 
-    def __init__(self, store: LimitStore, global_rule: LimitRule, model_rules: dict[str, LimitRule]) -> None:
+    def __init__(
+        self,
+        store: LimitStore,
+        global_rule: LimitRule,
+        model_rules: dict[str, LimitRule],
+        on_refusal: Callable[[str | None, str], None] | None = None,
+    ) -> None:
         self.store = store
         self.global_rule = global_rule
         self.model_rules = model_rules
+        # Told of every refusal: (key name, "key_requests" / "global_tokens" / "model_requests" ...).
+        self._on_refusal = on_refusal
 
     @property
     def active(self) -> bool:
@@ -88,6 +97,10 @@ class Limiter:
         shown = slice(0, reported) if reported else slice(0, len(buckets))
         headers = _headers(buckets[shown], limits[shown], result.levels[shown])
         if result.failed is not None:
+            if self._on_refusal is not None:
+                limit = limits[result.failed]
+                where = "key" if limit.scope.startswith("key") else "global"
+                self._on_refusal(key_name, f"{where}_{limit.kind}")
             raise _refusal(limits[result.failed], buckets[result.failed], result.retry_after, headers)
         tokens = [b for b, lim in zip(buckets, limits, strict=True) if lim.kind == "tokens"]
         return Grant(headers, tokens, estimate)
@@ -103,6 +116,9 @@ class Limiter:
         result = await self.store.take(buckets)
         if result.failed is None:
             return None
+        if self._on_refusal is not None:
+            kind = "requests" if buckets[result.failed].key.endswith(":requests") else "tokens"
+            self._on_refusal(None, f"model_{kind}")
         return math.inf if result.retry_after is None else result.retry_after
 
     def settle(self, grant: Grant, actual_tokens: int | None, served_model: str | None = None) -> None:

@@ -7,7 +7,7 @@ from litestar.handlers import BaseRouteHandler
 from router.api.chat import chat_handlers
 from router.api.completions import completion_handlers
 from router.api.embeddings import embedding_handlers
-from router.api.health import health_handlers, service_health_handlers
+from router.api.health import health_handlers, metrics_handlers, service_health_handlers
 from router.api.help import help_handlers
 from router.api.models import model_handlers
 from router.api.responses import responses_handlers
@@ -24,6 +24,7 @@ def route_handlers(services: Services) -> list[BaseRouteHandler]:
         *model_handlers(services),
         *health_handlers(services),
         *service_health_handlers(services),
+        *metrics_handlers(services),
         *help_handlers(services),
         *route_explain_handlers(services),
     ]

@@ -20,6 +20,7 @@ from router.api.middleware import REQUEST_ID_KEY, new_request_id
 from router.catalog.schema import CorsSpec
 from router.errors import AuthenticationFailed, RouterError
 from router.telemetry.logging import RequestLog
+from router.telemetry.metrics import Metrics
 
 PUBLIC_PATHS = frozenset({"/", "/help", "/v1/help", "/health/live", "/dashboard", "/openapi.json"})
 OPS_PATHS = frozenset({"/health", "/metrics", "/model-health", "/v1/model-health"})
@@ -60,6 +61,7 @@ class Edge:
         keys: KeyRing,
         cors: CorsSpec,
         request_log: RequestLog,
+        metrics: Metrics,
         *,
         max_headers: int,
         max_header_bytes: int,
@@ -67,6 +69,7 @@ class Edge:
         self.app = app
         self.keys = keys
         self.request_log = request_log
+        self.in_flight = metrics.in_flight
         self.max_headers = max_headers
         self.max_header_bytes = max_header_bytes
         self.origins = frozenset(cors.origins)
@@ -114,7 +117,12 @@ class Edge:
                 message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        in_flight = self.in_flight
+        in_flight.inc()
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            in_flight.dec()
 
     def _check(
         self, scope: Scope, headers: list[tuple[bytes, bytes]], state: dict[str, Any]

@@ -124,3 +124,14 @@ def service_health_handlers(services: Services) -> list[HTTPRouteHandler]:
         return Response(content=b'{"status":"ok"}', media_type=JSON)
 
     return [health, live]
+
+
+def metrics_handlers(services: Services) -> list[HTTPRouteHandler]:
+    @get("/metrics", sync_to_thread=False)
+    def metrics() -> Response[bytes]:
+        return Response(
+            content=services.metrics.exposition(),
+            media_type="text/plain; version=0.0.4; charset=utf-8",
+        )
+
+    return [metrics]

@@ -9,12 +9,23 @@ from router.routing import Engine
 from router.settings import Settings
 from router.store import ResponseStore, StateBackend
 from router.telemetry.logging import RequestLog
+from router.telemetry.metrics import Metrics
 
 
 class Services:
     """What one app instance serves with; the engine is replaced as a whole when the catalog changes."""
 
-    __slots__ = ("clock", "engine", "keys", "limiter", "request_log", "responses", "settings", "state")
+    __slots__ = (
+        "clock",
+        "engine",
+        "keys",
+        "limiter",
+        "metrics",
+        "request_log",
+        "responses",
+        "settings",
+        "state",
+    )
 
     def __init__(
         self,
@@ -25,7 +36,9 @@ class Services:
         state: StateBackend,
         keys: KeyRing,
         limiter: Limiter,
+        metrics: Metrics,
     ) -> None:
+        self.metrics = metrics
         self.settings = settings
         self.engine = engine
         self.clock = clock

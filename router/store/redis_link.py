@@ -30,6 +30,14 @@ _log = logging.getLogger("router.store")
 Subscriber = Callable[["aioredis.Redis"], Awaitable[None]]
 
 
+def redact(url: str) -> str:
+    """The URL without its credentials, for /health and logs."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{rest}"
+
+
 class RedisLink:
     def __init__(self, url: str, prefix: str = "router:") -> None:
         self.url = url
@@ -57,11 +65,7 @@ class RedisLink:
 
     @property
     def redacted_url(self) -> str:
-        """The URL without its password, for /health and logs."""
-        scheme, sep, rest = self.url.partition("://")
-        if "@" in rest:
-            rest = "***@" + rest.rsplit("@", 1)[1]
-        return f"{scheme}{sep}{rest}"
+        return redact(self.url)
 
     async def start(self) -> None:
         """Connect now if Redis answers; the watcher keeps trying if not."""

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import msgspec
@@ -66,9 +67,16 @@ class RequestLog:
     """
 
     def __init__(
-        self, enabled: bool, *, text: bool = False, stream: BinaryIO | None = None, interval: float = 0.25
+        self,
+        enabled: bool,
+        *,
+        text: bool = False,
+        stream: BinaryIO | None = None,
+        interval: float = 0.25,
+        observer: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.enabled = enabled
+        self._observer = observer  # sees every request's fields, logged or not (metrics)
         self._text = text
         self._stream = stream if stream is not None else sys.stderr.buffer
         self._interval = interval
@@ -76,6 +84,8 @@ class RequestLog:
         self._task: asyncio.Task[None] | None = None
 
     def write(self, fields: dict[str, Any]) -> None:
+        if self._observer is not None:
+            self._observer(fields)
         if not self.enabled:
             return
         if self._text:
