@@ -153,5 +153,6 @@ def _log_transition(model: str, old: str, new: str, reason: str) -> None:
 
 def app_from_env() -> ASGIApp:
     """Factory for the ASGI server's worker processes: settings come from the environment."""
-    app: ASGIApp = create_app(Settings.from_env())
+    # The edge itself: one coroutine frame less per request than calling through ``RouterApp``.
+    app: ASGIApp = create_app(Settings.from_env()).edge
     return app

@@ -49,7 +49,24 @@ def check(settings: Settings) -> int:
         print(
             f"  provider {provider.name:<10} {provider.kind:<9} {provider.base_url}  {count} models, {state}"
         )
+    print(f"  {_access_summary(settings, catalog)}")
     return 0
+
+
+def _access_summary(settings: Settings, catalog: Catalog) -> str:
+    from router.access import build_keyring
+
+    keys = build_keyring(catalog, settings.environ)
+    if not keys.declared:
+        line = "access: open (no API keys; set ROUTER_API_KEY or declare keys in access.keys)"
+    else:
+        active = ", ".join(keys.names) or "none"
+        line = f"access: API keys required; active: {active}"
+    if keys.ops_declared:
+        line += "; ops routes need the ops key"
+    for warning in keys.warnings:
+        line += f"\n  warning: {warning}"
+    return line
 
 
 def explain(

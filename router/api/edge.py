@@ -85,7 +85,8 @@ class Edge:
         state = cast(dict[str, Any], scope)
         state[REQUEST_ID_KEY] = request_id
         extra: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode())]
-        headers = list(scope["headers"])
+        raw = scope["headers"]
+        headers = raw if isinstance(raw, list) else list(raw)
         origin = self._origin(headers) if self.origins else None
         if origin is not None:
             extra.append((b"access-control-allow-origin", origin.encode("latin-1")))

@@ -48,6 +48,8 @@ class Metrics:
             ["model", "to"],
             registry=registry,
         )
+        self._request_children: dict[tuple[Any, ...], Counter] = {}
+        self._duration_children: dict[str, Histogram] = {}
         self.in_flight = Gauge(
             "router_in_flight_requests",
             "Requests being served now.",
@@ -60,16 +62,24 @@ class Metrics:
         route = fields.get("route")
         if route not in ROUTES:
             return
-        self.requests.labels(
+        labels = (
             route,
             fields.get("model") or "",
             fields.get("provider") or "",
             fields.get("key") or "",
-            str(fields.get("status", 0)),
-        ).inc()
+            fields.get("status", 0),
+        )
+        # The children are cached: ``labels()`` validates and locks on every call.
+        counter = self._request_children.get(labels)
+        if counter is None:
+            counter = self._request_children[labels] = self.requests.labels(*labels[:4], str(labels[4]))
+        counter.inc()
         duration = fields.get("duration_ms")
         if isinstance(duration, (int, float)):
-            self.duration.labels(route).observe(duration / 1000.0)
+            histogram = self._duration_children.get(route)
+            if histogram is None:
+                histogram = self._duration_children[route] = self.duration.labels(route)
+            histogram.observe(duration / 1000.0)
 
     def rejected(self, key: str | None, limit: str) -> None:
         self.rate_limited.labels(key or "", limit).inc()
