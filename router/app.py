@@ -100,12 +100,13 @@ def create_app(
         _warn(keys)
         await state.start()
         await request_log.start()
+        await metrics.start()
         try:
             yield
         finally:
             await request_log.aclose()
             await state.aclose()
-            metrics.close()
+            await metrics.aclose()
             for adapter in live.values():
                 await adapter.aclose()
             live.clear()

@@ -75,12 +75,9 @@ class Limiter:
         self.store = store
         self.global_rule = global_rule
         self.model_rules = model_rules
+        self.open = global_rule.empty  # no limit applies to a request without a key
         # Told of every refusal: (key name, "key_requests" / "global_tokens" / "model_requests" ...).
         self._on_refusal = on_refusal
-
-    @property
-    def active(self) -> bool:
-        return not self.global_rule.empty
 
     async def admit(self, key_name: str | None, rule: LimitRule | None, estimate: int) -> Grant:
         """Charge one request and ``estimate`` tokens against the key's and the router's limits;

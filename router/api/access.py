@@ -26,9 +26,8 @@ def estimate_tokens(body: bytes) -> int:
     return len(body) // 4 + 1
 
 
-async def admit(services: Services, scope: Scope, names: list[str], estimate: int) -> Grant:
+async def admit(services: Services, key: ApiKey | None, names: list[str], estimate: int) -> Grant:
     """Check the calling key's model rights, then charge its limits and the router's."""
-    key = key_of(scope)
     if key is not None and key.allowed is not None:
         catalog = services.catalog
         for i, name in enumerate(names):
@@ -41,7 +40,7 @@ async def admit(services: Services, scope: Scope, names: list[str], estimate: in
                     code="model_not_allowed",
                 )
     limiter = services.limiter
-    if key is None and not limiter.active:
+    if key is None and limiter.open:
         return OPEN
     return await limiter.admit(key.name if key else None, key.limits if key else None, estimate)
 

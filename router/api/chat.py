@@ -68,7 +68,7 @@ def chat_handlers(services: Services) -> list[ASGIRouteHandler]:
             body = await read_body(scope, receive, limit)
             chat = decode_chat(body)
             estimate = estimate_tokens(body)
-            grant = await admit(services, scope, [chat.model, *(chat.models or ())], estimate)
+            grant = await admit(services, key, [chat.model, *(chat.models or ())], estimate)
             engine = services.engine
             if chat.stream:
                 opened = await engine.open_stream(chat, request_id, estimate)

@@ -271,7 +271,7 @@ def completion_handlers(services: Services) -> list[ASGIRouteHandler]:
             body = await read_body(scope, receive, limit)
             request = decode_completion(body)
             estimate = estimate_tokens(body)
-            grant = await admit(services, scope, [request.model, *(request.models or ())], estimate)
+            grant = await admit(services, key, [request.model, *(request.models or ())], estimate)
             engine = services.engine
             plan = plan_completion(engine, request)
             if request.stream:

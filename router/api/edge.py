@@ -69,7 +69,8 @@ class Edge:
         self.app = app
         self.keys = keys
         self.request_log = request_log
-        self.in_flight = metrics.in_flight
+        self.active = 0  # requests in flight; read by the metrics each second
+        metrics.in_flight_of = lambda: self.active
         self.max_headers = max_headers
         self.max_header_bytes = max_header_bytes
         self.origins = frozenset(cors.origins)
@@ -118,12 +119,11 @@ class Edge:
                 message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
-        in_flight = self.in_flight
-        in_flight.inc()
+        self.active += 1
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
-            in_flight.dec()
+            self.active -= 1
 
     def _check(
         self, scope: Scope, headers: list[tuple[bytes, bytes]], state: dict[str, Any]
@@ -132,7 +132,9 @@ class Edge:
             return HeadersTooLarge(
                 f"The request has {len(headers)} headers; at most {self.max_headers} are accepted."
             )
-        size = sum(len(n) + len(v) for n, v in headers)
+        size = 0
+        for name, value in headers:
+            size += len(name) + len(value)
         if size > self.max_header_bytes:
             return HeadersTooLarge(
                 f"The request's headers hold {size} bytes; at most {self.max_header_bytes} are accepted."

@@ -177,7 +177,7 @@ def embedding_handlers(services: Services) -> list[ASGIRouteHandler]:
             body = await read_body(scope, receive, limit)
             request = decode_embeddings(body)
             estimate = estimate_tokens(body)
-            grant = await admit(services, scope, [request.model, *(request.models or ())], estimate)
+            grant = await admit(services, key, [request.model, *(request.models or ())], estimate)
             engine = services.engine
             plan = engine.plan_fixed(request, "embeddings", "embeddings")
             answer, outcome = await engine.run(request, plan, request_id, _embed, _tokens, estimate=estimate)

@@ -109,7 +109,7 @@ def responses_handlers(services: Services) -> list[BaseRouteHandler]:
             request.raw = data
             check(request)
             estimate = estimate_tokens(body)
-            grant = await admit(services, scope, [request.model, *(request.models or ())], estimate)
+            grant = await admit(services, key, [request.model, *(request.models or ())], estimate)
             items = input_items(request)
             if request.previous_response_id is not None:
                 previous = await store.get(request.previous_response_id)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -27,7 +29,10 @@ class Process:
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
         self._file = log.open("wb")
-        self.proc = subprocess.Popen(args, env=env, stdout=self._file, stderr=subprocess.STDOUT, cwd=ROOT)
+        # A session of its own, so that stopping it stops its worker processes too.
+        self.proc = subprocess.Popen(
+            args, env=env, stdout=self._file, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+        )
 
     def wait_for_port(self, port: int, timeout: float = 20.0) -> bool:
         """Wait until the process listens on ``port``; give up early if it exits."""
@@ -44,12 +49,19 @@ class Process:
         return self.log.read_text(errors="replace")
 
     def stop(self) -> None:
-        self.proc.terminate()
+        self._signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            self._signal(signal.SIGKILL)
+            self.proc.wait(timeout=5)
+        # Workers that outlived their parent go with the group.
+        self._signal(signal.SIGKILL)
         self._file.close()
+
+    def _signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
 
 
 class Mock:
