@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Response, get
+from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
 
+from router.api.access import key_of
 from router.api.errors import JSON
 from router.api.services import Services
 from router.catalog import STRATEGIES, Catalog
@@ -80,8 +81,14 @@ _encode = msgspec.json.Encoder().encode
 
 def model_handlers(services: Services) -> list[HTTPRouteHandler]:
     @get(["/v1/models", "/models"], sync_to_thread=False)
-    def list_models() -> Response[bytes]:
-        return Response(content=_encode(ModelList(model_objects(services.catalog))), media_type=JSON)
+    def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
+        catalog = services.catalog
+        objects = model_objects(catalog)
+        key = key_of(request.scope)
+        if key is not None and key.allowed is not None:
+            # A key limited to some models sees only those (an alias counts as its model).
+            objects = [o for o in objects if key.may_use(o.id, _resolved(catalog, o.id))]
+        return Response(content=_encode(ModelList(objects)), media_type=JSON)
 
     @get(["/v1/models/{model_id:path}", "/models/{model_id:path}"], sync_to_thread=False)
     def retrieve_model(model_id: str) -> Response[bytes]:
@@ -94,3 +101,8 @@ def model_handlers(services: Services) -> list[HTTPRouteHandler]:
         raise ModelNotFound(f"The model `{wanted}` does not exist.{hint}", param="model")
 
     return [list_models, retrieve_model]
+
+
+def _resolved(catalog: Catalog, name: str) -> str | None:
+    target = catalog.lookup(name)
+    return target.model.id if target else None

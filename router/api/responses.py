@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 import msgspec
-from litestar import asgi, delete, get
+from litestar import Request, asgi, delete, get
 from litestar.handlers import BaseRouteHandler
 from litestar.response import Response
 from litestar.types import Receive, Scope, Send
@@ -112,7 +112,7 @@ def responses_handlers(services: Services) -> list[BaseRouteHandler]:
             grant = await admit(services, key, [request.model, *(request.models or ())], estimate)
             items = input_items(request)
             if request.previous_response_id is not None:
-                previous = await store.get(request.previous_response_id)
+                previous = _owned(await store.get(request.previous_response_id), key)
                 if previous is None:
                     raise InvalidRequest(
                         f"Previous response with id '{request.previous_response_id}' not found.",
@@ -163,7 +163,8 @@ def responses_handlers(services: Services) -> list[BaseRouteHandler]:
             await send_stream(scope, receive, send, events, headers)
             return
         if request.stores:
-            await store.put(exchange.response_id, StoredResponse(response=response, items=items))
+            owner = key.name if key else None
+            await store.put(exchange.response_id, StoredResponse(response=response, items=items, owner=owner))
         elapsed = clock.monotonic() - started
         headers = outcome_headers(outcome, elapsed)
         headers.update(grant.headers)
@@ -179,15 +180,15 @@ def responses_handlers(services: Services) -> list[BaseRouteHandler]:
         log.write(fields)
 
     @get(["/v1/responses/{response_id:str}", "/responses/{response_id:str}"], sync_to_thread=False)
-    async def retrieve_response(response_id: str) -> Response[bytes]:
-        stored = await store.get(response_id)
+    async def retrieve_response(response_id: str, request: Request[Any, Any, Any]) -> Response[bytes]:
+        stored = _owned(await store.get(response_id), key_of(request.scope))
         if stored is None:
             raise _missing(response_id)
         return _json(stored.response)
 
     @get(["/v1/responses/{response_id:str}/input_items", "/responses/{response_id:str}/input_items"])
-    async def list_input_items(response_id: str) -> Response[bytes]:
-        stored = await store.get(response_id)
+    async def list_input_items(response_id: str, request: Request[Any, Any, Any]) -> Response[bytes]:
+        stored = _owned(await store.get(response_id), key_of(request.scope))
         if stored is None:
             raise _missing(response_id)
         items = [{"id": item.get("id") or new_id("msg"), **item} for item in reversed(stored.items)]
@@ -196,7 +197,9 @@ def responses_handlers(services: Services) -> list[BaseRouteHandler]:
         return _json({"object": "list", "data": items, "first_id": first, "last_id": last, "has_more": False})
 
     @delete(["/v1/responses/{response_id:str}", "/responses/{response_id:str}"], status_code=200)
-    async def delete_response(response_id: str) -> Response[bytes]:
+    async def delete_response(response_id: str, request: Request[Any, Any, Any]) -> Response[bytes]:
+        if _owned(await store.get(response_id), key_of(request.scope)) is None:
+            raise _missing(response_id)
         if not await store.delete(response_id):
             raise _missing(response_id)
         return _json({"id": response_id, "object": "response.deleted", "deleted": True})
@@ -296,9 +299,17 @@ async def _sse(
         services.request_log.write(fields)
         with anyio.CancelScope(shield=True):
             if final is not None and exchange.request.stores:
-                stored = StoredResponse(response=final, items=exchange.items)
+                owner = key.name if key else None
+                stored = StoredResponse(response=final, items=exchange.items, owner=owner)
                 await services.responses.put(exchange.response_id, stored)
             await opened.aclose()
+
+
+def _owned(stored: StoredResponse | None, key: ApiKey | None) -> StoredResponse | None:
+    """A stored response as the calling key may see it: its own, or none (as if it did not exist)."""
+    if stored is None or stored.owner != (key.name if key else None):
+        return None
+    return stored
 
 
 def _partial(response: Event | None, exchange: _Exchange, items: dict[int, Event]) -> Event:

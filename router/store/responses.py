@@ -19,6 +19,8 @@ class StoredResponse(msgspec.Struct, kw_only=True):
     # The conversation's input that produced ``response`` (earlier turns included), as input items.
     items: list[dict[str, Any]]
     stored_at: float = 0.0
+    # The name of the API key that created it: another key cannot read, continue or delete it.
+    owner: str | None = None
 
     def continuation(self) -> list[dict[str, Any]]:
         """The input items that continue this conversation: its input, then its output."""

@@ -259,3 +259,23 @@ def test_router_api_key_alone_protects_the_router(mock_process: Mock, artifacts:
         assert httpx.get(router.url + "/health").json()["access"]["keys"] == ["default"]
     finally:
         router.process.stop()
+
+
+def test_a_stored_response_belongs_to_the_key_that_made_it(guarded: Router, mock: Mock) -> None:
+    created = sdk(guarded, TEAM_KEY).responses.create(model="gpt-5-mini", input="mine")
+    assert sdk(guarded, TEAM_KEY).responses.retrieve(created.id).id == created.id
+    other = sdk(guarded, TOKENS_KEY)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.retrieve(created.id)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.delete(created.id)
+    with pytest.raises(openai.BadRequestError) as continued:
+        other.responses.create(model="gpt-5-mini", input="yours?", previous_response_id=created.id)
+    assert continued.value.code == "previous_response_not_found"
+    sdk(guarded, TEAM_KEY).responses.delete(created.id)
+
+
+def test_a_key_lists_only_the_models_it_may_use(guarded: Router) -> None:
+    listed = {m.id for m in sdk(guarded, TEAM_KEY).models.list()}
+    assert listed == {"gpt-5-mini", "mini", "mini-flex", "fast", "primary", "backup"}
+    assert "claude" in {m.id for m in sdk(guarded, TOKENS_KEY).models.list()}

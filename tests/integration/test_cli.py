@@ -224,3 +224,24 @@ def test_explain_prints_ranked_candidates_and_exclusions() -> None:
     reasons = {e["model"]: e["reason"] for e in plan["excluded"]}
     assert reasons["sonnet-4-5"] == "provider 'anthropic' has no key: set ANTHROPIC_API_KEY"
     assert "embeddings" in reasons["text-embedding-3-small"]
+
+
+def test_router_api_key_protects_the_demo(artifacts: Path) -> None:
+    port = free_port()
+    args = [sys.executable, "-m", "router", "demo", "--port", str(port)]
+    env = {**_clean_env(), "ROUTER_API_KEY": "k-demo-secret"}
+    process = Process(args, env, artifacts / "demo-keyed.log")
+    try:
+        if not process.wait_for_port(port, timeout=30):
+            pytest.fail(f"the demo did not start:\n{process.output()}")
+        url = f"http://127.0.0.1:{port}/v1"
+        with pytest.raises(openai.AuthenticationError):
+            OpenAI(base_url=url, api_key="wrong", max_retries=0).models.list()
+        client = OpenAI(base_url=url, api_key="k-demo-secret", max_retries=0)
+        answer = client.chat.completions.create(
+            model="gpt-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert answer.choices[0].message.content
+    finally:
+        process.stop()
+    assert "k-demo-secret" not in (artifacts / "demo-keyed.log").read_text()
