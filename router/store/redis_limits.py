@@ -14,11 +14,28 @@ from collections.abc import Sequence
 from router.store.buckets import Bucket, TakeResult
 from router.store.redis_link import UNREACHABLE, RedisLink
 
-# KEYS: the buckets. ARGV: capacity, per_s, cost for each. Returns {failed index (0: none), wait,
-# level...} with numbers as strings (Lua numbers would be truncated to integers).
-TAKE = """
+# Shared by both scripts: a bucket's level now (refilled since its last change), and storing one.
+_BUCKETS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local function level_of(key, cap, rate)
+  local s = redis.call('HMGET', key, 'l', 't')
+  local level = tonumber(s[1])
+  if level == nil then return cap end
+  return math.min(cap, level + math.max(0, now - tonumber(s[2])) * rate)
+end
+local function store(key, level, cap, rate)
+  redis.call('HSET', key, 'l', tostring(level), 't', tostring(now))
+  -- kept until it would be full again, so idle buckets cost no memory
+  redis.call('PEXPIRE', key, math.ceil((cap - level) / rate * 1000) + 1000)
+end
+"""
+
+# KEYS: the buckets. ARGV: capacity, per_s, cost for each. Returns {failed index (0: none), wait,
+# level...} with numbers as strings (Lua numbers would be truncated to integers).
+TAKE = (
+    _BUCKETS
+    + """
 local levels = {}
 local failed = 0
 local wait = '0'
@@ -29,54 +46,35 @@ for i = 1, #KEYS do
   end
 end
 for i = 1, #KEYS do
-  local cap = tonumber(ARGV[3 * i - 2])
-  local rate = tonumber(ARGV[3 * i - 1])
-  local cost = tonumber(ARGV[3 * i])
-  local s = redis.call('HMGET', KEYS[i], 'l', 't')
-  local level = tonumber(s[1])
-  if level == nil then
-    level = cap
-  else
-    level = math.min(cap, level + math.max(0, now - tonumber(s[2])) * rate)
-  end
-  levels[i] = level
-  if failed == 0 and level < cost then
+  local cap, rate, cost = tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
+  levels[i] = level_of(KEYS[i], cap, rate)
+  if failed == 0 and levels[i] < cost then
     failed = i
-    wait = tostring((cost - level) / rate)
+    wait = tostring((cost - levels[i]) / rate)
   end
 end
 if failed == 0 then
   for i = 1, #KEYS do
-    local cap = tonumber(ARGV[3 * i - 2])
-    local rate = tonumber(ARGV[3 * i - 1])
     levels[i] = levels[i] - tonumber(ARGV[3 * i])
-    redis.call('HSET', KEYS[i], 'l', tostring(levels[i]), 't', tostring(now))
-    redis.call('PEXPIRE', KEYS[i], math.ceil((cap - levels[i]) / rate * 1000) + 1000)
+    store(KEYS[i], levels[i], tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1]))
   end
 end
 local out = {tostring(failed), wait}
 for i = 1, #KEYS do out[#out + 1] = tostring(levels[i]) end
 return out
 """
+)
 
 # KEYS[1]: the bucket. ARGV: capacity, per_s, delta (charged; negative refunds).
-ADJUST = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local cap = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local s = redis.call('HMGET', KEYS[1], 'l', 't')
-local level = tonumber(s[1])
-if level == nil then
-  level = cap
-else
-  level = math.min(cap, level + math.max(0, now - tonumber(s[2])) * rate)
-end
-level = math.min(cap, level - tonumber(ARGV[3]))
-redis.call('HSET', KEYS[1], 'l', tostring(level), 't', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((cap - level) / rate * 1000) + 1000)
+ADJUST = (
+    _BUCKETS
+    + """
+local cap, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
+local level = math.min(cap, level_of(KEYS[1], cap, rate) - tonumber(ARGV[3]))
+store(KEYS[1], level, cap, rate)
 return tostring(level)
 """
+)
 
 FLUSH_INTERVAL_S = 0.02
 
