@@ -1,21 +1,26 @@
-"""The composition root: ``create_app`` builds one router from its settings and collaborators."""
+"""The composition root: ``create_app`` builds one router from its settings and collaborators, and
+``Reloader`` rebuilds the catalog-dependent parts when the catalog changes (SIGHUP, /admin/reload)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.types import ASGIApp
 
-from router.access import KeyRing, Limiter, build_keyring
+from router.access import Limiter, build_keyring
 from router.access.limits import rule_of
 from router.api import Services, route_handlers
 from router.api.edge import Edge
 from router.api.errors import EXCEPTION_HANDLERS
-from router.catalog import Catalog, load_catalog
+from router.api.services import CatalogState, ReloadResult
+from router.catalog import Catalog, CatalogError, load_catalog
 from router.clock import Clock, SystemClock
 from router.providers import ChatAdapter, build_adapter, supports
 from router.routing import Engine
@@ -24,8 +29,11 @@ from router.settings import Settings
 from router.store import StateBackend, build_backend
 from router.telemetry.logging import RequestLog
 from router.telemetry.metrics import Metrics
+from router.telemetry.traffic import Traffic
 
 _log = logging.getLogger("router.app")
+# Adapters a reload replaced are closed this long after, so requests still using them can finish.
+RETIRE_AFTER_S = 900.0
 
 
 class RouterApp:
@@ -68,12 +76,17 @@ def create_app(
     )
     sync = state.sync
     metrics = Metrics(settings.metrics_dir)
+    traffic = Traffic(clock)
 
     def on_transition(model: str, old: str, new: str, reason: str) -> None:
         _log_transition(model, old, new, reason)
         metrics.transition(model, new)
         if sync is not None:
             sync.transition(model, old, new, reason)
+
+    def observe(fields: dict[str, object]) -> None:
+        metrics.record_request(fields)
+        traffic.record(fields)
 
     breakers = BreakerBoard(catalog.routing.breaker, clock, on_transition=on_transition)
     if sync is not None:
@@ -85,31 +98,35 @@ def create_app(
     request_log = RequestLog(
         enabled=settings.log_level in ("debug", "info"),
         text=settings.log_format == "text",
-        observer=metrics.record_request,
+        observer=observe,
     )
-    services = Services(settings, engine, clock, request_log, state, keys, limiter, metrics)
+    loaded = CatalogState(source=settings.catalog_path, loaded_at=clock.wall())
+    services = Services(settings, engine, clock, request_log, state, keys, limiter, metrics, traffic, loaded)
+    metrics.bind(lambda: services.catalog)
+    metrics.models(catalog)
+    metrics.routable_of = lambda: routable_count(services.engine)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         if adapters is not None:
             live.update(adapters)
         else:
-            for name, provider in catalog.providers.items():
-                if supports(provider):
-                    live[name] = build_adapter(provider)
-        _warn(keys)
+            live.update(build_adapters(catalog))
+        _warn(keys.warnings)
         await state.start()
         await request_log.start()
         await metrics.start()
+        hangup = _on_hangup(reloader)
         try:
             yield
         finally:
+            hangup()
             await request_log.aclose()
             await state.aclose()
             await metrics.aclose()
-            for adapter in live.values():
+            await reloader.aclose()
+            for adapter in reloader.live.values():
                 await adapter.aclose()
-            live.clear()
 
     litestar = Litestar(
         route_handlers=route_handlers(services),
@@ -130,7 +147,153 @@ def create_app(
         max_headers=access.max_headers,
         max_header_bytes=access.max_header_bytes,
     )
+    reloader = Reloader(services, edge, live, fixed_adapters=adapters is not None)
+    services.reload = reloader.reload
+
     return RouterApp(edge, litestar, services)
+
+
+class Reloader:
+    """Replaces the catalog while serving: the new file is validated and everything that depends on
+    it is built before anything is swapped; a bad file is refused and the old catalog keeps serving.
+    Requests in flight finish on the engine they started with; breaker state and live latency
+    statistics carry over for the models that remain."""
+
+    def __init__(
+        self, services: Services, edge: Edge, live: dict[str, ChatAdapter], *, fixed_adapters: bool
+    ) -> None:
+        self.services = services
+        self.edge = edge
+        self.live = live
+        self.fixed_adapters = fixed_adapters  # injected adapters (tests) are kept as they are
+        self._lock = asyncio.Lock()
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    async def reload(self, trigger: str) -> ReloadResult:
+        async with self._lock:
+            services = self.services
+            settings = services.settings
+            old = services.catalog
+            try:
+                catalog = load_catalog(settings.catalog_path, settings.environ)
+                keys = build_keyring(catalog, settings.environ)
+                limiter = _limiter(catalog, services.state, services.metrics)
+            except CatalogError as exc:
+                return self._refused(trigger, str(exc))
+            live, retired = self._adapters(old, catalog)
+            breakers = services.engine.breakers
+            breakers.update(catalog.routing.breaker, set(catalog.models))
+            gate = limiter.admit_model if limiter.model_rules else None
+            engine = Engine(catalog, live, services.clock, breakers, gate=gate, stats=services.engine.stats)
+            # The swap: each assignment is atomic, and later requests read the new objects.
+            services.engine, services.keys, services.limiter, self.live = engine, keys, limiter, live
+            access = catalog.access
+            self.edge.configure(
+                keys, access.cors, max_headers=access.max_headers, max_header_bytes=access.max_header_bytes
+            )
+            services.metrics.models(catalog)
+            services.metrics.reloaded(True)
+            loaded = services.loaded
+            loaded.loaded_at = services.clock.wall()
+            loaded.reloads += 1
+            loaded.last_error = None
+            self._retire(retired)
+            added = sorted(set(catalog.models) - set(old.models))
+            removed = sorted(set(old.models) - set(catalog.models))
+            result = ReloadResult(
+                status="reloaded", trigger=trigger, models=len(catalog.models), added=added, removed=removed
+            )
+            _log.info(
+                "catalog reloaded",
+                extra={"fields": {"event": "catalog_reload", **msgspec_fields(result)}},
+            )
+            _warn(keys.warnings)
+            return result
+
+    def _refused(self, trigger: str, error: str) -> ReloadResult:
+        self.services.metrics.reloaded(False)
+        self.services.loaded.last_error = error
+        fields = {"event": "catalog_reload", "status": "refused", "trigger": trigger, "error": error}
+        _log.error("catalog reload refused; the previous catalog keeps serving", extra={"fields": fields})
+        return ReloadResult(
+            status="refused", trigger=trigger, models=len(self.services.catalog.models), error=error
+        )
+
+    def _adapters(self, old: Catalog, new: Catalog) -> tuple[dict[str, ChatAdapter], list[ChatAdapter]]:
+        """Adapters for the new catalog: a provider that did not change keeps its adapter (and its
+        pooled connections); the others get new ones, and the replaced ones retire."""
+        if self.fixed_adapters:
+            return self.live, []
+        live: dict[str, ChatAdapter] = {}
+        for name, provider in new.providers.items():
+            current = self.live.get(name)
+            if current is not None and old.providers.get(name) == provider:
+                live[name] = current
+            elif supports(provider):
+                live[name] = build_adapter(provider)
+        kept = {id(adapter) for adapter in live.values()}
+        return live, [a for a in self.live.values() if id(a) not in kept]
+
+    def _retire(self, adapters: list[ChatAdapter]) -> None:
+        if not adapters:
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(RETIRE_AFTER_S)
+            for adapter in adapters:
+                await adapter.aclose()
+
+        task = asyncio.get_running_loop().create_task(later())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def aclose(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def msgspec_fields(result: ReloadResult) -> dict[str, object]:
+    import msgspec
+
+    fields: dict[str, object] = msgspec.to_builtins(result)
+    return fields
+
+
+def build_adapters(catalog: Catalog) -> dict[str, ChatAdapter]:
+    return {name: build_adapter(p) for name, p in catalog.providers.items() if supports(p)}
+
+
+def _on_hangup(reloader: Reloader) -> Callable[[], None]:
+    """SIGHUP reloads the catalog in this process (the CLI forwards it to every worker)."""
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[ReloadResult]] = set()
+
+    def hangup() -> None:
+        task = loop.create_task(reloader.reload("sighup"))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, hangup)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
+        return lambda: None
+
+    def remove() -> None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGHUP)
+
+    return remove
+
+
+def routable_count(engine: Engine) -> int:
+    """Models that could serve now: provider configured and breaker admitting calls."""
+    return sum(
+        1
+        for model in engine.catalog.models.values()
+        if engine.unusable_reason(model) is None and engine.breakers.available(model.id)
+    )
 
 
 def _limiter(catalog: Catalog, state: StateBackend, metrics: Metrics) -> Limiter:
@@ -139,8 +302,8 @@ def _limiter(catalog: Catalog, state: StateBackend, metrics: Metrics) -> Limiter
     return Limiter(state.limits, rule_of(access.global_), models, on_refusal=metrics.rejected)
 
 
-def _warn(keys: KeyRing) -> None:
-    for warning in keys.warnings:
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
         _log.warning(warning, extra={"fields": {"event": "access"}})
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -144,8 +145,25 @@ def startup_warnings(settings: Settings, catalog: Catalog) -> list[str]:
     return warnings
 
 
+def _server_class() -> type:
+    """Granian's server, except that SIGHUP reloads the catalog inside each worker (keeping breaker
+    state, refusing a bad file) instead of respawning the workers."""
+    from granian.server import MPServer
+
+    class RouterServer(MPServer):
+        def _reload(self, spawn_target: object, target_loader: object) -> None:
+            self.reload_signal = False
+            self.main_loop_interrupt.clear()
+            for worker in list(self.wrks):
+                pid = getattr(getattr(worker, "inner", None), "pid", None)
+                if pid:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGHUP)
+
+    return RouterServer
+
+
 def _run_granian(settings: Settings) -> int:
-    from granian import Granian
     from granian.constants import Interfaces, Loops
 
     # Worker processes rebuild their settings from the environment.
@@ -160,7 +178,7 @@ def _run_granian(settings: Settings) -> int:
         from router.telemetry.metrics import prepare_multiprocess_dir
 
         prepare_multiprocess_dir(metrics_dir)
-    server = Granian(
+    server = _server_class()(
         "router.app:app_from_env",
         factory=True,
         address=settings.host,

@@ -6,6 +6,7 @@ from litestar.handlers import BaseRouteHandler
 
 from router.api.chat import chat_handlers
 from router.api.completions import completion_handlers
+from router.api.dashboard import dashboard_handlers
 from router.api.embeddings import embedding_handlers
 from router.api.health import health_handlers, metrics_handlers, service_health_handlers
 from router.api.help import help_handlers
@@ -26,6 +27,7 @@ def route_handlers(services: Services) -> list[BaseRouteHandler]:
         *service_health_handlers(services),
         *metrics_handlers(services),
         *help_handlers(services),
+        *dashboard_handlers(services),
         *route_explain_handlers(services),
     ]
 

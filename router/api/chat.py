@@ -15,7 +15,7 @@ from litestar.types import Receive, Scope, Send
 from router.access import ApiKey, Grant
 from router.access.limits import OPEN
 from router.api._asgi import read_body, require_method, send_json, send_stream
-from router.api._log import log_fields
+from router.api._log import log_fields, usage_tokens
 from router.api.access import admit, estimate_tokens, key_of, settler
 from router.api.decode import decode_chat
 from router.api.errors import error_json
@@ -34,8 +34,10 @@ DONE = b"data: [DONE]\n\n"
 
 
 def outcome_headers(outcome: Outcome, elapsed_s: float) -> dict[str, str]:
+    """The headers that say how the answer was served; also marks when it began, for the log."""
     model = outcome.model
-    overhead_ms = max(elapsed_s * 1000.0 - outcome.upstream_ms, 0.0)
+    outcome.answered_ms = elapsed_s * 1000.0
+    overhead_ms = outcome.overhead_ms = max(elapsed_s * 1000.0 - outcome.upstream_ms, 0.0)
     headers = {
         "x-router-model": model.id,
         "x-router-provider": model.provider,
@@ -168,7 +170,7 @@ def _fields(
     attempts: tuple[str, ...] = (),
     key: ApiKey | None = None,
 ) -> dict[str, Any]:
-    tokens = (usage.prompt_tokens, usage.completion_tokens) if isinstance(usage, Usage) else None
+    tokens = usage_tokens(usage)
     model = chat.model if chat else None
     stream = bool(chat and chat.stream)
     return log_fields(

@@ -25,7 +25,7 @@ from litestar.types import Receive, Scope, Send
 from router.access import ApiKey, Grant
 from router.access.limits import OPEN
 from router.api._asgi import read_body, require_method, send_json, send_stream
-from router.api._log import log_fields
+from router.api._log import log_fields, usage_tokens
 from router.api.access import admit, estimate_tokens, key_of, settler
 from router.api.chat import DONE, SSE_HEADERS, outcome_headers
 from router.api.decode import convert, decode_object
@@ -369,7 +369,7 @@ def _fields(
     attempts: tuple[str, ...] = (),
     key: ApiKey | None = None,
 ) -> dict[str, Any]:
-    tokens = (usage.prompt_tokens, usage.completion_tokens) if isinstance(usage, Usage) else None
+    tokens = usage_tokens(usage)
     model = request.model if request else None
     stream = bool(request and request.stream)
     fields = log_fields(

@@ -67,10 +67,14 @@ class Edge:
         max_header_bytes: int,
     ) -> None:
         self.app = app
-        self.keys = keys
         self.request_log = request_log
         self.active = 0  # requests in flight; read by the metrics each second
         metrics.in_flight_of = lambda: self.active
+        self.configure(keys, cors, max_headers=max_headers, max_header_bytes=max_header_bytes)
+
+    def configure(self, keys: KeyRing, cors: CorsSpec, *, max_headers: int, max_header_bytes: int) -> None:
+        """What a (re)loaded catalog says: the keys, CORS and header bounds; taken by later requests."""
+        self.keys = keys
         self.max_headers = max_headers
         self.max_header_bytes = max_header_bytes
         self.origins = frozenset(cors.origins)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Response, get
+from litestar import Response, get, post
 from litestar.handlers import HTTPRouteHandler
 
+from router import __version__
 from router.api.errors import JSON
 from router.api.services import Services
+from router.errors import InvalidRequest
 from router.routing.breaker import BreakerView
 from router.routing.stats import LatencyView
+from router.telemetry.traffic import TrafficView
 
 
 class ModelHealth(msgspec.Struct, kw_only=True):
@@ -51,7 +54,21 @@ def health_handlers(services: Services) -> list[HTTPRouteHandler]:
     return [model_health]
 
 
-class StoreHealth(msgspec.Struct, kw_only=True):
+class Component(msgspec.Struct, kw_only=True):
+    status: str  # ok, degraded or unhealthy
+
+
+class CatalogHealth(Component, kw_only=True):
+    source: str
+    loaded_at: float
+    reloads: int
+    last_reload_error: str | None
+    providers: int
+    models: int
+    aliases: int
+
+
+class StoreHealth(Component, kw_only=True):
     backend: str
     scope: str
     connected: bool | None
@@ -61,6 +78,29 @@ class StoreHealth(msgspec.Struct, kw_only=True):
     note: str
 
 
+class ProvidersHealth(Component, kw_only=True):
+    configured: list[str]
+    missing: dict[str, str]  # provider -> the variable that would configure it
+
+
+class ModelsHealth(Component, kw_only=True):
+    routable: int  # provider configured and breaker admitting calls
+    total: int
+
+
+class BreakersHealth(Component, kw_only=True):
+    open: list[str]
+    half_open: list[str]
+
+
+class Components(msgspec.Struct, kw_only=True):
+    catalog: CatalogHealth
+    store: StoreHealth
+    providers: ProvidersHealth
+    models: ModelsHealth
+    breakers: BreakersHealth
+
+
 class AccessHealth(msgspec.Struct, kw_only=True):
     keys_required: bool
     keys: list[str]
@@ -68,35 +108,46 @@ class AccessHealth(msgspec.Struct, kw_only=True):
 
 
 class Health(msgspec.Struct, kw_only=True):
-    status: str  # ok, degraded (serving, with a problem to look at) or unhealthy (nothing routable)
+    status: str  # ok, degraded (serving, with something to look at) or unhealthy (nothing routable)
+    version: str
+    uptime_s: float
     workers: int
-    store: StoreHealth
+    components: Components
     access: AccessHealth
-    models_routable: int
-    breakers_open: list[str]
+    traffic: TrafficView
     warnings: list[str]
 
 
-def health_report(services: Services) -> Health:
+def health_report(services: Services, started: float) -> Health:
     catalog = services.catalog
     engine = services.engine
     report = services.state.report()
-    routable = [m.id for m in catalog.models.values() if engine.unusable_reason(m) is None]
-    opened = [m for m in routable if not engine.breakers.available(m)]
+    configured = [m for m in catalog.models.values() if engine.unusable_reason(m) is None]
+    states = engine.breakers.states()
+    opened = [m.id for m in configured if states.get(m.id) == "open"]
+    half = [m.id for m in configured if states.get(m.id) == "half_open"]
+    routable = sum(1 for m in configured if engine.breakers.available(m.id))
     warnings = list(services.keys.warnings)
     if report.scope == "per_worker" or report.degraded:
         warnings.append(report.note)
-    if not routable or len(opened) == len(routable):
-        status = "unhealthy"
-    elif report.degraded or opened:
-        status = "degraded"
-    else:
-        status = "ok"
-    keys = services.keys
-    return Health(
-        status=status,
-        workers=services.settings.workers,
+    loaded = services.loaded
+    if loaded.last_error:
+        warnings.append(f"the last catalog reload was refused: {loaded.last_error}")
+    providers = catalog.providers.values()
+    missing = {p.name: p.api_key_env or "" for p in providers if not p.configured}
+    components = Components(
+        catalog=CatalogHealth(
+            status="degraded" if loaded.last_error else "ok",
+            source=loaded.source,
+            loaded_at=loaded.loaded_at,
+            reloads=loaded.reloads,
+            last_reload_error=loaded.last_error,
+            providers=len(catalog.providers),
+            models=len(catalog.models),
+            aliases=len(catalog.aliases),
+        ),
         store=StoreHealth(
+            status="degraded" if report.degraded else "ok",
             backend=report.backend,
             scope=report.scope,
             connected=report.connected,
@@ -105,17 +156,49 @@ def health_report(services: Services) -> Health:
             last_error=report.last_error,
             note=report.note,
         ),
+        providers=ProvidersHealth(
+            status="ok" if len(missing) < len(catalog.providers) else "unhealthy",
+            configured=[p.name for p in providers if p.configured],
+            missing=missing,
+        ),
+        models=ModelsHealth(
+            status="ok" if routable else "unhealthy", routable=routable, total=len(catalog.models)
+        ),
+        breakers=BreakersHealth(status="degraded" if opened else "ok", open=opened, half_open=half),
+    )
+    parts = (
+        components.catalog,
+        components.store,
+        components.providers,
+        components.models,
+        components.breakers,
+    )
+    if components.models.status == "unhealthy":
+        status = "unhealthy"
+    elif any(part.status != "ok" for part in parts):
+        status = "degraded"
+    else:
+        status = "ok"
+    keys = services.keys
+    return Health(
+        status=status,
+        version=__version__,
+        uptime_s=round(services.clock.monotonic() - started, 3),
+        workers=services.settings.workers,
+        components=components,
         access=AccessHealth(keys_required=keys.declared, keys=keys.names, ops_key_required=keys.ops_declared),
-        models_routable=len(routable),
-        breakers_open=opened,
+        traffic=services.traffic.view(services.metrics.in_flight_of()),
         warnings=warnings,
     )
 
 
 def service_health_handlers(services: Services) -> list[HTTPRouteHandler]:
+    started = services.clock.monotonic()
+
     @get("/health", sync_to_thread=False)
     def health() -> Response[bytes]:
-        report = health_report(services)
+        """200 while anything can be routed (``ok`` or ``degraded``), 503 when nothing can."""
+        report = health_report(services, started)
         status = 503 if report.status == "unhealthy" else 200
         return Response(content=_encode(report), media_type=JSON, status_code=status)
 
@@ -123,7 +206,17 @@ def service_health_handlers(services: Services) -> list[HTTPRouteHandler]:
     def live() -> Response[bytes]:
         return Response(content=b'{"status":"ok"}', media_type=JSON)
 
-    return [health, live]
+    @post("/admin/reload", sync_to_thread=False, status_code=200)
+    async def reload() -> Response[bytes]:
+        """Reload the catalog file; a bad one is refused (400) and the one in force keeps serving."""
+        result = await services.reload("admin")
+        if result.status != "reloaded":
+            raise InvalidRequest(
+                f"The catalog was not reloaded: {result.error}", code="catalog_invalid", param=None
+            )
+        return Response(content=_encode(result), media_type=JSON)
+
+    return [health, live, reload]
 
 
 def metrics_handlers(services: Services) -> list[HTTPRouteHandler]:

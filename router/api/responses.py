@@ -23,7 +23,7 @@ from litestar.types import Receive, Scope, Send
 from router.access import ApiKey, Grant
 from router.access.limits import OPEN
 from router.api._asgi import read_body, require_method, send_json, send_stream
-from router.api._log import log_fields
+from router.api._log import log_fields, responses_tokens
 from router.api.access import admit, estimate_tokens, key_of, settler
 from router.api.chat import SSE_HEADERS, outcome_headers
 from router.api.decode import convert, decode_object
@@ -360,9 +360,7 @@ def _fields(
     *,
     attempts: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    tokens = None
-    if isinstance(usage, dict):
-        tokens = (int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0))
+    tokens = responses_tokens(usage)
     model = chat.model if chat else None
     stream = bool(chat and chat.stream)
     return log_fields(

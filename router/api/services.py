@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+import msgspec
+
 from router.access import KeyRing, Limiter
 from router.catalog import Catalog
 from router.clock import Clock
@@ -10,21 +14,48 @@ from router.settings import Settings
 from router.store import ResponseStore, StateBackend
 from router.telemetry.logging import RequestLog
 from router.telemetry.metrics import Metrics
+from router.telemetry.traffic import Traffic
+
+
+class CatalogState(msgspec.Struct, kw_only=True):
+    """Where the catalog in force came from, and how its reloads went."""
+
+    source: str
+    loaded_at: float
+    reloads: int = 0
+    last_error: str | None = None  # the last refused reload's reason, until one succeeds
+
+
+class ReloadResult(msgspec.Struct, frozen=True, kw_only=True):
+    status: str  # "reloaded" or "refused"
+    trigger: str  # "sighup" or "admin"
+    models: int
+    added: list[str] = []
+    removed: list[str] = []
+    error: str | None = None
+
+
+async def _no_reload(trigger: str) -> ReloadResult:
+    raise NotImplementedError("this app was built without a reloader")
 
 
 class Services:
-    """What one app instance serves with; the engine is replaced as a whole when the catalog changes."""
+    """What one app instance serves with. The engine, keys and limiter are replaced as a whole when
+    the catalog is reloaded; a request reads them once and keeps what it read."""
 
     __slots__ = (
         "clock",
         "engine",
         "keys",
         "limiter",
+        "loaded",
         "metrics",
+        "reload",
         "request_log",
         "responses",
         "settings",
         "state",
+        "traffic",
     )
 
     def __init__(
@@ -37,8 +68,9 @@ class Services:
         keys: KeyRing,
         limiter: Limiter,
         metrics: Metrics,
+        traffic: Traffic,
+        loaded: CatalogState,
     ) -> None:
-        self.metrics = metrics
         self.settings = settings
         self.engine = engine
         self.clock = clock
@@ -47,6 +79,10 @@ class Services:
         self.responses: ResponseStore = state.responses
         self.keys = keys
         self.limiter = limiter
+        self.metrics = metrics
+        self.traffic = traffic
+        self.loaded = loaded
+        self.reload: Callable[[str], Awaitable[ReloadResult]] = _no_reload
 
     @property
     def catalog(self) -> Catalog:

@@ -243,6 +243,18 @@ class BreakerBoard:
         breaker = self._breakers.get(model)
         return breaker is None or breaker.available()
 
+    def update(self, policy: BreakerPolicy, models: set[str]) -> None:
+        """A reloaded catalog: its policy for every breaker, state kept for the models that remain."""
+        self.policy = policy
+        for model in list(self._breakers):
+            if model in models:
+                self._breakers[model].policy = policy
+            else:
+                del self._breakers[model]
+
+    def states(self) -> dict[str, State]:
+        return {model: breaker.view().state for model, breaker in self._breakers.items()}
+
     # --- other instances' breakers (shared state) ------------------------------------------------
 
     def peer_opened(self, model: str, until_wall: float, reason: str) -> None:

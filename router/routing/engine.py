@@ -76,6 +76,9 @@ class Outcome(msgspec.Struct, kw_only=True):
     attempts: list[Attempt]
     attempt_ms: float = 0.0  # the successful attempt: whole answer, or time to the first output
     upstream_ms: float = 0.0  # every attempt's upstream time, failed ones included
+    # Set by the API when the answer begins: time since the request arrived, and the router's share.
+    answered_ms: float = 0.0
+    overhead_ms: float = 0.0
 
     @property
     def fallback_reason(self) -> str | None:
@@ -153,13 +156,14 @@ class Engine:
         breakers: BreakerBoard | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         gate: ModelGate | None = None,
+        stats: StatsBoard | None = None,
     ) -> None:
         self.catalog = catalog
         self._gate = gate
         self._adapters = adapters
         self._clock = clock
         self.breakers = breakers or BreakerBoard(catalog.routing.breaker, clock)
-        self.stats = StatsBoard(clock)
+        self.stats = stats or StatsBoard(clock)  # kept across catalog reloads
         self._sleep = sleep
 
     # --- planning --------------------------------------------------------------------------------

@@ -3,17 +3,17 @@
 With one worker the registry is exposed as it is. With several, each worker writes its samples to
 files in ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode, which the CLI sets up
 before the workers start) and ``/metrics`` sums every worker's files, so a scrape that reaches any
-worker sees the whole router. Label values come only from catalog names, key names and fixed enums.
+worker sees the whole router. Label values come only from catalog names, key names and fixed enums:
+a model name a client sent that the catalog does not know is counted as ``other``.
 
-The request path only adds to plain dictionaries (a fraction of a microsecond); ``flush`` moves the
-tallies into the prometheus-client metrics every second and before every scrape.
+The request path only adds to plain dictionaries; ``flush`` moves the tallies into the
+prometheus-client metrics every second and before every scrape.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 from bisect import bisect_left
 from collections.abc import Callable
@@ -21,44 +21,117 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
+from router.catalog import Catalog
+
 # From sub-millisecond answers to minutes of generation.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
-_BOUNDS = (*DURATION_BUCKETS, math.inf)
+# The router's own time: tens of microseconds to a second.
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 ROUTES = frozenset({"chat", "responses", "completions", "embeddings", "edge"})
+BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+# Attempt outcomes with a fixed name; an upstream's own error type is counted as "upstream_error".
+OUTCOMES = frozenset(
+    {
+        "ok",
+        "breaker_open",
+        "rate_limited",
+        "flex_capacity",
+        "upstream_error",
+        "upstream_unreachable",
+        "upstream_timeout",
+        "upstream_bad_response",
+        "upstream_stream_interrupted",
+        "upstream_auth_error",
+        "overloaded_error",
+        "server_error",
+        "invalid_request_error",
+        "provider_not_configured",
+        "not_implemented",
+        "requests",
+        "tokens",
+    }
+)
+NOT_UPSTREAM = frozenset({"ok", "breaker_open", "rate_limited", "provider_not_configured", "not_implemented"})
 FLUSH_INTERVAL_S = 1.0
 
-RequestLabels = tuple[str, str, str, str, int]
+Labels = tuple[str, ...]
 
 
 class Metrics:
     def __init__(self, multiprocess_dir: str | None = None) -> None:
         self.multiprocess_dir = multiprocess_dir
-        self.registry = CollectorRegistry(auto_describe=True)
-        registry = self.registry
-        self.requests = Counter(
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+
+        def counter(name: str, doc: str, labels: list[str]) -> Counter:
+            return Counter(name, doc, labels, registry=registry)
+
+        def histogram(name: str, doc: str, labels: list[str], buckets: tuple[float, ...]) -> Histogram:
+            return Histogram(name, doc, labels, buckets=buckets, registry=registry)
+
+        self.requests = counter(
             "router_requests",
-            "Requests answered, by route, model served, provider, key and status.",
-            ["route", "model", "provider", "key", "status"],
-            registry=registry,
+            "Requests answered, by route, model asked, model served, provider, strategy, status and key.",
+            ["route", "model_asked", "model", "provider", "strategy", "status", "key"],
         )
-        self.duration = Histogram(
+        self.duration = histogram(
             "router_request_duration_seconds",
-            "Time from the request's arrival to its answer (a stream's end).",
+            "Time from a request's arrival to the end of its answer (a stream's last event).",
             ["route"],
-            buckets=DURATION_BUCKETS,
-            registry=registry,
+            DURATION_BUCKETS,
         )
-        self.rate_limited = Counter(
+        self.upstream = histogram(
+            "router_upstream_duration_seconds",
+            "Time spent in upstream calls for one request, failed attempts included.",
+            ["provider", "model"],
+            DURATION_BUCKETS,
+        )
+        self.ttft = histogram(
+            "router_time_to_first_token_seconds",
+            "Streams: time from the request's arrival to its first output sent to the client.",
+            ["model"],
+            DURATION_BUCKETS,
+        )
+        self.overhead = histogram(
+            "router_overhead_seconds",
+            "The router's own time before an answer began, outside upstream calls.",
+            ["route"],
+            OVERHEAD_BUCKETS,
+        )
+        self.tokens = counter(
+            "router_tokens",
+            "Tokens by model served and kind (input, output; cached and reasoning are also counted apart).",
+            ["model", "kind"],
+        )
+        self.cost = counter("router_cost_usd", "Cost in USD at the provider's prices.", ["model", "key"])
+        self.attempts = counter(
+            "router_attempts", "Upstream attempts by model and outcome.", ["model", "outcome"]
+        )
+        self.retries = counter("router_retries", "Attempts that retried the same model.", ["model"])
+        self.fallbacks = counter(
+            "router_fallbacks", "Moves to the next candidate model, by the reason.", ["reason"]
+        )
+        self.upstream_errors = counter(
+            "router_upstream_errors", "Failed upstream attempts by provider and kind.", ["provider", "kind"]
+        )
+        self.rate_limited = counter(
             "router_rate_limit_rejections",
             "Requests refused by the router's own rate limits, by key and limit.",
             ["key", "limit"],
-            registry=registry,
         )
-        self.breaker_transitions = Counter(
+        self.breaker_transitions = counter(
             "router_breaker_transitions",
             "Circuit-breaker state changes, by model and new state.",
             ["model", "to"],
+        )
+        self.catalog_reloads = counter(
+            "router_catalog_reloads", "Catalog reloads, by result (ok or refused).", ["result"]
+        )
+        self.breaker_state = Gauge(
+            "router_breaker_state",
+            "Circuit-breaker state per model: 0 closed, 1 half-open, 2 open (the worst of the workers).",
+            ["model"],
             registry=registry,
+            multiprocess_mode="livemax",
         )
         self.in_flight = Gauge(
             "router_in_flight_requests",
@@ -66,37 +139,113 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        self.models_routable = Gauge(
+            "router_models_routable",
+            "Catalog models whose provider is configured and whose breaker admits calls.",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
         self.in_flight_of: Callable[[], int] = lambda: 0
-        self._requests: dict[RequestLabels, int] = {}
-        self._durations: dict[str, list[int]] = {}
-        self._duration_sums: dict[str, float] = {}
+        self.routable_of: Callable[[], int] = lambda: 0
+        self._catalog: Callable[[], Catalog | None] = lambda: None
+        self._counts: dict[tuple[Counter, Labels], float] = {}
+        self._observations: dict[tuple[Histogram, Labels], list[float]] = {}
         self._task: asyncio.Task[None] | None = None
 
+    def bind(self, catalog: Callable[[], Catalog]) -> None:
+        """Where label values are checked against: the catalog in force (it may be reloaded)."""
+        self._catalog = catalog
+
     # --- the request path: plain tallies -------------------------------------------------------
+
+    def _add(self, counter: Counter, labels: Labels, amount: float = 1.0) -> None:
+        key = (counter, labels)
+        self._counts[key] = self._counts.get(key, 0.0) + amount
+
+    def _observe(self, histogram: Histogram, labels: Labels, value: float) -> None:
+        key = (histogram, labels)
+        tally = self._observations.get(key)
+        if tally is None:
+            tally = self._observations[key] = [0.0] * (len(histogram._upper_bounds) + 1)
+        tally[bisect_left(histogram._upper_bounds, value)] += 1
+        tally[-1] += value
 
     def record_request(self, fields: dict[str, Any]) -> None:
         """Count one request from its request-log fields (ids and names only, never content)."""
         route = fields.get("route")
         if route not in ROUTES:
             return
+        model = fields.get("model") or ""
+        provider = fields.get("provider") or ""
+        key = fields.get("key") or ""
+        asked = self._asked(fields.get("model_asked"))
         labels = (
             route,
-            fields.get("model") or "",
-            fields.get("provider") or "",
-            fields.get("key") or "",
-            fields.get("status", 0),
+            asked,
+            model,
+            provider,
+            fields.get("strategy") or "",
+            str(fields.get("status", 0)),
+            key,
         )
-        requests = self._requests
-        requests[labels] = requests.get(labels, 0) + 1
+        self._add(self.requests, labels)
         duration = fields.get("duration_ms")
         if isinstance(duration, (int, float)):
-            seconds = duration / 1000.0
-            counts = self._durations.get(route)
-            if counts is None:
-                counts = self._durations[route] = [0] * len(_BOUNDS)
-                self._duration_sums[route] = 0.0
-            counts[bisect_left(_BOUNDS, seconds)] += 1
-            self._duration_sums[route] += seconds
+            self._observe(self.duration, (route,), duration / 1000.0)
+        if model:
+            self._served(fields, route, model, provider, key)
+        attempts = fields.get("attempts")
+        if attempts:
+            self._attempts(attempts)
+
+    def _served(self, fields: dict[str, Any], route: str, model: str, provider: str, key: str) -> None:
+        overhead = fields.get("overhead_ms")
+        if isinstance(overhead, (int, float)):
+            self._observe(self.overhead, (route,), overhead / 1000.0)
+        upstream = fields.get("upstream_ms")
+        if isinstance(upstream, (int, float)):
+            self._observe(self.upstream, (provider, model), upstream / 1000.0)
+        ttft = fields.get("ttft_ms")
+        if isinstance(ttft, (int, float)):
+            self._observe(self.ttft, (model,), ttft / 1000.0)
+        for kind, name in (
+            ("input", "tokens_in"),
+            ("output", "tokens_out"),
+            ("cached", "tokens_cached"),
+            ("reasoning", "tokens_reasoning"),
+        ):
+            count = fields.get(name)
+            if count:
+                self._add(self.tokens, (model, kind), count)
+        cost = fields.get("cost_usd")
+        if cost:
+            self._add(self.cost, (model, key), cost)
+
+    def _attempts(self, attempts: tuple[str, ...] | list[str]) -> None:
+        previous: str | None = None
+        previous_outcome = ""
+        catalog = self._catalog()
+        for attempt in attempts:
+            model, _, outcome = attempt.rpartition(":")
+            if catalog is not None and model not in catalog.models:
+                continue
+            outcome = outcome if outcome in OUTCOMES else "upstream_error"
+            self._add(self.attempts, (model, outcome))
+            if previous == model and outcome != "breaker_open":
+                self._add(self.retries, (model,))
+            elif previous is not None and previous != model:
+                self._add(self.fallbacks, (previous_outcome,))
+            if outcome not in NOT_UPSTREAM and catalog is not None:
+                self._add(self.upstream_errors, (catalog.models[model].provider, outcome))
+            previous, previous_outcome = model, outcome
+
+    def _asked(self, name: object) -> str:
+        catalog = self._catalog()
+        if not isinstance(name, str) or catalog is None:
+            return ""
+        if name in catalog.models or name in catalog.aliases or catalog.is_strategy(name):
+            return name
+        return "other"
 
     # --- rare events: straight to prometheus-client ------------------------------------------
 
@@ -105,18 +254,27 @@ class Metrics:
 
     def transition(self, model: str, new: str) -> None:
         self.breaker_transitions.labels(model, new).inc()
+        self.breaker_state.labels(model).set(BREAKER_STATES.get(new, 0))
+
+    def models(self, catalog: Catalog) -> None:
+        """Every catalog model starts with a closed breaker, so 'all open' can be told from 'unknown'."""
+        for model in catalog.models:
+            self.breaker_state.labels(model).set(0)
+
+    def reloaded(self, ok: bool) -> None:
+        self.catalog_reloads.labels("ok" if ok else "refused").inc()
 
     # --- flushing and exposition ---------------------------------------------------------------
 
     def flush(self) -> None:
-        requests, self._requests = self._requests, {}
-        for (route, model, provider, key, status), count in requests.items():
-            self.requests.labels(route, model, provider, key, str(status)).inc(count)
-        durations, self._durations = self._durations, {}
-        sums, self._duration_sums = self._duration_sums, {}
-        for route, counts in durations.items():
-            _add_observations(self.duration.labels(route), counts, sums[route])
+        counts, self._counts = self._counts, {}
+        for (counter, labels), amount in counts.items():
+            counter.labels(*labels).inc(amount)
+        observations, self._observations = self._observations, {}
+        for (histogram, labels), tally in observations.items():
+            _add_observations(histogram.labels(*labels), tally)
         self.in_flight.set(self.in_flight_of())
+        self.models_routable.set(self.routable_of())
 
     def exposition(self) -> bytes:
         self.flush()
@@ -145,12 +303,13 @@ class Metrics:
             multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
 
 
-def _add_observations(child: Histogram, counts: list[int], total: float) -> None:
-    """What ``observe`` does for each value, for a tally of values at once. It uses the histogram's
-    bucket values (stable across the pinned prometheus-client range; a unit test checks it)."""
-    child._sum.inc(total)
+def _add_observations(child: Histogram, tally: list[float]) -> None:
+    """What ``observe`` does for each value, for a tally of values at once (bucket counts, then the
+    sum). It uses the histogram's bucket values, stable across the pinned prometheus-client range;
+    a unit test checks the result against ``observe``."""
+    child._sum.inc(tally[-1])
     buckets = child._buckets
-    for i, count in enumerate(counts):
+    for i, count in enumerate(tally[:-1]):
         if count:
             buckets[i].inc(count)
 
@@ -161,3 +320,6 @@ def prepare_multiprocess_dir(path: str) -> None:
     for name in os.listdir(path):
         if name.endswith(".db"):
             os.unlink(os.path.join(path, name))
+
+
+__all__ = ["BREAKER_STATES", "DURATION_BUCKETS", "Metrics", "prepare_multiprocess_dir"]

@@ -134,7 +134,10 @@ def test_over_the_request_limit_is_a_rate_limit_error_with_headers(guarded: Rout
     assert "try again in" in error.message
     metrics = httpx.get(guarded.url + "/metrics", headers={"authorization": f"Bearer {OPS_KEY}"}).text
     assert 'router_rate_limit_rejections_total{key="tight",limit="key_requests"} 1.0' in metrics
-    assert 'key="tight",model="gpt-5-mini",provider="openai",route="chat",status="200"} 3.0' in metrics
+    assert (
+        'router_requests_total{key="tight",model="gpt-5-mini",model_asked="gpt-5-mini",provider="openai",'
+        'route="chat",status="200",strategy=""} 3.0'
+    ) in metrics
 
 
 def test_tokens_per_minute_refuses_a_request_larger_than_the_budget(guarded: Router, mock: Mock) -> None:

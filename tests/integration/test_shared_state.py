@@ -48,7 +48,7 @@ def routers(
         for name in ("router-shared-a", "router-shared-b"):
             started.append(start_router(mock_process, artifacts, catalog, name, env=env))
         for router in started:
-            wait_for(lambda r=router: health(r)["store"]["connected"] is True, within=5)
+            wait_for(lambda r=router: health(r)["components"]["store"]["connected"] is True, within=5)
         yield started
     finally:
         for router in started:
@@ -142,7 +142,10 @@ def test_redis_stopped_mid_test_keeps_serving_and_shares_again_after_restart(
         assert time.monotonic() - started < 10
         report = health(first)
         assert report["status"] == "degraded"
-        assert report["store"]["connected"] is False and report["store"]["scope"] == "process"
+        assert (
+            report["components"]["store"]["connected"] is False
+            and report["components"]["store"]["scope"] == "process"
+        )
         assert any("unreachable" in w for w in report["warnings"])
         # A response stored during the outage is kept locally ...
         kept = sdk(first).responses.create(model="gpt-5-mini", input="stored while redis is away")
@@ -150,8 +153,8 @@ def test_redis_stopped_mid_test_keeps_serving_and_shares_again_after_restart(
     finally:
         shared_redis.start()
     for router in routers:
-        wait_for(lambda r=router: health(r)["store"]["connected"] is True, within=5)
-    assert health(first)["store"]["outages"] >= 1
+        wait_for(lambda r=router: health(r)["components"]["store"]["connected"] is True, within=5)
+    assert health(first)["components"]["store"]["outages"] >= 1
     # ... and written back to Redis, so the other router finds it.
     assert sdk(second).responses.retrieve(kept.id).id == kept.id
     # Breakers are shared again.
@@ -169,7 +172,7 @@ def test_several_workers_without_redis_say_limits_are_per_worker(mock_process: M
     try:
         assert "are per worker" in router.logs()
         report = health(router)
-        assert report["workers"] == 2 and report["store"]["scope"] == "per_worker"
+        assert report["workers"] == 2 and report["components"]["store"]["scope"] == "per_worker"
         assert any("multiplied by 2" in w for w in report["warnings"])
         state = router.http.get("/help").json()["state"]
         assert state["scope"] == "per_worker" and "ROUTER_REDIS_URL" in state["note"]

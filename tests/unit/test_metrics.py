@@ -1,15 +1,32 @@
 """Metrics: the request path's tallies, once flushed, expose exactly what prometheus-client's own
-``inc``/``observe`` would; label values are catalog and key names only."""
+``inc``/``observe`` would; label values are catalog and key names and fixed enums only."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
+from router.catalog import parse_catalog
 from router.telemetry.metrics import DURATION_BUCKETS, Metrics
+from tests.unit.test_catalog import MINIMAL
+
+CATALOG = parse_catalog(MINIMAL, {})
+
+
+def samples(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    found = {}
+    for family in text_string_to_metric_families(metrics.exposition().decode()):
+        for sample in family.samples:
+            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return found
+
+
+def value(metrics: Metrics, name: str, **labels: str) -> float:
+    return samples(metrics).get((name, frozenset(labels.items())), 0.0)
 
 
 def lines(text: bytes, prefix: str) -> list[str]:
-    return [line for line in text.decode().splitlines() if line.startswith(prefix)]
+    return [line for line in text.decode().splitlines() if line.startswith(prefix) and "_created" not in line]
 
 
 def test_flushed_durations_match_observe_bucket_for_bucket() -> None:
@@ -23,33 +40,108 @@ def test_flushed_durations_match_observe_bucket_for_bucket() -> None:
         reference.labels("chat").observe(ms / 1000.0)
     ours = lines(metrics.exposition(), "router_request_duration_seconds")
     theirs = lines(generate_latest(registry), "router_request_duration_seconds")
-
-    def stable(found: list[str]) -> list[str]:
-        return [line for line in found if "_created" not in line]
-
-    assert len(stable(ours)) == len(DURATION_BUCKETS) + 3  # every bucket, +Inf, count and sum
-    assert stable(ours) == stable(theirs)
+    assert len(ours) == len(DURATION_BUCKETS) + 3  # every bucket, +Inf, count and sum
+    assert ours == theirs
 
 
-def test_requests_are_counted_by_label_set_across_flushes() -> None:
+SERVED = {
+    "route": "chat",
+    "model_asked": "mini",
+    "model": "gpt-5-mini",
+    "provider": "openai",
+    "strategy": None,
+    "key": "team",
+    "status": 200,
+    "duration_ms": 120.0,
+    "overhead_ms": 0.4,
+    "upstream_ms": 119.0,
+    "tokens_in": 10,
+    "tokens_out": 5,
+    "tokens_cached": 4,
+    "tokens_reasoning": 2,
+    "cost_usd": 0.001,
+    "attempts": ("gpt-5-mini:ok",),
+}
+
+
+def test_a_served_request_counts_everywhere_with_catalog_labels() -> None:
     metrics = Metrics()
-    ok = {"route": "chat", "model": "gpt-5-mini", "provider": "openai", "key": "team", "status": 200}
+    metrics.bind(lambda: CATALOG)
     for _ in range(3):
-        metrics.record_request(ok)
+        metrics.record_request(SERVED)
     metrics.flush()
-    metrics.record_request(ok)
-    metrics.record_request({**ok, "status": 429, "model": None, "provider": None})
-    metrics.record_request({"route": "not-a-route", "status": 200})  # ignored: not a fixed route
-    text = metrics.exposition().decode()
+    metrics.record_request(SERVED)
+    labels = {"route": "chat", "model_asked": "mini", "model": "gpt-5-mini", "provider": "openai"}
+    assert value(metrics, "router_requests_total", **labels, strategy="", status="200", key="team") == 4
+    assert value(metrics, "router_tokens_total", model="gpt-5-mini", kind="input") == 40
+    assert value(metrics, "router_tokens_total", model="gpt-5-mini", kind="reasoning") == 8
+    assert value(metrics, "router_cost_usd_total", model="gpt-5-mini", key="team") == 0.004
+    assert value(metrics, "router_overhead_seconds_count", route="chat") == 4
     assert (
-        'router_requests_total{key="team",model="gpt-5-mini",provider="openai",route="chat",status="200"} 4.0'
-        in text
+        value(metrics, "router_upstream_duration_seconds_count", provider="openai", model="gpt-5-mini") == 4
     )
-    assert 'router_requests_total{key="team",model="",provider="",route="chat",status="429"} 1.0' in text
-    assert "not-a-route" not in text
+    assert value(metrics, "router_attempts_total", model="gpt-5-mini", outcome="ok") == 4
 
 
-def test_in_flight_is_sampled_at_scrape() -> None:
+def test_unknown_names_and_upstream_types_never_become_labels() -> None:
+    metrics = Metrics()
+    metrics.bind(lambda: CATALOG)
+    metrics.record_request(
+        {
+            "route": "chat",
+            "model_asked": "made-up-model-1234",
+            "status": 404,
+            "attempts": ("not-in-catalog:ok",),
+        }
+    )
+    metrics.record_request(
+        {
+            **SERVED,
+            "attempts": ("gpt-5-mini:SomeVendorErrorType", "gpt-5-mini:upstream_timeout", "gpt-5-mini:ok"),
+        }
+    )
+    found = samples(metrics)
+    text = str(found)
+    assert "made-up-model-1234" not in text and "not-in-catalog" not in text and "SomeVendor" not in text
+    assert value(metrics, "router_attempts_total", model="gpt-5-mini", outcome="upstream_error") == 1
+    assert value(metrics, "router_retries_total", model="gpt-5-mini") == 2
+    assert value(metrics, "router_upstream_errors_total", provider="openai", kind="upstream_timeout") == 1
+    other = {"route": "chat", "model_asked": "other", "model": "", "provider": "", "strategy": ""}
+    assert value(metrics, "router_requests_total", **other, status="404", key="") == 1
+
+
+def test_fallbacks_count_each_move_to_another_model_with_its_reason() -> None:
+    metrics = Metrics()
+    catalog = parse_catalog(
+        MINIMAL.replace(
+            "aliases:",
+            "  gpt-5-nano:\n    provider: openai\n    context_window: 400000\n    max_output: 128000\n"
+            "    price: {input: 0.05, output: 0.4}\n    quality: 60\n    speed: {ttft_ms: 500, tokens_per_s: 150}\n"
+            "aliases:",
+        ),
+        {},
+    )
+    metrics.bind(lambda: catalog)
+    metrics.record_request({**SERVED, "attempts": ("gpt-5-mini:breaker_open", "gpt-5-nano:ok")})
+    metrics.record_request({**SERVED, "attempts": ("gpt-5-mini:upstream_unreachable", "gpt-5-nano:ok")})
+    assert value(metrics, "router_fallbacks_total", reason="breaker_open") == 1
+    assert value(metrics, "router_fallbacks_total", reason="upstream_unreachable") == 1
+    # An open breaker is no upstream error.
+    assert value(metrics, "router_upstream_errors_total", provider="openai", kind="breaker_open") == 0
+
+
+def test_breaker_state_gauges_start_closed_and_follow_transitions() -> None:
+    metrics = Metrics()
+    metrics.models(CATALOG)
+    assert value(metrics, "router_breaker_state", model="gpt-5-mini") == 0
+    metrics.transition("gpt-5-mini", "open")
+    assert value(metrics, "router_breaker_state", model="gpt-5-mini") == 2
+    assert value(metrics, "router_breaker_transitions_total", model="gpt-5-mini", to="open") == 1
+
+
+def test_in_flight_and_routable_are_sampled_at_scrape() -> None:
     metrics = Metrics()
     metrics.in_flight_of = lambda: 7
-    assert "router_in_flight_requests 7.0" in metrics.exposition().decode()
+    metrics.routable_of = lambda: 3
+    assert value(metrics, "router_in_flight_requests") == 7
+    assert value(metrics, "router_models_routable") == 3
