@@ -116,7 +116,8 @@ def test_fallbacks_count_each_move_to_another_model_with_its_reason() -> None:
         MINIMAL.replace(
             "aliases:",
             "  gpt-5-nano:\n    provider: openai\n    context_window: 400000\n    max_output: 128000\n"
-            "    price: {input: 0.05, output: 0.4}\n    quality: 60\n    speed: {ttft_ms: 500, tokens_per_s: 150}\n"
+            "    price: {input: 0.05, output: 0.4}\n    quality: 60\n"
+            "    speed: {ttft_ms: 500, tokens_per_s: 150}\n"
             "aliases:",
         ),
         {},
