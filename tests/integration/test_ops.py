@@ -1,0 +1,108 @@
+"""The operator's routes on the shared router: /help as JSON and as a page, the router's own OpenAPI
+document, /health with its components and traffic, liveness, and /metrics in Prometheus form."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+from openapi_spec_validator import validate
+
+from router.api.openapi import ENDPOINTS
+from tests.integration.conftest import Mock, Router
+
+USER: list[Any] = [{"role": "user", "content": "hi"}]
+
+
+def test_help_lists_endpoints_strategies_models_auth_and_examples(router: Router) -> None:
+    for path in ("/help", "/v1/help"):
+        doc = router.http.get(path).json()
+        assert {e["path"] for e in doc["endpoints"]} >= {"/v1/chat/completions", "/v1/responses", "/health"}
+        strategies = {s["name"]: s["optimises"] for s in doc["strategies"]}
+        assert set(strategies) == {
+            "fast",
+            "speed",
+            "fast-flex",
+            "balanced",
+            "balanced-flex",
+            "quality",
+            "cost",
+        }
+        assert "latency" in strategies["fast"] and "cost" in strategies["cost"]
+        mini = next(m for m in doc["models"] if m["id"] == "gpt-5-mini")
+        assert mini["provider"] == "openai" and mini["context_window"] == 400000
+        assert (
+            mini["price_per_1m_tokens"]["input"] == 0.25
+            and mini["price_per_1m_tokens"]["flex_input"] == 0.125
+        )
+        assert doc["aliases"]["mini"] == {"model": "gpt-5-mini"}
+        assert doc["auth"]["keys_required"] is False
+        assert doc["router"]["base_url"] == router.url + "/v1"
+        assert router.url + "/v1" in doc["examples"]["curl"] and "base_url" in doc["examples"]["openai_sdk"]
+        assert "/v1" in doc["examples"]["n8n"] and "HTTPS" in doc["examples"]["cursor"]
+
+
+def test_help_is_a_readable_page_for_a_browser(router: Router) -> None:
+    page = router.http.get("/help", headers={"accept": "text/html,application/xhtml+xml"})
+    assert page.headers["content-type"].startswith("text/html")
+    text = page.text
+    assert "<title>Router — help</title>" in text
+    assert "<code>gpt-5-mini</code>" in text and "Strategy keywords" in text and "/dashboard" in text
+    assert text.count("<tr>") > 20
+
+
+def test_the_router_serves_a_valid_openapi_document_of_its_own_api(router: Router) -> None:
+    document = router.http.get("/openapi.json").json()
+    validate(document)
+    assert set(document["paths"]) == {path for _, path, _ in ENDPOINTS}
+    chat = document["paths"]["/v1/chat/completions"]["post"]
+    assert "text/event-stream" in chat["responses"]["200"]["content"]
+    assert chat["responses"]["429"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }
+    # Every documented GET route exists on the live router.
+    for method, path, _ in ENDPOINTS:
+        if method == "GET" and "{" not in path:
+            assert router.http.get(path).status_code == 200, path
+
+
+def test_health_reports_components_and_counts_traffic(router: Router, mock: Mock) -> None:
+    before = router.http.get("/health").json()
+    assert before["status"] in ("ok", "degraded")
+    components = before["components"]
+    assert set(components) == {"catalog", "store", "providers", "models", "breakers"}
+    assert components["catalog"]["models"] >= 10 and components["store"]["backend"] == "memory"
+    assert "keyless" in components["providers"]["missing"]
+    assert components["models"]["routable"] < components["models"]["total"]
+    for _ in range(3):
+        router.http.post("/v1/chat/completions", json={"model": "gpt-5-mini", "messages": USER})
+    after = router.http.get("/health").json()
+    assert after["traffic"]["requests"] >= before["traffic"]["requests"] + 3
+    assert after["traffic"]["overhead_ms_p50"] is not None and after["traffic"]["requests_per_s"] > 0
+    assert after["uptime_s"] > before["uptime_s"] and after["version"]
+    assert router.http.get("/health/live").json() == {"status": "ok"}
+
+
+def test_metrics_count_what_was_served(router: Router, mock: Mock) -> None:
+    router.http.post("/v1/chat/completions", json={"model": "mini", "messages": USER})
+    text = router.http.get("/metrics").text
+    assert re.search(
+        r'router_requests_total\{[^}]*model="gpt-5-mini",model_asked="mini"[^}]*status="200"', text
+    )
+    assert 'router_tokens_total{kind="input",model="gpt-5-mini"}' in text
+    assert "router_overhead_seconds_bucket" in text and "router_breaker_state" in text
+
+
+def test_metrics_pass_promtool(router: Router, mock: Mock) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian's prometheus package; .ci/run installs it)")
+    router.http.post("/v1/chat/completions", json={"model": "gpt-5-mini", "messages": USER})
+    exposition = router.http.get("/metrics").content
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=exposition, capture_output=True, timeout=30
+    )
+    assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
