@@ -3,9 +3,12 @@ document, /health with its components and traffic, liveness, and /metrics in Pro
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import shutil
 import subprocess
+import time
 from typing import Any
 
 import pytest
@@ -106,3 +109,51 @@ def test_metrics_pass_promtool(router: Router, mock: Mock) -> None:
         [promtool, "check", "metrics"], input=exposition, capture_output=True, timeout=30
     )
     assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
+
+
+def test_one_request_line_carries_every_field_an_operator_reads(router: Router, mock: Mock) -> None:
+    raw = router.http.post(
+        "/v1/chat/completions",
+        json={
+            "model": "fast",
+            "messages": [{"role": "user", "content": "secret-prompt-text words=3"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    )
+    request_id = raw.headers["x-request-id"]
+    line = None
+    deadline = time.monotonic() + 5
+    while line is None and time.monotonic() < deadline:
+        line = next((entry for entry in log_lines(router) if entry.get("request_id") == request_id), None)
+        time.sleep(0.05)
+    assert line is not None
+    for field in (
+        "key",
+        "model_asked",
+        "model",
+        "provider",
+        "strategy",
+        "attempts",
+        "status",
+        "duration_ms",
+        "ttft_ms",
+        "overhead_ms",
+        "upstream_ms",
+        "tokens_in",
+        "tokens_out",
+        "cost_usd",
+    ):
+        assert field in line, field
+    assert line["strategy"] == "fast" and line["status"] == 200 and line["attempts"][-1].endswith(":ok")
+    assert 0 <= line["overhead_ms"] <= line["ttft_ms"] <= line["duration_ms"]
+    assert "secret-prompt-text" not in router.logs() and "lorem" not in router.logs()
+
+
+def log_lines(router: Router) -> list[dict[str, Any]]:
+    entries = []
+    for text in router.logs().splitlines():
+        if text.startswith("{"):
+            with contextlib.suppress(json.JSONDecodeError):
+                entries.append(json.loads(text))
+    return entries
