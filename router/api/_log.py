@@ -72,6 +72,8 @@ def log_fields(
         fields["strategy"] = outcome.strategy
         attempts = tuple(f"{a.model}:{a.outcome}" for a in outcome.attempts)
         fields["fallback_reason"] = outcome.fallback_reason
+        if outcome.skipped:
+            fields["skipped"] = outcome.skipped
         # Router time before the answer began, outside upstream calls (the x-router-overhead-ms header).
         fields["overhead_ms"] = round(outcome.overhead_ms, 3)
         if stream:

@@ -79,11 +79,15 @@ class Outcome(msgspec.Struct, kw_only=True):
     # Set by the API when the answer begins: time since the request arrived, and the router's share.
     answered_ms: float = 0.0
     overhead_ms: float = 0.0
+    # Candidates ranked before the one that served, passed over without a call (breaker open).
+    skipped: list[str] = msgspec.field(default_factory=list)
 
     @property
     def fallback_reason(self) -> str | None:
         failed = [a for a in self.attempts if a.outcome != "ok"]
-        return failed[0].outcome if failed else None
+        if failed:
+            return failed[0].outcome
+        return "breaker_open" if self.skipped else None
 
 
 class Served(msgspec.Struct, kw_only=True):
@@ -381,6 +385,7 @@ class Engine:
                         attempts=run.attempts,
                         attempt_ms=elapsed * 1000.0,
                         upstream_ms=(run.spent + elapsed) * 1000.0,
+                        skipped=_passed_over(plan.candidates, target.model.id, run),
                     )
                     return result, outcome
         except TimeoutError:
@@ -560,6 +565,16 @@ async def _until_first_output(
         await stream.aclose()
         raise
     return prefix, None  # the upstream completed without output (an empty answer)
+
+
+def _passed_over(candidates: list[Target], served: str, run: _Run) -> list[str]:
+    skipped = []
+    for target in candidates:
+        if target.model.id == served:
+            break
+        if not run.tried(target.model.id):
+            skipped.append(target.model.id)
+    return skipped
 
 
 class _Run:

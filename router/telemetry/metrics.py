@@ -197,6 +197,9 @@ class Metrics:
         attempts = fields.get("attempts")
         if attempts:
             self._attempts(attempts)
+        skipped = fields.get("skipped")
+        if skipped:  # candidates passed over for an open breaker: a fallback without an attempt
+            self._add(self.fallbacks, ("breaker_open",), len(skipped))
 
     def _served(self, fields: dict[str, Any], route: str, model: str, provider: str, key: str) -> None:
         overhead = fields.get("overhead_ms")
