@@ -224,7 +224,7 @@ def metrics_handlers(services: Services) -> list[HTTPRouteHandler]:
     def metrics() -> Response[bytes]:
         return Response(
             content=services.metrics.exposition(),
-            media_type="text/plain; version=0.0.4; charset=utf-8",
+            media_type="text/plain; version=0.0.4",  # Litestar adds the charset to text types
         )
 
     return [metrics]

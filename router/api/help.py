@@ -7,7 +7,7 @@ import html
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, get
+from litestar import MediaType, Request, Response, get
 from litestar.handlers import HTTPRouteHandler
 
 from router import __version__
@@ -191,7 +191,7 @@ def help_handlers(services: Services) -> list[HTTPRouteHandler]:
         doc = help_document(services, _base_url(request))
         accept = request.headers.get("accept", "")
         if "text/html" in accept:
-            return Response(content=help_html(doc).encode(), media_type="text/html; charset=utf-8")
+            return Response(content=help_html(doc).encode(), media_type=MediaType.HTML)
         return Response(content=_encode(doc), media_type=JSON)
 
     @get("/openapi.json", sync_to_thread=False)

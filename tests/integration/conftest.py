@@ -166,8 +166,9 @@ def start_router(
     args.extend(flags or ())
     process = Process(args, env, artifacts / f"{name}.log")
     if not process.wait_for_port(port):
+        output = process.output()
         process.stop()
-        pytest.fail(f"the router did not start:\n{process.output()}")
+        pytest.fail(f"the router did not start:\n{output}")
     return Router(f"http://127.0.0.1:{port}", process)
 
 

@@ -50,7 +50,7 @@ def test_help_lists_endpoints_strategies_models_auth_and_examples(router: Router
 
 def test_help_is_a_readable_page_for_a_browser(router: Router) -> None:
     page = router.http.get("/help", headers={"accept": "text/html,application/xhtml+xml"})
-    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
     text = page.text
     assert "<title>Router — help</title>" in text
     assert "<code>gpt-5-mini</code>" in text and "Strategy keywords" in text and "/dashboard" in text
@@ -91,7 +91,9 @@ def test_health_reports_components_and_counts_traffic(router: Router, mock: Mock
 
 def test_metrics_count_what_was_served(router: Router, mock: Mock) -> None:
     router.http.post("/v1/chat/completions", json={"model": "mini", "messages": USER})
-    text = router.http.get("/metrics").text
+    scraped = router.http.get("/metrics")
+    assert scraped.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    text = scraped.text
     assert re.search(
         r'router_requests_total\{[^}]*model="gpt-5-mini",model_asked="mini"[^}]*status="200"', text
     )
