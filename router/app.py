@@ -105,6 +105,7 @@ def create_app(
     metrics.bind(lambda: services.catalog)
     metrics.models(catalog)
     metrics.routable_of = lambda: routable_count(services.engine)
+    metrics.on_flush = traffic.tick
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:

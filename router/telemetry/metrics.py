@@ -27,6 +27,9 @@ from router.catalog import Catalog
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 # The router's own time: tens of microseconds to a second.
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
+DURATION_BOUNDS = (*DURATION_BUCKETS, float("inf"))
+OVERHEAD_BOUNDS = (*OVERHEAD_BUCKETS, float("inf"))
+TOKEN_KINDS = ("input", "output", "cached", "reasoning")
 ROUTES = frozenset({"chat", "responses", "completions", "embeddings", "edge"})
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 # Attempt outcomes with a fixed name; an upstream's own error type is counted as "upstream_error".
@@ -53,8 +56,6 @@ OUTCOMES = frozenset(
 )
 NOT_UPSTREAM = frozenset({"ok", "breaker_open", "rate_limited", "provider_not_configured", "not_implemented"})
 FLUSH_INTERVAL_S = 1.0
-
-Labels = tuple[str, ...]
 
 
 class Metrics:
@@ -146,101 +147,112 @@ class Metrics:
             multiprocess_mode="livemax",
         )
         self.in_flight_of: Callable[[], int] = lambda: 0
+        self.on_flush: Callable[[], None] = lambda: None  # a once-a-second hook (traffic sampling)
         self.routable_of: Callable[[], int] = lambda: 0
         self._catalog: Callable[[], Catalog | None] = lambda: None
-        self._counts: dict[tuple[Counter, Labels], float] = {}
-        self._observations: dict[tuple[Histogram, Labels], list[float]] = {}
+        self._requests: dict[tuple[Any, ...], _RequestTally] = {}
+        self._sequences: dict[tuple[tuple[str, ...], int], int] = {}
         self._task: asyncio.Task[None] | None = None
 
     def bind(self, catalog: Callable[[], Catalog]) -> None:
         """Where label values are checked against: the catalog in force (it may be reloaded)."""
         self._catalog = catalog
 
-    # --- the request path: plain tallies -------------------------------------------------------
-
-    def _add(self, counter: Counter, labels: Labels, amount: float = 1.0) -> None:
-        key = (counter, labels)
-        self._counts[key] = self._counts.get(key, 0.0) + amount
-
-    def _observe(self, histogram: Histogram, labels: Labels, value: float) -> None:
-        key = (histogram, labels)
-        tally = self._observations.get(key)
-        if tally is None:
-            tally = self._observations[key] = [0.0] * (len(histogram._upper_bounds) + 1)
-        tally[bisect_left(histogram._upper_bounds, value)] += 1
-        tally[-1] += value
+    # --- the request path: one tally per label set, taken apart at flush -----------------------
 
     def record_request(self, fields: dict[str, Any]) -> None:
-        """Count one request from its request-log fields (ids and names only, never content)."""
+        """Count one request from its request-log fields (ids and names only, never content).
+
+        The request path does one dictionary lookup and a few additions; which metric each number
+        feeds, and the attempt sequences' retries and fallbacks, are worked out at flush."""
         route = fields.get("route")
         if route not in ROUTES:
             return
-        model = fields.get("model") or ""
-        provider = fields.get("provider") or ""
-        key = fields.get("key") or ""
-        asked = self._asked(fields.get("model_asked"))
+        get = fields.get
         labels = (
             route,
-            asked,
-            model,
-            provider,
-            fields.get("strategy") or "",
-            str(fields.get("status", 0)),
-            key,
+            get("model_asked"),
+            get("model") or "",
+            get("provider") or "",
+            get("strategy") or "",
+            get("status", 0),
+            get("key") or "",
         )
-        self._add(self.requests, labels)
-        duration = fields.get("duration_ms")
-        if isinstance(duration, (int, float)):
-            self._observe(self.duration, (route,), duration / 1000.0)
-        if model:
-            self._served(fields, route, model, provider, key)
-        attempts = fields.get("attempts")
+        tally = self._requests.get(labels)
+        if tally is None:
+            tally = self._requests[labels] = _RequestTally()
+        tally.count += 1
+        # Histogram tallies inlined (this runs once a request): bucket count, then the sum.
+        duration = get("duration_ms")
+        if duration is not None:
+            seconds = duration / 1000.0
+            bins = tally.duration
+            bins[bisect_left(DURATION_BOUNDS, seconds)] += 1
+            bins[-1] += seconds
+        overhead = get("overhead_ms")
+        if overhead is not None:
+            seconds = overhead / 1000.0
+            bins = tally.overhead
+            bins[bisect_left(OVERHEAD_BOUNDS, seconds)] += 1
+            bins[-1] += seconds
+            seconds = get("upstream_ms", 0.0) / 1000.0
+            bins = tally.upstream
+            bins[bisect_left(DURATION_BOUNDS, seconds)] += 1
+            bins[-1] += seconds
+            ttft = get("ttft_ms")
+            if ttft is not None:
+                seconds = ttft / 1000.0
+                bins = tally.ttft
+                bins[bisect_left(DURATION_BOUNDS, seconds)] += 1
+                bins[-1] += seconds
+            tokens = tally.tokens
+            tokens[0] += get("tokens_in") or 0
+            tokens[1] += get("tokens_out") or 0
+            tokens[2] += get("tokens_cached") or 0
+            tokens[3] += get("tokens_reasoning") or 0
+            tally.cost += get("cost_usd") or 0.0
+        attempts = get("attempts")
         if attempts:
-            self._attempts(attempts)
-        skipped = fields.get("skipped")
-        if skipped:  # candidates passed over for an open breaker: a fallback without an attempt
-            self._add(self.fallbacks, ("breaker_open",), len(skipped))
+            sequence = (tuple(attempts), len(get("skipped") or ()))
+            self._sequences[sequence] = self._sequences.get(sequence, 0) + 1
 
-    def _served(self, fields: dict[str, Any], route: str, model: str, provider: str, key: str) -> None:
-        overhead = fields.get("overhead_ms")
-        if isinstance(overhead, (int, float)):
-            self._observe(self.overhead, (route,), overhead / 1000.0)
-        upstream = fields.get("upstream_ms")
-        if isinstance(upstream, (int, float)):
-            self._observe(self.upstream, (provider, model), upstream / 1000.0)
-        ttft = fields.get("ttft_ms")
-        if isinstance(ttft, (int, float)):
-            self._observe(self.ttft, (model,), ttft / 1000.0)
-        for kind, name in (
-            ("input", "tokens_in"),
-            ("output", "tokens_out"),
-            ("cached", "tokens_cached"),
-            ("reasoning", "tokens_reasoning"),
-        ):
-            count = fields.get(name)
-            if count:
-                self._add(self.tokens, (model, kind), count)
-        cost = fields.get("cost_usd")
-        if cost:
-            self._add(self.cost, (model, key), cost)
-
-    def _attempts(self, attempts: tuple[str, ...] | list[str]) -> None:
-        previous: str | None = None
-        previous_outcome = ""
-        catalog = self._catalog()
-        for attempt in attempts:
-            model, _, outcome = attempt.rpartition(":")
-            if catalog is not None and model not in catalog.models:
+    def _flush_requests(self, requests: dict[tuple[Any, ...], _RequestTally]) -> None:
+        for (route, asked, model, provider, strategy, status, key), tally in requests.items():
+            self.requests.labels(route, self._asked(asked), model, provider, strategy, str(status), key).inc(
+                tally.count
+            )
+            _add_observations(self.duration, (route,), tally.duration)
+            if not model:
                 continue
-            outcome = outcome if outcome in OUTCOMES else "upstream_error"
-            self._add(self.attempts, (model, outcome))
-            if previous == model and outcome != "breaker_open":
-                self._add(self.retries, (model,))
-            elif previous is not None and previous != model:
-                self._add(self.fallbacks, (previous_outcome,))
-            if outcome not in NOT_UPSTREAM and catalog is not None:
-                self._add(self.upstream_errors, (catalog.models[model].provider, outcome))
-            previous, previous_outcome = model, outcome
+            _add_observations(self.overhead, (route,), tally.overhead)
+            _add_observations(self.upstream, (provider, model), tally.upstream)
+            _add_observations(self.ttft, (model,), tally.ttft)
+            for kind, count in zip(TOKEN_KINDS, tally.tokens, strict=True):
+                if count:
+                    self.tokens.labels(model, kind).inc(count)
+            if tally.cost:
+                self.cost.labels(model, key).inc(tally.cost)
+
+    def _flush_sequences(self, sequences: dict[tuple[tuple[str, ...], int], int]) -> None:
+        catalog = self._catalog()
+        for (attempts, skipped), times in sequences.items():
+            if skipped:  # candidates passed over for an open breaker: fallbacks without an attempt
+                self.fallbacks.labels("breaker_open").inc(skipped * times)
+            previous: str | None = None
+            previous_outcome = ""
+            for attempt in attempts:
+                model, _, outcome = attempt.rpartition(":")
+                if catalog is not None and model not in catalog.models:
+                    continue
+                outcome = outcome if outcome in OUTCOMES else "upstream_error"
+                self.attempts.labels(model, outcome).inc(times)
+                if previous == model and outcome != "breaker_open":
+                    self.retries.labels(model).inc(times)
+                elif previous is not None and previous != model:
+                    self.fallbacks.labels(previous_outcome).inc(times)
+                if outcome not in NOT_UPSTREAM and catalog is not None:
+                    self.upstream_errors.labels(catalog.models[model].provider, outcome).inc(times)
+                previous, previous_outcome = model, outcome
 
     def _asked(self, name: object) -> str:
         catalog = self._catalog()
@@ -270,14 +282,13 @@ class Metrics:
     # --- flushing and exposition ---------------------------------------------------------------
 
     def flush(self) -> None:
-        counts, self._counts = self._counts, {}
-        for (counter, labels), amount in counts.items():
-            counter.labels(*labels).inc(amount)
-        observations, self._observations = self._observations, {}
-        for (histogram, labels), tally in observations.items():
-            _add_observations(histogram.labels(*labels), tally)
+        requests, self._requests = self._requests, {}
+        self._flush_requests(requests)
+        sequences, self._sequences = self._sequences, {}
+        self._flush_sequences(sequences)
         self.in_flight.set(self.in_flight_of())
         self.models_routable.set(self.routable_of())
+        self.on_flush()
 
     def exposition(self) -> bytes:
         self.flush()
@@ -306,10 +317,29 @@ class Metrics:
             multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
 
 
-def _add_observations(child: Histogram, tally: list[float]) -> None:
+class _RequestTally:
+    """What the requests of one label set added up to since the last flush. Each histogram tally is
+    the count per bucket (the last is +Inf), then the sum."""
+
+    __slots__ = ("cost", "count", "duration", "overhead", "tokens", "ttft", "upstream")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.duration = [0.0] * (len(DURATION_BOUNDS) + 1)
+        self.overhead = [0.0] * (len(OVERHEAD_BOUNDS) + 1)
+        self.upstream = [0.0] * (len(DURATION_BOUNDS) + 1)
+        self.ttft = [0.0] * (len(DURATION_BOUNDS) + 1)
+        self.tokens = [0, 0, 0, 0]  # input, output, cached, reasoning
+        self.cost = 0.0
+
+
+def _add_observations(histogram: Histogram, labels: tuple[str, ...], tally: list[float]) -> None:
     """What ``observe`` does for each value, for a tally of values at once (bucket counts, then the
     sum). It uses the histogram's bucket values, stable across the pinned prometheus-client range;
-    a unit test checks the result against ``observe``."""
+    a unit test checks the result against ``observe``. An empty tally creates no series."""
+    if not any(tally[:-1]):
+        return
+    child = histogram.labels(*labels)
     child._sum.inc(tally[-1])
     buckets = child._buckets
     for i, count in enumerate(tally[:-1]):

@@ -1,5 +1,9 @@
 """This process's recent traffic for ``/health`` and the dashboard: requests and errors a second
-over the last minute, and the router's overhead percentiles over its latest answers."""
+over the last minute, and the router's overhead percentiles over its latest answers.
+
+A request only adds to two counters and a bounded sample; the counters are sampled once a second
+(``tick``), and the rates come from the samples a minute apart.
+"""
 
 from __future__ import annotations
 
@@ -27,39 +31,34 @@ class TrafficView(msgspec.Struct, frozen=True, kw_only=True):
 class Traffic:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._started = clock.monotonic()
         self.total = 0
-        self._seconds: deque[list[int]] = deque()  # [second, requests, errors]
+        self.errors = 0
+        # (monotonic time, total, errors), one a second, a minute's worth.
+        self._samples: deque[tuple[float, int, int]] = deque([(clock.monotonic(), 0, 0)], maxlen=WINDOW_S + 1)
         self._overheads: deque[float] = deque(maxlen=OVERHEAD_SAMPLES)
 
     def record(self, fields: dict[str, Any]) -> None:
         if fields.get("route") not in MODEL_ROUTES:
             return
         self.total += 1
-        second = int(self._clock.monotonic())
-        seconds = self._seconds
-        if not seconds or seconds[-1][0] != second:
-            seconds.append([second, 0, 0])
-            while seconds[0][0] <= second - WINDOW_S:
-                seconds.popleft()
-        bucket = seconds[-1]
-        bucket[1] += 1
-        if int(fields.get("status", 0)) >= 500:
-            bucket[2] += 1
+        if fields.get("status", 0) >= 500:
+            self.errors += 1
         overhead = fields.get("overhead_ms")
-        if isinstance(overhead, (int, float)):
-            self._overheads.append(float(overhead))
+        if overhead is not None:
+            self._overheads.append(overhead)
+
+    def tick(self) -> None:
+        self._samples.append((self._clock.monotonic(), self.total, self.errors))
 
     def view(self, in_flight: int) -> TrafficView:
         now = self._clock.monotonic()
-        horizon = int(now) - WINDOW_S
-        recent = [b for b in self._seconds if b[0] > horizon]
-        span = max(min(now - self._started, WINDOW_S), 1.0)
+        then, total, errors = self._samples[0]
+        span = max(now - then, 1.0)
         ordered = sorted(self._overheads)
         return TrafficView(
             requests=self.total,
-            requests_per_s=round(sum(b[1] for b in recent) / span, 3),
-            errors_per_s=round(sum(b[2] for b in recent) / span, 3),
+            requests_per_s=round((self.total - total) / span, 3),
+            errors_per_s=round((self.errors - errors) / span, 3),
             overhead_ms_p50=_percentile(ordered, 0.5),
             overhead_ms_p95=_percentile(ordered, 0.95),
             in_flight=in_flight,
