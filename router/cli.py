@@ -128,8 +128,8 @@ def _announce(settings: Settings, catalog: Catalog) -> None:
 def startup_warnings(settings: Settings, catalog: Catalog) -> list[str]:
     """What an operator must know before trusting this deployment's limits and its exposure."""
     from router.access import build_keyring
+    from router.settings import redact_url
     from router.store.backend import PER_WORKER_NOTE
-    from router.store.redis_link import redact
 
     warnings = []
     keys = build_keyring(catalog, settings.environ)
@@ -141,7 +141,7 @@ def startup_warnings(settings: Settings, catalog: Catalog) -> list[str]:
     if settings.workers > 1 and not settings.redis_url:
         warnings.append(PER_WORKER_NOTE.format(n=settings.workers))
     if settings.redis_url:
-        print(f"router: shared state in Redis ({redact(settings.redis_url)})", file=sys.stderr)
+        print(f"router: shared state in Redis ({redact_url(settings.redis_url)})", file=sys.stderr)
     return warnings
 
 

@@ -54,6 +54,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "environ": env,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
+        redis_url = values["redis_url"]
+        if isinstance(redis_url, str) and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(
+                f"ROUTER_REDIS_URL={redact_url(redis_url)!r} is not a Redis URL "
+                "(redis://host:6379/0, rediss:// or unix://)"
+            )
         return cls(**values)  # type: ignore[arg-type]
 
     def to_env(self) -> dict[str, str]:
@@ -79,6 +85,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 class SettingsError(ValueError):
     """An environment variable holds a value the router cannot use."""
+
+
+def redact_url(url: str) -> str:
+    """A URL without its credentials, for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{rest}"
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -19,7 +19,7 @@ from router.api.access import KEY_SCOPE
 from router.api.errors import error_headers, error_json
 from router.api.middleware import REQUEST_ID_KEY, new_request_id
 from router.catalog.schema import CorsSpec
-from router.errors import AuthenticationFailed, RouterError
+from router.errors import AuthenticationFailed, PermissionDenied, RouterError
 from router.telemetry.logging import RequestLog
 from router.telemetry.metrics import Metrics
 
@@ -147,6 +147,10 @@ class Edge:
             return None
         keys = self.keys
         if path in OPS_PATHS or path.startswith(OPS_PREFIXES):
+            if path.startswith(OPS_PREFIXES) and not keys.ops_declared and not _loopback(scope):
+                return PermissionDenied(
+                    "Admin routes answer only local clients until an ops key is set (ROUTER_OPS_KEY)."
+                )
             if keys.opens_ops(bearer_token(headers)):
                 return None
             return AuthenticationFailed(
@@ -188,6 +192,12 @@ class Edge:
         ]
         await send({"type": "http.response.start", "status": 204, "headers": headers})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _loopback(scope: Scope) -> bool:
+    client = scope.get("client")
+    host = client[0] if client else ""
+    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
 
 
 async def _reject(send: Send, error: RouterError, extra: list[tuple[bytes, bytes]]) -> None:

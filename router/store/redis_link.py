@@ -21,6 +21,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeout
 
+from router.settings import redact_url
+
 # What a call raises when Redis is unreachable or too slow: the caller falls back to local state.
 UNREACHABLE: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeout, OSError, TimeoutError)
 CALL_TIMEOUT_S = 0.5
@@ -28,14 +30,6 @@ PROBE_INTERVAL_S = 0.5
 
 _log = logging.getLogger("router.store")
 Subscriber = Callable[["aioredis.Redis"], Awaitable[None]]
-
-
-def redact(url: str) -> str:
-    """The URL without its credentials, for /health and logs."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.rsplit("@", 1)[1]
-    return f"{scheme}{sep}{rest}"
 
 
 class RedisLink:
@@ -65,11 +59,15 @@ class RedisLink:
 
     @property
     def redacted_url(self) -> str:
-        return redact(self.url)
+        return redact_url(self.url)
 
     async def start(self) -> None:
         """Connect now if Redis answers; the watcher keeps trying if not."""
-        await self._probe()
+        if not await self._probe():
+            _log.warning(
+                "redis unreachable at start; serving from this process's state until it answers",
+                extra={"fields": {"event": "store", "store": "redis", "up": False, "error": self.last_error}},
+            )
         self._task = asyncio.get_running_loop().create_task(self._watch())
 
     async def aclose(self) -> None:

@@ -207,3 +207,30 @@ async def test_redis_going_away_leaves_the_router_on_local_state_until_it_return
     finally:
         for b in pair:
             await b.aclose()
+
+
+async def test_a_redis_down_at_start_serves_locally_and_says_so() -> None:
+    from router.cli import free_port
+
+    down = build_backend(
+        CLOCK,
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        prefix="down:",
+        instance="x",
+        responses_max=10,
+        responses_ttl_s=60,
+        workers=1,
+    )
+    started = time.monotonic()
+    await down.start()
+    try:
+        assert time.monotonic() - started < 2.0
+        report = down.report()
+        assert report.degraded and report.connected is False and report.last_error
+        bucket = Bucket(key="key:d:requests", capacity=1, per_s=1 / 60, cost=1)
+        assert (await down.limits.take([bucket])).failed is None
+        assert (await down.limits.take([bucket])).failed == 0
+        await down.responses.put("resp_down", StoredResponse(response={"id": "resp_down"}, items=[]))
+        assert await down.responses.get("resp_down") is not None
+    finally:
+        await down.aclose()

@@ -93,3 +93,41 @@ def test_inline_keys_need_the_explicit_switch() -> None:
     )
     ring = build_keyring(parse_catalog(text, {}), {})
     assert ring.identify("rk-inline-0123456789abcdef") is not None
+
+
+async def test_admin_routes_answer_only_local_clients_without_an_ops_key() -> None:
+    from router.api.edge import Edge
+    from router.catalog.schema import CorsSpec
+    from router.telemetry.logging import RequestLog
+    from router.telemetry.metrics import Metrics
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"reloaded"})  # type: ignore[operator]
+
+    ring = build_keyring(parse_catalog(MINIMAL, {}), {})
+    edge = Edge(app, ring, CorsSpec(), RequestLog(False), Metrics(), max_headers=100, max_header_bytes=32768)
+
+    async def status(client: str) -> int:
+        sent: list[dict[str, object]] = []
+
+        async def send(message: dict[str, object]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/admin/reload",
+            "headers": [],
+            "client": (client, 5),
+        }
+        await edge(scope, None, send)  # type: ignore[arg-type]
+        code: int = sent[0]["status"]  # type: ignore[assignment]
+        return code
+
+    assert await status("127.0.0.1") == 200
+    assert await status("10.1.2.3") == 403
+    # With an ops key it is the key that decides, wherever the client is.
+    keyed = build_keyring(parse_catalog(MINIMAL, {}), {"ROUTER_OPS_KEY": "ops"})
+    edge.configure(keyed, CorsSpec(), max_headers=100, max_header_bytes=32768)
+    assert await status("10.1.2.3") == 401

@@ -77,3 +77,16 @@ def test_bad_body_names_the_field(body: bytes, param: str | None, text: str) -> 
     assert info.value.status == 400
     assert info.value.param == param
     assert text in info.value.message
+
+
+def test_a_redis_url_that_is_not_one_is_refused_at_start() -> None:
+    import pytest
+
+    from router.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({"ROUTER_REDIS_URL": "http://user:secret@cache:6379"})
+    assert "not a Redis URL" in str(error.value) and "secret" not in str(error.value)
+    assert (
+        Settings.from_env({"ROUTER_REDIS_URL": "rediss://cache:6380/1"}).redis_url == "rediss://cache:6380/1"
+    )

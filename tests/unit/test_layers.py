@@ -15,7 +15,7 @@ ALLOWED: dict[str, set[str]] = {
     "settings": set(),
     "catalog": {"types", "errors"},
     "responses": {"types", "errors"},
-    "store": {"types", "errors", "clock"},
+    "store": {"types", "errors", "clock", "settings"},
     "providers": {"types", "errors", "catalog", "clock", "responses"},
     "telemetry": {"types", "errors", "catalog", "clock"},
     "routing": {"types", "errors", "catalog", "clock", "providers", "telemetry"},
