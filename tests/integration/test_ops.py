@@ -9,13 +9,14 @@ import re
 import shutil
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from openapi_spec_validator import validate
 
 from router.api.openapi import ENDPOINTS
-from tests.integration.conftest import Mock, Router
+from tests.integration.conftest import Mock, Router, start_router
 
 USER: list[Any] = [{"role": "user", "content": "hi"}]
 
@@ -159,3 +160,37 @@ def log_lines(router: Router) -> list[dict[str, Any]]:
             with contextlib.suppress(json.JSONDecodeError):
                 entries.append(json.loads(text))
     return entries
+
+
+def test_health_is_503_when_nothing_can_be_routed(
+    mock_process: Mock, artifacts: Path, tmp_path: Path
+) -> None:
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(
+        """
+providers:
+  keyless:
+    kind: openai
+    base_url: https://keyless.invalid/v1
+    api_key_env: TEST_NEVER_SET_KEY
+models:
+  needs-key:
+    provider: keyless
+    context_window: 8000
+    max_output: 1000
+    price: {input: 1, output: 1}
+    quality: 50
+    speed: {ttft_ms: 500, tokens_per_s: 50}
+"""
+    )
+    router = start_router(mock_process, artifacts, catalog, "router-unroutable")
+    try:
+        answer = router.http.get("/health")
+        assert answer.status_code == 503
+        report = answer.json()
+        assert report["status"] == "unhealthy"
+        assert report["components"]["models"] == {"status": "unhealthy", "routable": 0, "total": 1}
+        assert report["components"]["providers"]["missing"] == {"keyless": "TEST_NEVER_SET_KEY"}
+        assert router.http.get("/health/live").status_code == 200
+    finally:
+        router.process.stop()
