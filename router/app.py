@@ -16,7 +16,7 @@ from litestar.types import ASGIApp
 
 from router.access import Limiter, build_keyring
 from router.access.limits import rule_of
-from router.api import Services, route_handlers
+from router.api import Services, hot_routes, route_handlers
 from router.api.edge import Edge
 from router.api.errors import EXCEPTION_HANDLERS
 from router.api.services import CatalogState, ReloadResult
@@ -129,8 +129,9 @@ def create_app(
             for adapter in reloader.live.values():
                 await adapter.aclose()
 
+    handlers = route_handlers(services)
     litestar = Litestar(
-        route_handlers=route_handlers(services),
+        route_handlers=handlers,
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
@@ -147,6 +148,7 @@ def create_app(
         metrics,
         max_headers=access.max_headers,
         max_header_bytes=access.max_header_bytes,
+        hot=hot_routes(handlers),
     )
     reloader = Reloader(services, edge, live, fixed_adapters=adapters is not None)
     services.reload = reloader.reload

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from litestar.handlers import BaseRouteHandler
+from typing import cast
+
+from litestar.handlers import ASGIRouteHandler, BaseRouteHandler
+from litestar.types import ASGIApp
 
 from router.api.chat import chat_handlers
 from router.api.completions import completion_handlers
@@ -32,4 +35,15 @@ def route_handlers(services: Services) -> list[BaseRouteHandler]:
     ]
 
 
-__all__ = ["Services", "route_handlers"]
+def hot_routes(handlers: list[BaseRouteHandler]) -> dict[str, ASGIApp]:
+    """The raw ASGI routes by exact path, for the edge to call without Litestar's dispatch."""
+    table: dict[str, ASGIApp] = {}
+    for handler in handlers:
+        if isinstance(handler, ASGIRouteHandler):
+            for path in handler.paths:
+                if "{" not in path:
+                    table[path] = cast(ASGIApp, handler.fn)
+    return table
+
+
+__all__ = ["Services", "hot_routes", "route_handlers"]

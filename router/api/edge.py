@@ -8,6 +8,8 @@ client key whenever keys are configured.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from itertools import chain
 from typing import Any, cast
 
@@ -19,10 +21,11 @@ from router.api.access import KEY_SCOPE
 from router.api.errors import error_headers, error_json
 from router.api.middleware import REQUEST_ID_KEY, new_request_id
 from router.catalog.schema import CorsSpec
-from router.errors import AuthenticationFailed, PermissionDenied, RouterError
+from router.errors import AuthenticationFailed, InternalError, PermissionDenied, RouterError
 from router.telemetry.logging import RequestLog
 from router.telemetry.metrics import Metrics
 
+_log = logging.getLogger("router.api")
 PUBLIC_PATHS = frozenset({"/", "/help", "/v1/help", "/health/live", "/dashboard", "/openapi.json"})
 OPS_PATHS = frozenset({"/health", "/metrics", "/model-health", "/v1/model-health"})
 OPS_PREFIXES = ("/admin/",)
@@ -66,8 +69,11 @@ class Edge:
         *,
         max_headers: int,
         max_header_bytes: int,
+        hot: Mapping[str, ASGIApp] | None = None,
     ) -> None:
+        """``hot`` maps exact paths to the raw ASGI routes that are called without Litestar."""
         self.app = app
+        self.hot: Mapping[str, ASGIApp] = hot or {}
         self.request_log = request_log
         self.active = 0  # requests in flight; read by the metrics each second
         metrics.in_flight_of = lambda: self.active
@@ -119,14 +125,34 @@ class Edge:
             await _reject(send, problem, extra)
             return
 
+        started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         self.active += 1
         try:
-            await self.app(scope, receive, send_with_headers)
+            route = self.hot.get(scope["path"])
+            if route is None:
+                await self.app(scope, receive, send_with_headers)
+                return
+            # The model routes are called directly: Litestar's routing and middleware cost more
+            # per request than the rest of the edge. Their errors are rendered here, the same way.
+            try:
+                await route(scope, receive, send_with_headers)
+            except RouterError as exc:
+                if started:
+                    raise
+                await _reject(send, exc, extra)
+            except Exception:
+                _log.exception("unhandled error on %s %s", scope.get("method"), scope["path"])
+                if started:
+                    raise
+                await _reject(send, InternalError("The router failed to handle this request."), extra)
         finally:
             self.active -= 1
 
