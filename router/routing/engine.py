@@ -8,8 +8,8 @@ after it, the stream belongs to the client and a failure ends it with an error e
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 from tenacity import (
@@ -33,9 +33,10 @@ from router.errors import (
     UpstreamTimeout,
 )
 from router.providers import Call, ChatAdapter, UpstreamCall, supports
-from router.routing.breaker import Breaker, BreakerBoard, LastError
-from router.routing.stats import ModelStats, StatsBoard
+from router.routing.breaker import Breaker, BreakerBoard
+from router.routing.stats import StatsBoard
 from router.routing.strategies import CHAT_ENDPOINTS, needs_of, rank
+from router.routing.streams import OpenedStream, last_error, until_first_output
 from router.types import ChatChunk, ChatCompletion, ChatRequest, Usage
 
 MAX_ATTEMPTS = 3
@@ -93,60 +94,6 @@ class Outcome(msgspec.Struct, kw_only=True):
 class Served(msgspec.Struct, kw_only=True):
     completion: ChatCompletion
     outcome: Outcome
-
-
-class OpenedStream(Generic[E]):
-    """A committed stream: the events read before the commit point, then the rest of the upstream.
-
-    ``tokens_of`` tells which event carries the answer's final usage (its output token count), for
-    the live generation-speed statistics.
-    """
-
-    __slots__ = ("breaker", "clock", "outcome", "prefix", "rest", "stats", "tokens_of")
-
-    def __init__(
-        self,
-        prefix: list[E],
-        rest: AsyncGenerator[E, None] | None,
-        outcome: Outcome,
-        *,
-        tokens_of: Callable[[E], int | None],
-        breaker: Breaker | None = None,
-        stats: ModelStats | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        self.prefix = prefix
-        self.rest = rest
-        self.outcome = outcome
-        self.tokens_of = tokens_of
-        self.breaker = breaker
-        self.stats = stats
-        self.clock = clock
-
-    async def chunks(self) -> AsyncIterator[E]:
-        for chunk in self.prefix:
-            yield chunk
-        if self.rest is not None:
-            committed = self.clock.monotonic() if self.clock else 0.0
-            tokens: int | None = None
-            tokens_of = self.tokens_of
-            try:
-                async for chunk in self.rest:
-                    counted = tokens_of(chunk)
-                    if counted is not None:
-                        tokens = counted
-                    yield chunk
-                if tokens is not None and self.stats is not None and self.clock is not None:
-                    self.stats.generation(tokens, self.clock.monotonic() - committed)
-            except RouterError as exc:
-                # A stream cut after the commit point still says the model is unwell.
-                if self.breaker is not None and exc.counts_against_breaker:
-                    self.breaker.failure(last_error(exc, self.breaker), exc.retry_after)
-                raise
-
-    async def aclose(self) -> None:
-        if self.rest is not None:
-            await self.rest.aclose()
 
 
 class Engine:
@@ -331,7 +278,7 @@ class Engine:
         async def until_output(
             adapter: ChatAdapter, call: Call[Q]
         ) -> tuple[list[E], AsyncGenerator[E, None] | None]:
-            return await _until_first_output(open_model(adapter, call), call, carries_output)
+            return await until_first_output(open_model(adapter, call), call, carries_output)
 
         (prefix, rest), outcome = await self._attempt(request, plan, request_id, until_output, estimate)
         stats = self.stats.get(outcome.model)
@@ -544,29 +491,6 @@ def _tokens_in(result: object) -> int:
     return usage.completion_tokens if isinstance(usage, Usage) else 0
 
 
-async def _until_first_output(
-    stream: AsyncGenerator[E, None], call: Call[Any], carries_output: Callable[[E], bool]
-) -> tuple[list[E], AsyncGenerator[E, None] | None]:
-    """Read the upstream stream up to its first event of real output, within the first-token deadline."""
-    prefix: list[E] = []
-    limit = call.provider.timeouts.first_token
-    try:
-        async with asyncio.timeout(limit):
-            async for chunk in stream:
-                prefix.append(chunk)
-                if carries_output(chunk):
-                    return prefix, stream
-    except TimeoutError:
-        await stream.aclose()
-        raise UpstreamTimeout(
-            f"provider '{call.provider.name}' sent no output within {limit:g}s (first-token deadline)"
-        ) from None
-    except BaseException:
-        await stream.aclose()
-        raise
-    return prefix, None  # the upstream completed without output (an empty answer)
-
-
 def _passed_over(candidates: list[Target], served: str, run: _Run) -> list[str]:
     skipped = []
     for target in candidates:
@@ -609,10 +533,6 @@ class _FlexRefused(RouterError):
 def call_tier(request: Routable, tier: str | None) -> str | None:
     client_tier = request.raw.get("service_tier")
     return tier or (client_tier if isinstance(client_tier, str) else None)
-
-
-def last_error(exc: RouterError, breaker: Breaker) -> LastError:
-    return LastError(status=exc.status, type=exc.error_type, message=exc.message[:300], at=breaker.wall())
 
 
 def _with_attempts(exc: RouterError, attempts: list[Attempt]) -> RouterError:
