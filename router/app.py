@@ -11,6 +11,7 @@ import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import msgspec
 from litestar import Litestar
 from litestar.types import ASGIApp
 
@@ -208,7 +209,7 @@ class Reloader:
             )
             _log.info(
                 "catalog reloaded",
-                extra={"fields": {"event": "catalog_reload", **msgspec_fields(result)}},
+                extra={"fields": {"event": "catalog_reload", **msgspec.to_builtins(result)}},
             )
             _warn(keys.warnings)
             return result
@@ -255,13 +256,6 @@ class Reloader:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-def msgspec_fields(result: ReloadResult) -> dict[str, object]:
-    import msgspec
-
-    fields: dict[str, object] = msgspec.to_builtins(result)
-    return fields
 
 
 def build_adapters(catalog: Catalog) -> dict[str, ChatAdapter]:

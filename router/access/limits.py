@@ -89,7 +89,7 @@ class Limiter:
         reported = len(buckets)  # the headers describe the key's limits, or the router's without a key
         _add(buckets, limits, "global", "the router", self.global_rule, estimate)
         if not buckets:
-            return OPEN
+            return self.unlimited(estimate)
         result = await self.store.take(buckets)
         shown = slice(0, reported) if reported else slice(0, len(buckets))
         headers = _headers(buckets[shown], limits[shown], result.levels[shown])
@@ -101,6 +101,11 @@ class Limiter:
             raise _refusal(limits[result.failed], buckets[result.failed], result.retry_after, headers)
         tokens = [b for b, lim in zip(buckets, limits, strict=True) if lim.kind == "tokens"]
         return Grant(headers, tokens, estimate)
+
+    def unlimited(self, estimate: int) -> Grant:
+        """A grant with nothing charged; it keeps the estimate that per-model limits were charged
+        with, so that ``settle`` corrects those by the difference, not by the whole usage."""
+        return Grant({}, [], estimate) if self.model_rules else OPEN
 
     async def admit_model(self, model: str, estimate: int) -> float | None:
         """Charge a request to ``model``'s own limits: ``None`` when admitted, else seconds to wait

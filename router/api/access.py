@@ -9,7 +9,6 @@ from typing import Any, cast
 from litestar.types import Scope
 
 from router.access import ApiKey, Grant
-from router.access.limits import OPEN
 from router.api.services import Services
 from router.errors import PermissionDenied
 
@@ -41,7 +40,7 @@ async def admit(services: Services, key: ApiKey | None, names: list[str], estima
                 )
     limiter = services.limiter
     if key is None and limiter.open:
-        return OPEN
+        return limiter.unlimited(estimate)
     return await limiter.admit(key.name if key else None, key.limits if key else None, estimate)
 
 

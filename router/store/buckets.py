@@ -40,11 +40,6 @@ class LimitStore(Protocol):
         """Charge ``delta`` more units (negative refunds), without waiting for the backend."""
         ...
 
-    @property
-    def shared(self) -> bool:
-        """Whether the limits hold across processes (a shared backend that is reachable now)."""
-        ...
-
 
 def refill(level: float, stamp: float, now: float, bucket: Bucket) -> float:
     return min(bucket.capacity, level + max(now - stamp, 0.0) * bucket.per_s)
@@ -69,10 +64,6 @@ class MemoryLimitStore:
         self._clock = clock
         self._state: dict[str, list[float]] = {}  # key -> [level, stamp]
         self._max = max_buckets
-
-    @property
-    def shared(self) -> bool:
-        return False
 
     async def take(self, buckets: Sequence[Bucket]) -> TakeResult:
         return self.take_now(buckets)

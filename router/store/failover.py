@@ -23,10 +23,6 @@ class FailoverLimitStore:
         self._shared = shared
         self._local = local
 
-    @property
-    def shared(self) -> bool:
-        return self._link.up
-
     async def take(self, buckets: Sequence[Bucket]) -> TakeResult:
         if self._link.up:
             try:

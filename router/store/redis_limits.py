@@ -88,10 +88,6 @@ class RedisLimitStore:
         self._pending: list[tuple[Bucket, float]] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    @property
-    def shared(self) -> bool:
-        return self._link.up
-
     async def take(self, buckets: Sequence[Bucket]) -> TakeResult:
         """Raises one of ``UNREACHABLE`` when Redis cannot be asked; the caller decides locally."""
         keys = [self._prefix + b.key for b in buckets]

@@ -129,3 +129,17 @@ def test_idle_buckets_are_swept_when_the_store_is_full() -> None:
         store.take_now([Bucket(key=f"k{i}", capacity=1, per_s=1, cost=1)])
         clock.advance(0.01)
     assert len(store._state) <= 10
+
+
+async def test_a_model_limit_on_an_open_router_is_corrected_by_the_difference_only() -> None:
+    clock = FakeClock()
+    lim = limiter(clock, primary=LimitRule(tokens_per_minute=1000))
+    grant = await lim.admit(None, None, 100)  # no key, no global limit: nothing charged here
+    assert await lim.admit_model("primary", 100) is None  # the engine charges the estimate
+    lim.settle(grant, 150, "primary")  # 50 more than estimated, not 150
+    seen = lim.store
+    assert isinstance(seen, MemoryLimitStore)
+    level = seen.take_now(
+        [Bucket(key="model:primary:tokens", capacity=1000, per_s=1000 / 60, cost=0)]
+    ).levels[0]
+    assert level == pytest.approx(850)
