@@ -76,12 +76,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_CONFIG
     from router import cli
 
-    if args.command == "explain":
-        return cli.explain(settings, args.model, args.prompt, args.max_tokens, args.tools, args.stream)
-    command = {"serve": cli.serve, "check": cli.check, "mock": cli.mock, "demo": cli.demo}[args.command]
     try:
+        if args.command == "explain":
+            return cli.explain(settings, args.model, args.prompt, args.max_tokens, args.tools, args.stream)
+        command = {"serve": cli.serve, "check": cli.check, "mock": cli.mock, "demo": cli.demo}[args.command]
         return command(settings)
     except BrokenPipeError:  # output piped into a reader that stopped early (| head)
+        # Python flushes stdout again at exit, into the same closed pipe: point it at /dev/null.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 0
 
 

@@ -18,6 +18,7 @@ from router.settings import Settings
 from router.telemetry.logging import configure_logging
 
 EXIT_BAD_CONFIG = 2
+EXIT_PORT_BUSY = 3
 # Where each wire kind lives on the simulated providers' server.
 MOCK_PREFIX = {"openai": "/openai/v1", "anthropic": "/anthropic", "gemini": "/gemini/v1beta"}
 DEMO_KEY = "demo-key-not-secret"
@@ -106,6 +107,9 @@ def serve(settings: Settings) -> int:
     catalog = _load(settings)
     if catalog is None:
         return EXIT_BAD_CONFIG
+    if port_in_use(settings.host, settings.port):
+        print(busy_port_message(settings, "serve"), file=sys.stderr)
+        return EXIT_PORT_BUSY
     _announce(settings, catalog)
     return _run_granian(settings)
 
@@ -163,8 +167,30 @@ def _server_class() -> type:
     return RouterServer
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something listens on ``host:port`` already. Granian binds with SO_REUSEPORT, so a second
+    router would otherwise share the port with the first and take half its connections."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def busy_port_message(settings: Settings, command: str) -> str:
+    other = settings.port + 1
+    make = {"demo": f"`PORT={other} make demo` or ", "serve": f"`PORT={other} make run` or "}.get(command, "")
+    return (
+        f"router: port {settings.port} on {settings.host} is already in use (another router or program "
+        f"listens there); stop it, or pick another port: {make}`python -m router {command} --port {other}`"
+    )
+
+
 def _run_granian(settings: Settings) -> int:
-    from granian.constants import Interfaces, Loops
+    from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.http import HTTP1Settings
 
     # Worker processes rebuild their settings from the environment.
     os.environ.update({k: v for k, v in settings.to_env().items() if k.startswith("ROUTER_")})
@@ -186,6 +212,10 @@ def _run_granian(settings: Settings) -> int:
         interface=Interfaces.ASGI,
         workers=settings.workers,
         loop=Loops.uvloop,
+        # HTTP/1 only: in auto mode the server waits for a connection's first bytes to tell HTTP/2
+        # from HTTP/1 with no time limit, so an idle connection would be held open forever.
+        http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(header_read_timeout=int(settings.header_timeout_s * 1000)),
         log_enabled=True,
         log_access=False,
         backlog=2048,
@@ -201,6 +231,9 @@ def _run_granian(settings: Settings) -> int:
 def mock(settings: Settings) -> int:
     from router.mock.server import serve_forever
 
+    if settings.port and port_in_use(settings.host, settings.port):
+        print(busy_port_message(settings, "mock"), file=sys.stderr)
+        return EXIT_PORT_BUSY
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_forever(settings.host, settings.port))
     return 0
@@ -212,6 +245,9 @@ def demo(settings: Settings) -> int:
     catalog = _load(settings)
     if catalog is None:
         return EXIT_BAD_CONFIG
+    if port_in_use(settings.host, settings.port):
+        print(busy_port_message(settings, "demo"), file=sys.stderr)
+        return EXIT_PORT_BUSY
     mock_port = free_port()
     mock_process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "router", "mock", "--port", str(mock_port)],

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import msgspec
+
+# What decoding a JSON body can raise: malformed JSON or a wrong shape (msgspec's DecodeError and its
+# ValidationError), and bytes inside a string that are not UTF-8 (which msgspec lets through as is).
+DECODE_ERRORS: tuple[type[Exception], ...] = (msgspec.DecodeError, UnicodeDecodeError)
+
 
 class RouterError(Exception):
     """Base of every error the router reports to a client.
@@ -17,6 +23,8 @@ class RouterError(Exception):
     counts_against_breaker: bool = False
     # False when the same request cannot succeed by retrying soon (tells SDKs not to retry).
     client_should_retry: bool = True
+    # The answer ends the connection (``connection: close``): what follows on it cannot be trusted.
+    closes_connection: bool = False
 
     def __init__(
         self,
@@ -74,10 +82,38 @@ class MethodNotAllowed(RouterError):
     code = "method_not_allowed"
 
 
+class RequestTimeout(RouterError):
+    """The client did not send its whole body in time."""
+
+    status = 408
+    error_type = "invalid_request_error"
+    code = "request_timeout"
+    # The connection is closed after this answer: the rest of a late body must not be read as a request.
+    closes_connection = True
+
+
+class IncompleteBody(RouterError):
+    """The connection ended (or the framing broke) before the body declared by the client arrived."""
+
+    status = 400
+    error_type = "invalid_request_error"
+    code = "incomplete_body"
+    closes_connection = True
+
+
+class HeadersTooLarge(RouterError):
+    status = 431
+    error_type = "invalid_request_error"
+    code = "request_header_fields_too_large"
+    client_should_retry = False
+
+
 class PayloadTooLarge(RouterError):
     status = 413
     error_type = "invalid_request_error"
     code = "request_too_large"
+    client_should_retry = False
+    closes_connection = True  # the rest of the body is never read
 
 
 class RateLimited(RouterError):
@@ -202,3 +238,10 @@ def _default_type(status: int) -> str:
     if status >= 500:
         return "server_error"
     return "invalid_request_error"
+
+
+def listed(names: list[str], limit: int = 6) -> str:
+    """``a, b, c`` — or ``a, b, c and 4 more`` past ``limit``: lists in messages are never cut silently."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit} more"

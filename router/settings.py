@@ -9,6 +9,7 @@ import msgspec
 
 DEFAULT_CATALOG = "catalog.yaml"
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+DEFAULT_TIMEOUT_S = 30.0
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -23,6 +24,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 8080
     workers: int = 1
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # A request's whole body must arrive within this many seconds, its head (and, on a new or idle
+    # connection, its first byte) within ``header_timeout_s``.
+    body_timeout_s: float = DEFAULT_TIMEOUT_S
+    header_timeout_s: float = DEFAULT_TIMEOUT_S
     log_level: str = "info"
     log_format: str = "json"
     # Stored Responses (previous_response_id) kept in memory: how many, and for how long.
@@ -44,6 +49,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "port": _int(env, "ROUTER_PORT", 8080),
             "workers": _int(env, "ROUTER_WORKERS", 1),
             "max_body_bytes": _int(env, "ROUTER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            "body_timeout_s": _seconds(env, "ROUTER_BODY_TIMEOUT_S", DEFAULT_TIMEOUT_S),
+            "header_timeout_s": _seconds(env, "ROUTER_HEADER_TIMEOUT_S", DEFAULT_TIMEOUT_S),
             "log_level": env.get("ROUTER_LOG_LEVEL", "info").lower(),
             "log_format": env.get("ROUTER_LOG_FORMAT", "json").lower(),
             "responses_max": _int(env, "ROUTER_RESPONSES_MAX", 10_000),
@@ -72,6 +79,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "ROUTER_PORT": str(self.port),
                 "ROUTER_WORKERS": str(self.workers),
                 "ROUTER_MAX_BODY_BYTES": str(self.max_body_bytes),
+                "ROUTER_BODY_TIMEOUT_S": f"{self.body_timeout_s:g}",
+                "ROUTER_HEADER_TIMEOUT_S": f"{self.header_timeout_s:g}",
                 "ROUTER_LOG_LEVEL": self.log_level,
                 "ROUTER_LOG_FORMAT": self.log_format,
                 "ROUTER_RESPONSES_MAX": str(self.responses_max),
@@ -103,3 +112,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        raise SettingsError(f"{name}={raw!r} is not a number of seconds between 0 and 3600")
+    return value

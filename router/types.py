@@ -26,14 +26,25 @@ class ImageURL(Struct):
     detail: str | UnsetType = UNSET
 
 
+class InputAudio(Struct):
+    data: str
+    format: str
+
+
+class FilePart(Struct):
+    file_data: str | UnsetType = UNSET
+    file_id: str | UnsetType = UNSET
+    filename: str | UnsetType = UNSET
+
+
 class ContentPart(Struct):
     """One part of a multi-part message; only the fields of its ``type`` are present."""
 
     type: str
     text: str | UnsetType = UNSET
     image_url: ImageURL | UnsetType = UNSET
-    input_audio: dict[str, Any] | UnsetType = UNSET
-    file: dict[str, Any] | UnsetType = UNSET
+    input_audio: InputAudio | UnsetType = UNSET
+    file: FilePart | UnsetType = UNSET
     refusal: str | UnsetType = UNSET
 
 
@@ -73,6 +84,20 @@ class StreamOptions(Struct):
     include_usage: bool | None = None
 
 
+class JsonSchemaFormat(Struct):
+    """``response_format.json_schema``: the schema a structured answer must follow."""
+
+    name: str | None = None
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
+    description: str | None = None
+
+
+class ResponseFormat(Struct):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
 class ChatRequest(Struct):
     """A Chat Completions request as the router understands it.
 
@@ -92,10 +117,20 @@ class ChatRequest(Struct):
     tools: list[Tool] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
-    response_format: dict[str, Any] | None = None
+    response_format: ResponseFormat | None = None
     service_tier: str | None = None
     seed: int | None = None
     user: str | None = None
+    # Read by some translators; typed so that a wrong value is a 400 naming it, on every provider.
+    presence_penalty: Annotated[float, Meta(ge=-2, le=2)] | None = None
+    frequency_penalty: Annotated[float, Meta(ge=-2, le=2)] | None = None
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
+    logit_bias: dict[str, float] | None = None
+    reasoning_effort: str | None = None
+    safety_identifier: str | None = None
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
     # An ordered fallback list, as OpenRouter accepts it: tried after ``model``.
     models: list[str] | None = None
     # Set by the decoder after validation; the odd wire name keeps a client field from landing here.

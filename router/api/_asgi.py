@@ -7,40 +7,94 @@ Errors raised here still reach the app's exception handlers (they run before any
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 from litestar.response.streaming import ASGIStreamingResponse
 from litestar.types import Receive, Scope, Send
 
-from router.errors import MethodNotAllowed, PayloadTooLarge
+from router.errors import (
+    IncompleteBody,
+    InvalidRequest,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    RequestTimeout,
+)
+from router.settings import Settings
 
 JSON_TYPE = b"application/json"
-SSE_TYPE = "text/event-stream; charset=utf-8"
+SSE_TYPE = "text/event-stream"  # Litestar adds the charset
 
 
 def require_method(scope: Scope, method: str) -> None:
     if scope["method"] != method:  # type: ignore[typeddict-item]
-        raise MethodNotAllowed(f"Method not allowed for this URL: use {method}.")
+        raise MethodNotAllowed(
+            f"Method {scope['method']} is not allowed for {scope['path']}: use {method}.",  # type: ignore[typeddict-item]
+            headers={"allow": method},
+        )
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+def require_json(scope: Scope) -> None:
+    """Bodies must be declared JSON: OpenAI's own rule, and what keeps a web page from posting to an
+    open router cross-origin without a preflight (a form or ``text/plain`` needs none)."""
+    declared: bytes | None = None
     for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise _too_large(limit)
+        if name == b"content-type":
+            declared = value
+            break
+    if declared is not None and declared.split(b";", 1)[0].strip().lower() == JSON_TYPE:
+        return
+    if declared is None:
+        said = "you did not send a Content-Type header"
+    else:
+        said = f"you specified the header 'Content-Type: {declared.decode('latin-1')[:100]}'"
+    raise InvalidRequest(
+        f"Unsupported content type. This API method only accepts 'application/json' requests, but {said}. "
+        "Please try again with 'Content-Type: application/json'.",
+        code="unsupported_content_type",
+    )
+
+
+async def read_body(scope: Scope, receive: Receive, settings: Settings) -> bytes:
+    """The whole JSON body: declared as JSON, at most ``max_body_bytes``, arrived within
+    ``body_timeout_s`` (a client that stalls mid-body must not hold the request forever)."""
+    require_json(scope)
+    limit = settings.max_body_bytes
+    declared: int | None = None
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit():
+            declared = int(value)
+            if declared > limit:
+                raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b""
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    try:
+        async with asyncio.timeout(settings.body_timeout_s):
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    raise _incomplete(size, declared)
+                chunk = message.get("body", b"")
+                if chunk:
+                    size += len(chunk)
+                    if size > limit:
+                        raise _too_large(limit)
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    if declared is not None and size < declared:
+                        raise _incomplete(size, declared)
+                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    except TimeoutError:
+        of = f" of the {declared} declared" if declared is not None else ""
+        raise RequestTimeout(
+            f"The request body did not arrive within {settings.body_timeout_s:g}s "
+            f"({size} bytes{of} were received)."
+        ) from None
+
+
+def _incomplete(size: int, declared: int | None) -> IncompleteBody:
+    of = f" of the {declared} bytes it declared" if declared is not None else ""
+    return IncompleteBody(f"The request body was incomplete: the connection ended after {size} bytes{of}.")
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

@@ -54,7 +54,6 @@ def outcome_headers(outcome: Outcome, elapsed_s: float) -> dict[str, str]:
 
 def chat_handlers(services: Services) -> list[ASGIRouteHandler]:
     """The chat route, bound to this app's services (with and without the ``/v1`` prefix)."""
-    limit = services.settings.max_body_bytes
 
     @asgi(["/v1/chat/completions", "/chat/completions"])
     async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
@@ -67,7 +66,7 @@ def chat_handlers(services: Services) -> list[ASGIRouteHandler]:
         grant: Grant = OPEN
         try:
             require_method(scope, "POST")
-            body = await read_body(scope, receive, limit)
+            body = await read_body(scope, receive, services.settings)
             chat = decode_chat(body)
             estimate = estimate_tokens(body)
             grant = await admit(services, key, [chat.model, *(chat.models or ())], estimate)

@@ -137,7 +137,7 @@ def planning_request(request: CompletionRequest) -> ChatRequest:
 
 
 def plan_completion(engine: Engine, request: CompletionRequest) -> Plan:
-    plan = engine.plan(planning_request(request), endpoints=COMPLETION_ENDPOINTS)
+    plan = engine.plan(planning_request(request), endpoints=COMPLETION_ENDPOINTS, output_param="max_tokens")
     blocked = untranslatable(request)
     if blocked is None:
         return plan
@@ -255,7 +255,6 @@ def _carries_output(event: TextCompletion) -> bool:
 
 def completion_handlers(services: Services) -> list[ASGIRouteHandler]:
     """The legacy completions route, bound to this app's services (with and without ``/v1``)."""
-    limit = services.settings.max_body_bytes
 
     @asgi(["/v1/completions", "/completions"])
     async def completions(scope: Scope, receive: Receive, send: Send) -> None:
@@ -268,7 +267,7 @@ def completion_handlers(services: Services) -> list[ASGIRouteHandler]:
         grant: Grant = OPEN
         try:
             require_method(scope, "POST")
-            body = await read_body(scope, receive, limit)
+            body = await read_body(scope, receive, services.settings)
             request = decode_completion(body)
             estimate = estimate_tokens(body)
             grant = await admit(services, key, [request.model, *(request.models or ())], estimate)

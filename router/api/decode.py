@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from router.errors import InvalidRequest
+from router.jsonschema import check_schema
 from router.responses.request import ResponsesRequest, append_item, input_items, to_chat_body
 from router.types import ChatRequest
 
@@ -29,6 +30,8 @@ def decode_object(body: bytes) -> dict[str, Any]:
         data = _decode_any(body)
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"We could not parse the JSON body of your request: {exc}.") from None
+    except UnicodeDecodeError:
+        raise _not_utf8(body) from None
     except RecursionError:
         raise _too_deep() from None
     if not isinstance(data, dict):
@@ -37,6 +40,19 @@ def decode_object(body: bytes) -> dict[str, Any]:
     if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH and _depth(data) > MAX_JSON_DEPTH:
         raise _too_deep()
     return data
+
+
+def _not_utf8(body: bytes) -> InvalidRequest:
+    """The body holds bytes that are not UTF-8 (inside a string: outside one the JSON parser says so)."""
+    try:
+        body.decode("utf-8")
+        where = ""
+    except UnicodeDecodeError as exc:
+        where = f" (byte 0x{body[exc.start]:02x} at offset {exc.start})"
+    return InvalidRequest(
+        f"The request body is not valid UTF-8{where}; JSON bodies must be encoded in UTF-8.",
+        code="invalid_encoding",
+    )
 
 
 def _too_deep() -> InvalidRequest:
@@ -70,14 +86,88 @@ def convert(data: dict[str, Any], kind: type[T]) -> T:
 
 
 def decode_chat(body: bytes) -> ChatRequest:
-    data = _chat_shaped(decode_object(body))
+    data = decode_object(body)
+    _check_messages(data.get("messages"))
+    data = _chat_shaped(data)
     request = convert(data, ChatRequest)
     if request.stream_options is not None and not request.stream:
         raise InvalidRequest(
             "The 'stream_options' parameter is only allowed when 'stream' is enabled.", param="stream_options"
         )
+    check_chat(request)
     request.raw = data
     return request
+
+
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+# Roles whose message must carry ``content`` (an assistant may carry tool calls instead).
+_CONTENT_REQUIRED = frozenset({"system", "developer", "user", "tool"})
+_INSTEAD_OF_CONTENT = ("tool_calls", "function_call", "refusal")
+
+
+def _check_messages(messages: Any) -> None:
+    """What OpenAI requires of each chat message beyond its types: a known role, and the content that
+    role needs. Responses-shaped items among the messages are checked by their own translation."""
+    if not isinstance(messages, list):
+        return  # the typed conversion names the field
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or _responses_shaped(message):
+            continue
+        where = f"messages[{i}]"
+        role = message.get("role")
+        if role is None:
+            raise InvalidRequest(f"Missing required parameter: '{where}.role'.", param=f"{where}.role")
+        if role not in ROLES:
+            supported = ", ".join(f"'{r}'" for r in ROLES)
+            raise InvalidRequest(
+                f"Invalid value for '{where}.role': {_shown(role)}. Supported values are: {supported}.",
+                param=f"{where}.role",
+                code="invalid_value",
+            )
+        if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+            raise InvalidRequest(
+                f"Missing required parameter: '{where}.tool_call_id'.",
+                param=f"{where}.tool_call_id",
+                code="missing_required_parameter",
+            )
+        if message.get("content") is not None:
+            continue
+        if role in _CONTENT_REQUIRED:
+            raise InvalidRequest(
+                f"Missing required parameter: '{where}.content'.",
+                param=f"{where}.content",
+                code="missing_required_parameter",
+            )
+        if role == "assistant" and not any(
+            message.get(k) for k in ("tool_calls", "function_call", "refusal")
+        ):
+            raise InvalidRequest(
+                f"Missing required parameter: '{where}.content': an assistant message needs 'content' "
+                "or 'tool_calls'.",
+                param=f"{where}.content",
+                code="missing_required_parameter",
+            )
+
+
+def check_chat(request: ChatRequest) -> None:
+    """Checks of nested fields that the types alone do not make: the schemas the request carries, and
+    a ``json_schema`` answer format that has its schema."""
+    fmt = request.response_format
+    if fmt is not None and fmt.type == "json_schema":
+        if fmt.json_schema is None:
+            raise InvalidRequest(
+                "Missing required parameter: 'response_format.json_schema'.",
+                param="response_format.json_schema",
+            )
+        if fmt.json_schema.schema is not None:
+            check_schema(fmt.json_schema.schema, "response_format.json_schema.schema")
+    for i, tool in enumerate(request.tools or ()):
+        if tool.function and isinstance(tool.function.parameters, dict):
+            check_schema(tool.function.parameters, f"tools[{i}].function.parameters")
+
+
+def _shown(value: Any) -> str:
+    return f"'{value}'" if isinstance(value, str) else msgspec.json.encode(value).decode()[:40]
 
 
 def _chat_shaped(data: dict[str, Any]) -> dict[str, Any]:
@@ -107,8 +197,8 @@ def _chat_shaped(data: dict[str, Any]) -> dict[str, Any]:
 def _responses_shaped(message: Any) -> bool:
     if not isinstance(message, dict):
         return False
-    if "role" not in message or message.get("type") not in (None, "message"):
-        return True
+    if message.get("type") not in (None, "message"):
+        return True  # function_call, function_call_output, reasoning, ...
     content = message.get("content")
     return isinstance(content, list) and any(
         isinstance(part, dict) and str(part.get("type", "")).startswith(("input_", "output_"))

@@ -21,7 +21,14 @@ from router.api.access import KEY_SCOPE
 from router.api.errors import error_headers, error_json
 from router.api.middleware import REQUEST_ID_KEY, new_request_id
 from router.catalog.schema import CorsSpec
-from router.errors import AuthenticationFailed, InternalError, PermissionDenied, RouterError
+from router.errors import (
+    AuthenticationFailed,
+    HeadersTooLarge,
+    InternalError,
+    InvalidRequest,
+    PermissionDenied,
+    RouterError,
+)
 from router.telemetry.logging import RequestLog
 from router.telemetry.metrics import Metrics
 
@@ -35,13 +42,6 @@ EXPOSED = (
     "x-ratelimit-reset-tokens, x-router-model, x-router-provider, x-router-strategy, x-router-attempts, "
     "x-router-overhead-ms, x-router-cost-usd, x-router-fallback-reason"
 )
-
-
-class HeadersTooLarge(RouterError):
-    status = 431
-    error_type = "invalid_request_error"
-    code = "request_header_fields_too_large"
-    client_should_retry = False
 
 
 def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -113,24 +113,16 @@ class Edge:
                 return
         problem = self._check(scope, headers, state)
         if problem is not None:
-            self.request_log.write(
-                {
-                    "request_id": request_id,
-                    "route": "edge",
-                    "path": scope["path"][:200],
-                    "status": problem.status,
-                    "error": problem.code,
-                }
-            )
+            self._record(request_id, "edge", scope, problem.status, problem.code)
             await _reject(send, problem, extra)
             return
 
-        started = False
+        status = 0
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal started
+            nonlocal status
             if message["type"] == "http.response.start":
-                started = True
+                status = message["status"]
                 message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
@@ -139,26 +131,45 @@ class Edge:
             route = self.hot.get(scope["path"])
             if route is None:
                 await self.app(scope, receive, send_with_headers)
+                if status >= 500:
+                    # The other routes write no request line of their own; a failure must be seen.
+                    self._record(request_id, "other", scope, status, "server_error")
                 return
             # The model routes are called directly: Litestar's routing and middleware cost more
             # per request than the rest of the edge. Their errors are rendered here, the same way.
             try:
                 await route(scope, receive, send_with_headers)
             except RouterError as exc:
-                if started:
+                if status:
                     raise
                 await _reject(send, exc, extra)
             except Exception:
+                # A defect, not a request the route could refuse: it wrote no request line, so the
+                # edge does, and the answer is the envelope (never a trace).
                 _log.exception("unhandled error on %s %s", scope.get("method"), scope["path"])
-                if started:
+                self._record(request_id, _route_name(scope["path"]), scope, 500, "internal_error")
+                if status:
                     raise
                 await _reject(send, InternalError("The router failed to handle this request."), extra)
         finally:
             self.active -= 1
 
+    def _record(self, request_id: str, route: str, scope: Scope, status: int, error: str | None) -> None:
+        self.request_log.write(
+            {
+                "request_id": request_id,
+                "route": route,
+                "path": scope["path"][:200],
+                "status": status,
+                "error": error,
+            }
+        )
+
     def _check(
         self, scope: Scope, headers: list[tuple[bytes, bytes]], state: dict[str, Any]
     ) -> RouterError | None:
+        if scope.get("http_version") == "1.1" and not any(name == b"host" for name, _ in headers):
+            return InvalidRequest("An HTTP/1.1 request must carry a Host header (RFC 9112, section 3.2).")
         if len(headers) > self.max_headers:
             return HeadersTooLarge(
                 f"The request has {len(headers)} headers; at most {self.max_headers} are accepted."
@@ -218,6 +229,19 @@ class Edge:
         ]
         await send({"type": "http.response.start", "status": 204, "headers": headers})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+_ROUTE_NAMES = {
+    "/chat/completions": "chat",
+    "/responses": "responses",
+    "/completions": "completions",
+    "/embeddings": "embeddings",
+}
+
+
+def _route_name(path: str) -> str:
+    """The request-log route of a path (what the model routes call themselves), else ``other``."""
+    return _ROUTE_NAMES.get(path.removeprefix("/v1"), "other")
 
 
 def _loopback(scope: Scope) -> bool:

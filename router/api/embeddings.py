@@ -161,7 +161,6 @@ def _tokens(answer: EmbeddingResponse) -> int:
 
 def embedding_handlers(services: Services) -> list[ASGIRouteHandler]:
     """The embeddings route, bound to this app's services (with and without the ``/v1`` prefix)."""
-    limit = services.settings.max_body_bytes
 
     @asgi(["/v1/embeddings", "/embeddings"])
     async def embeddings(scope: Scope, receive: Receive, send: Send) -> None:
@@ -174,7 +173,7 @@ def embedding_handlers(services: Services) -> list[ASGIRouteHandler]:
         grant: Grant = OPEN
         try:
             require_method(scope, "POST")
-            body = await read_body(scope, receive, limit)
+            body = await read_body(scope, receive, services.settings)
             request = decode_embeddings(body)
             estimate = estimate_tokens(body)
             grant = await admit(services, key, [request.model, *(request.models or ())], estimate)

@@ -49,6 +49,8 @@ def error_headers(exc: RouterError) -> dict[str, str]:
         headers["retry-after-ms"] = str(int(exc.retry_after * 1000))
     if not exc.client_should_retry:
         headers["x-should-retry"] = "false"
+    if exc.closes_connection:
+        headers["connection"] = "close"
     return headers
 
 
@@ -58,13 +60,18 @@ def error_response(exc: RouterError) -> Response[bytes]:
     )
 
 
-def from_http_exception(exc: HTTPException) -> RouterError:
+def from_http_exception(exc: HTTPException, method: str = "") -> RouterError:
     """Litestar's own rejections (unknown route, wrong method, body too large) in our hierarchy."""
     status = exc.status_code
     if status == 404:
         return NotFound("Unknown request URL. GET /v1/models or /help lists what this router serves.")
     if status == 405:
-        return MethodNotAllowed(f"Method not allowed for this URL: {exc.detail}")
+        allow = (exc.headers or {}).get("allow", "")
+        use = f": use {allow.replace(', ', ' or ')}" if allow else ""
+        return MethodNotAllowed(
+            f"Method {method or 'this method'} is not allowed for this URL{use}.",
+            headers={"allow": allow} if allow else None,
+        )
     if status == 413:
         return PayloadTooLarge("The request body is larger than this router accepts (ROUTER_MAX_BODY_BYTES).")
     if status < 500:
@@ -78,8 +85,8 @@ def handle_router_error(_: Request[Any, Any, Any], exc: RouterError) -> Response
     return error_response(exc)
 
 
-def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
-    return error_response(from_http_exception(exc))
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    return error_response(from_http_exception(exc, request.method))
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:

@@ -206,7 +206,7 @@ def service_health_handlers(services: Services) -> list[HTTPRouteHandler]:
     def live() -> Response[bytes]:
         return Response(content=b'{"status":"ok"}', media_type=JSON)
 
-    @post("/admin/reload", sync_to_thread=False, status_code=200)
+    @post("/admin/reload", status_code=200)
     async def reload() -> Response[bytes]:
         """Reload the catalog file; a bad one is refused (400) and the one in force keeps serving."""
         result = await services.reload("admin")

@@ -12,7 +12,6 @@ from router.api.access import key_of
 from router.api.errors import JSON
 from router.api.services import Services
 from router.catalog import STRATEGIES, Catalog
-from router.errors import ModelNotFound
 
 # Models have no creation date in the catalog; a fixed epoch keeps answers stable across restarts.
 CREATED = 1_735_689_600  # 2025-01-01
@@ -96,9 +95,7 @@ def model_handlers(services: Services) -> list[HTTPRouteHandler]:
         for obj in model_objects(services.catalog):
             if obj.id == wanted:
                 return Response(content=_encode(obj), media_type=JSON)
-        near = services.catalog.nearest(wanted)
-        hint = f" Did you mean: {', '.join(near)}?" if near else ""
-        raise ModelNotFound(f"The model `{wanted}` does not exist.{hint}", param="model")
+        raise services.catalog.not_found(wanted)
 
     return [list_models, retrieve_model]
 

@@ -89,7 +89,6 @@ class _Exchange:
 
 
 def responses_handlers(services: Services) -> list[BaseRouteHandler]:
-    limit = services.settings.max_body_bytes
     store = services.responses
 
     @asgi(["/v1/responses", "/responses"])
@@ -103,7 +102,7 @@ def responses_handlers(services: Services) -> list[BaseRouteHandler]:
         grant: Grant = OPEN
         try:
             require_method(scope, "POST")
-            body = await read_body(scope, receive, limit)
+            body = await read_body(scope, receive, services.settings)
             data = decode_object(body)
             request = convert(data, ResponsesRequest)
             request.raw = data
@@ -122,7 +121,7 @@ def responses_handlers(services: Services) -> list[BaseRouteHandler]:
                 items = [*previous.continuation(), *items]
             exchange = _Exchange(request, items, int(clock.wall()))
             engine = services.engine
-            plan = engine.plan(exchange.chat)
+            plan = engine.plan(exchange.chat, output_param="max_output_tokens")
             if request.stream:
                 opened = await engine.run_stream(
                     exchange.chat,
@@ -179,7 +178,7 @@ def responses_handlers(services: Services) -> list[BaseRouteHandler]:
         await send_json(send, _encode(response), headers)
         log.write(fields)
 
-    @get(["/v1/responses/{response_id:str}", "/responses/{response_id:str}"], sync_to_thread=False)
+    @get(["/v1/responses/{response_id:str}", "/responses/{response_id:str}"])
     async def retrieve_response(response_id: str, request: Request[Any, Any, Any]) -> Response[bytes]:
         stored = _owned(await store.get(response_id), key_of(request.scope))
         if stored is None:

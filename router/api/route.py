@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
-from litestar import Request, Response, post
-from litestar.handlers import HTTPRouteHandler
+from litestar import asgi
+from litestar.handlers import ASGIRouteHandler
+from litestar.types import Receive, Scope, Send
 
+from router.api._asgi import read_body, require_method, send_json
 from router.api.decode import decode_chat
-from router.api.errors import JSON
 from router.api.services import Services
 from router.routing.explain import explain
 
 _encode = msgspec.json.Encoder().encode
 
 
-def route_explain_handlers(services: Services) -> list[HTTPRouteHandler]:
-    @post(["/v1/route", "/route"], status_code=200)
-    async def route(request: Request[Any, Any, Any]) -> Response[bytes]:
-        chat = decode_chat(await request.body())
-        return Response(content=_encode(explain(services.engine, chat)), media_type=JSON)
+def route_explain_handlers(services: Services) -> list[ASGIRouteHandler]:
+    @asgi(["/v1/route", "/route"])
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+        require_method(scope, "POST")
+        chat = decode_chat(await read_body(scope, receive, services.settings))
+        await send_json(send, _encode(explain(services.engine, chat)), {})
 
     return [route]

@@ -23,6 +23,7 @@ from router.catalog.schema import (
     Speed,
     Timeouts,
 )
+from router.errors import ModelNotFound
 
 
 class EntryError(Exception):
@@ -116,6 +117,16 @@ class Catalog(msgspec.Struct, frozen=True, kw_only=True):
 
     def provider_of(self, model: Model) -> Provider:
         return self.providers[model.provider]
+
+    def not_found(self, name: str, param: str = "model") -> ModelNotFound:
+        """The 404 for a name that is no model, alias or strategy here, with the nearest valid ones."""
+        near = self.nearest(name)
+        hint = f" Did you mean: {', '.join(near)}?" if near else ""
+        return ModelNotFound(
+            f"The model `{name}` does not exist or is not served by this router.{hint} "
+            "GET /v1/models lists every model, alias and strategy.",
+            param=param,
+        )
 
 
 def build_catalog(spec: CatalogFile, environ: Mapping[str, str]) -> Catalog:

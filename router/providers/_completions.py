@@ -15,7 +15,8 @@ from typing import Any, Protocol, runtime_checkable
 import msgspec
 
 from router.catalog import Model
-from router.errors import RouterError, StreamInterrupted, UpstreamBadResponse
+from router.errors import DECODE_ERRORS, RouterError, StreamInterrupted, UpstreamBadResponse
+from router.providers._errors import note_early_close
 from router.providers._sse import SSEParser
 from router.providers.base import Call
 from router.providers.openai import ROUTER_ONLY_FIELDS
@@ -106,7 +107,7 @@ def build_legacy_body(call: LegacyCall, *, stream: bool) -> bytes:
 def parse_legacy(body: bytes, provider: str) -> TextCompletion:
     try:
         completion = _decode_completion(body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except DECODE_ERRORS as exc:
         raise UpstreamBadResponse(
             f"provider '{provider}' sent an answer that is not a text completion: {exc}"
         ) from None
@@ -119,17 +120,23 @@ def parse_legacy(body: bytes, provider: str) -> TextCompletion:
 
 
 class LegacyStreamReader:
-    """Upstream SSE bytes → ``text_completion`` events, and whether the stream ended complete."""
+    """Upstream SSE bytes → ``text_completion`` events, and whether the stream ended complete: once
+    each of its ``choices`` (``n`` for every prompt) has sent its ``finish_reason``."""
 
-    __slots__ = ("_parser", "done", "error", "finished", "provider")
+    __slots__ = ("_finished", "_parser", "choices", "done", "error", "provider")
 
-    def __init__(self, provider: str) -> None:
+    def __init__(self, provider: str, choices: int = 1) -> None:
         self._parser = SSEParser()
         self.provider = provider
+        self.choices = choices
         self.done = False  # saw [DONE]
-        self.finished = False  # saw a finish_reason
+        self._finished: set[int] = set()
         # Raised after the events read before it are delivered: one read often carries both.
         self.error: RouterError | None = None
+
+    @property
+    def finished(self) -> bool:
+        return len(self._finished) >= self.choices
 
     def feed(self, raw: bytes) -> list[TextCompletion]:
         events: list[TextCompletion] = []
@@ -139,18 +146,19 @@ class LegacyStreamReader:
                 break
             try:
                 completion = _decode_completion(event.data)
-            except (msgspec.ValidationError, msgspec.DecodeError):
+            except DECODE_ERRORS:
                 self.error = self._in_band_error(event.data)
                 break
-            if any(choice.finish_reason is not None for choice in completion.choices):
-                self.finished = True
+            for choice in completion.choices:
+                if choice.finish_reason is not None:
+                    self._finished.add(choice.index)
             events.append(completion)
         return events
 
     def _in_band_error(self, data: bytes) -> RouterError:
         try:
             error = _decode_error(data).error
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except DECODE_ERRORS:
             return UpstreamBadResponse(
                 f"provider '{self.provider}' sent a stream event that is not a completion"
             )
@@ -173,17 +181,26 @@ async def complete_native(adapter: LegacyCompleter, call: LegacyCall) -> TextCom
 
 
 async def stream_native(adapter: LegacyCompleter, call: LegacyCall) -> AsyncGenerator[TextCompletion, None]:
-    reader = LegacyStreamReader(call.provider.name)
+    prompts = call.request.prompt if isinstance(call.request.prompt, list) else [call.request.prompt]
+    # A list of token ids is one prompt; a list of strings or of token lists is one per item.
+    count = len(prompts) if prompts and not isinstance(prompts[0], int) else 1
+    reader = LegacyStreamReader(call.provider.name, count * (call.request.n or 1))
     raw_stream = adapter.stream_legacy(build_legacy_body(call, stream=True), call.request_id)
     try:
-        async for raw in raw_stream:
-            for event in reader.feed(raw):
-                yield event
-            if reader.error is not None:
-                raise reader.error
-            if reader.done:
-                return
+        try:
+            async for raw in raw_stream:
+                for event in reader.feed(raw):
+                    yield event
+                if reader.error is not None or reader.done:
+                    break
+        except StreamInterrupted:
+            if not reader.finished:
+                raise  # the connection broke before the answer was whole
+        if reader.error is not None:
+            raise reader.error
         reader.check_complete()
+        if not reader.done:
+            note_early_close(call.provider.name, call.model.id, call.request_id, "[DONE]")
     finally:
         await raw_stream.aclose()
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from router.errors import InvalidRequest, UpstreamBadResponse
+from router.errors import DECODE_ERRORS, InvalidRequest, UpstreamBadResponse
 from router.providers.base import EmbeddingCall
 from router.types import Embedding, EmbeddingResponse, EmbeddingUsage
 
@@ -96,7 +96,7 @@ def gemini_bodies(call: EmbeddingCall) -> list[tuple[bytes, int]]:
 def parse_openai(body: bytes, provider: str, expected: int) -> EmbeddingResponse:
     try:
         answer = _decode_openai(body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except DECODE_ERRORS as exc:
         raise UpstreamBadResponse(
             f"provider '{provider}' sent an answer that is not an embeddings list: {exc}"
         ) from None
@@ -108,7 +108,7 @@ def parse_openai(body: bytes, provider: str, expected: int) -> EmbeddingResponse
 def parse_gemini(body: bytes, provider: str, expected: int) -> list[list[float]]:
     try:
         batch = _decode_gemini(body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except DECODE_ERRORS as exc:
         raise UpstreamBadResponse(
             f"provider '{provider}' sent an answer that is not a Gemini embeddings batch: {exc}"
         ) from None

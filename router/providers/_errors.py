@@ -1,9 +1,14 @@
-"""Error-mapping pieces every adapter shares: the router's refused key, and keys kept out of messages."""
+"""Error-mapping pieces every adapter shares: the router's refused key, keys kept out of messages, and
+the note an upstream's early close leaves."""
 
 from __future__ import annotations
 
+import logging
+
 from router.catalog import Provider
 from router.errors import UpstreamStatusError
+
+_log = logging.getLogger("router.providers")
 
 
 def scrub(message: str, provider: Provider) -> str:
@@ -24,4 +29,19 @@ def refused_credentials(provider: Provider, message: str) -> UpstreamStatusError
         error_type="upstream_auth_error",
         code="upstream_auth_failed",
         provider=provider.name,
+    )
+
+
+def note_early_close(provider: str, model: str, request_id: str, missing: str) -> None:
+    """An upstream closed its stream after the answer's finish signal but before its terminator
+    (``missing``): the answer is whole, so it is served as complete; operators see this line."""
+    fields = {
+        "event": "upstream_early_close",
+        "provider": provider,
+        "model": model,
+        "request_id": request_id,
+        "missing": missing,
+    }
+    _log.warning(
+        "provider %s closed a finished stream before %s", provider, missing, extra={"fields": fields}
     )

@@ -124,7 +124,12 @@ def map_transport_error(exc: BaseException, provider: str, *, streaming: bool = 
     if isinstance(exc, TimeoutError):  # aiohttp's read timeouts and our total deadline alike
         return UpstreamTimeout(f"{who} did not answer in time")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return UpstreamUnreachable(f"{who} is unreachable: connection failed ({_reason(exc)})")
+        error = UpstreamUnreachable(f"{who} is unreachable: connection failed ({_reason(exc)})")
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            # Nothing listens at the provider's address: the router has retried already, and a
+            # client retrying in a few seconds would only wait for the same refusal.
+            error.client_should_retry = False
+        return error
     if streaming and isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, OSError)):
         return StreamInterrupted(f"{who} broke off the stream: the connection closed mid-answer")
     if isinstance(exc, aiohttp.ClientPayloadError):

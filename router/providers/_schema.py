@@ -29,7 +29,11 @@ SCHEMA_KEYS = frozenset(
 
 def sanitize_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """JSON Schema → the OpenAPI subset Gemini accepts: refs inlined, unknown keywords dropped."""
-    definitions = {**schema.get("definitions", {}), **schema.get("$defs", {})}
+    definitions: dict[str, Any] = {}
+    for key in ("definitions", "$defs"):
+        found = schema.get(key)
+        if isinstance(found, dict):
+            definitions.update(found)
     result: dict[str, Any] = _sanitize(schema, definitions, depth=0)
     return result
 
@@ -39,7 +43,9 @@ def _sanitize(node: Any, definitions: dict[str, Any], depth: int) -> Any:
         return node
     ref = node.get("$ref")
     if isinstance(ref, str):
-        target = definitions.get(ref.rsplit("/", 1)[-1], {})
+        target = definitions.get(ref.rsplit("/", 1)[-1])
+        if not isinstance(target, dict):
+            target = {}
         return _sanitize({**target, **{k: v for k, v in node.items() if k != "$ref"}}, definitions, depth + 1)
     out: dict[str, Any] = {}
     kind = node.get("type")
@@ -57,9 +63,10 @@ def _sanitize(node: Any, definitions: dict[str, Any], depth: int) -> Any:
         options = [o for o in any_of if not (isinstance(o, dict) and o.get("type") == "null")]
         if len(options) < len(any_of):
             out["nullable"] = True
-        if len(options) == 1:
-            out.update(_sanitize(options[0], definitions, depth + 1))
-        else:
+        only = _sanitize(options[0], definitions, depth + 1) if len(options) == 1 else None
+        if isinstance(only, dict):
+            out.update(only)
+        elif len(options) != 1:
             out["anyOf"] = [_sanitize(o, definitions, depth + 1) for o in options]
     for key, value in node.items():
         if key not in SCHEMA_KEYS or key in ("type", "anyOf"):

@@ -51,3 +51,10 @@ def append_turn(turns: list[dict[str, Any]], role: str, items: list[dict[str, An
         turns[-1][key].extend(items)
     else:
         turns.append({"role": role, key: items})
+
+
+def chosen_function(choice: object) -> str | None:
+    """The function a ``tool_choice`` object names (``{"type": "function", "function": {"name"}}``)."""
+    function = choice.get("function") if isinstance(choice, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    return name if isinstance(name, str) and name else None

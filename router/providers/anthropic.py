@@ -20,16 +20,17 @@ import msgspec
 
 from router.catalog import Provider
 from router.errors import (
+    DECODE_ERRORS,
     InvalidRequest,
     RouterError,
     StreamInterrupted,
     UpstreamBadResponse,
     UpstreamStatusError,
 )
-from router.providers._errors import refused_credentials, scrub
+from router.providers._errors import note_early_close, refused_credentials, scrub
 from router.providers._http import UpstreamClient, retry_after_seconds
 from router.providers._sse import SSEParser
-from router.providers._translate import append_turn, data_url, text_of, tool_arguments
+from router.providers._translate import append_turn, chosen_function, data_url, text_of, tool_arguments
 from router.providers.base import UpstreamCall
 from router.types import (
     AssistantMessage,
@@ -135,12 +136,12 @@ def build_body(call: UpstreamCall, *, stream: bool) -> bytes:
     system, messages = _messages(request.messages)
     max_tokens = request.output_limit or call.model.max_output
     body: dict[str, Any] = {"model": call.model.upstream, "max_tokens": max_tokens, "messages": messages}
-    fmt = (request.response_format or {}).get("type")
-    if fmt == "json_object":
+    fmt = request.response_format
+    if fmt is not None and fmt.type == "json_object":
         system = f"{system}\n\n{JSON_OBJECT_INSTRUCTION}" if system else JSON_OBJECT_INSTRUCTION
-    elif fmt == "json_schema":
-        schema = (request.response_format or {}).get("json_schema") or {}
-        body["output_config"] = {"format": {"type": "json_schema", "schema": schema.get("schema", {})}}
+    elif fmt is not None and fmt.type == "json_schema":
+        schema = fmt.json_schema.schema if fmt.json_schema and fmt.json_schema.schema is not None else {}
+        body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
     if system:
         body["system"] = system
     if request.temperature is not None:
@@ -242,7 +243,7 @@ def _part(part: ContentPart, param: str) -> dict[str, Any] | None:
             return {"type": "image", "source": {"type": "url", "url": url}}
         raise InvalidRequest("An image URL must be https:// or a data: URL.", param=param)
     if part.type == "file" and part.file:
-        file_data = part.file.get("file_data")
+        file_data = part.file.file_data
         if isinstance(file_data, str):
             is_url = file_data.startswith("data:")
             mime, payload = data_url(file_data, param) if is_url else ("application/pdf", file_data)
@@ -288,8 +289,8 @@ def _tool_choice(request: ChatRequest) -> dict[str, Any] | None:
         out = {"type": "any"}
     elif choice == "none":
         out = {"type": "none"}
-    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
-        out = {"type": "tool", "name": choice["function"].get("name")}
+    elif chosen_function(choice) is not None:
+        out = {"type": "tool", "name": chosen_function(choice)}
     else:
         raise InvalidRequest("Unsupported tool_choice for Anthropic models.", param="tool_choice")
     if request.parallel_tool_calls is False and request.tools:
@@ -318,7 +319,7 @@ def usage_of(usage: _Usage) -> Usage:
 def parse_message(body: bytes, provider: str, created: int) -> ChatCompletion:
     try:
         message = _decode_message(body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except DECODE_ERRORS as exc:
         raise UpstreamBadResponse(
             f"provider '{provider}' sent an answer that is not a message: {exc}"
         ) from None
@@ -363,7 +364,8 @@ class StreamTranslator:
         self._model = ""
         self._tools: dict[int, int] = {}
         self._input = _Usage()
-        self.stopped = False
+        self.finished = False  # saw message_delta with the stop reason: the answer is whole
+        self.stopped = False  # saw message_stop
         self.error: RouterError | None = None
 
     def feed(self, raw: bytes) -> list[ChatChunk]:
@@ -371,7 +373,7 @@ class StreamTranslator:
         for sse in self._parser.feed(raw):
             try:
                 event = _decode_event(sse.data)
-            except (msgspec.ValidationError, msgspec.DecodeError):
+            except DECODE_ERRORS:
                 self.error = UpstreamBadResponse(
                     f"provider '{self._provider}' sent a stream event that is not JSON"
                 )
@@ -426,16 +428,21 @@ class StreamTranslator:
             self._input = msgspec.structs.replace(self._input, output_tokens=output)
             if event.usage and event.usage.input_tokens:
                 self._input = msgspec.structs.replace(self._input, input_tokens=event.usage.input_tokens)
+            self.finished = True
             return self._chunk(Delta(), FINISH.get(event.delta.stop_reason or "end_turn", "stop"))
         if kind == "message_stop":
             self.stopped = True
-            chunk = self._chunk(None)
-            chunk.usage = usage_of(self._input)
-            return chunk
+            return self.usage_chunk()
         return None  # ping, content_block_stop, and event types added later
 
+    def usage_chunk(self) -> ChatChunk:
+        """The closing chunk with the answer's usage (sent at message_stop)."""
+        chunk = self._chunk(None)
+        chunk.usage = usage_of(self._input)
+        return chunk
+
     def check_complete(self) -> None:
-        if not self.stopped:
+        if not self.finished:
             raise StreamInterrupted(f"provider '{self._provider}' ended the stream before message_stop")
 
 
@@ -445,7 +452,7 @@ class StreamTranslator:
 def map_error(status: int, body: bytes, headers: Mapping[str, str], provider: Provider) -> RouterError:
     try:
         error = _decode_error(body).error
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except DECODE_ERRORS:
         error = None
     kind = error.type if error else "api_error"
     message = scrub(
@@ -511,11 +518,19 @@ class AnthropicAdapter:
                     f"provider '{self.provider.name}' did not answer with an event stream"
                 )
             translator = StreamTranslator(self.provider.name, call.created)
-            async for raw in response.chunks():
-                for chunk in translator.feed(raw):
-                    yield chunk
-                if translator.error is not None:
-                    raise translator.error
-                if translator.stopped:
-                    return
+            try:
+                async for raw in response.chunks():
+                    for chunk in translator.feed(raw):
+                        yield chunk
+                    if translator.error is not None or translator.stopped:
+                        break
+            except StreamInterrupted:
+                if not translator.finished:
+                    raise  # the connection broke before the answer was whole
+            if translator.error is not None:
+                raise translator.error
             translator.check_complete()
+            if not translator.stopped:
+                # The stop reason and the output count came in message_delta: the answer is whole.
+                note_early_close(self.provider.name, call.model.id, call.request_id, "message_stop")
+                yield translator.usage_chunk()

@@ -28,6 +28,7 @@ import msgspec
 
 from router.catalog import Provider
 from router.errors import (
+    DECODE_ERRORS,
     InvalidRequest,
     RouterError,
     StreamInterrupted,
@@ -35,11 +36,11 @@ from router.errors import (
     UpstreamStatusError,
 )
 from router.providers._embeddings import gemini_answer, gemini_bodies, in_parallel, parse_gemini
-from router.providers._errors import refused_credentials, scrub
+from router.providers._errors import note_early_close, refused_credentials, scrub
 from router.providers._http import UpstreamClient
 from router.providers._schema import sanitize_schema
 from router.providers._sse import SSEParser
-from router.providers._translate import append_turn, data_url, text_of, tool_arguments
+from router.providers._translate import append_turn, chosen_function, data_url, text_of, tool_arguments
 from router.providers.base import EmbeddingCall, UpstreamCall
 from router.types import (
     AssistantMessage,
@@ -267,10 +268,10 @@ def _part(part: ContentPart, param: str) -> dict[str, Any] | None:
             param=param,
         )
     if part.type == "input_audio" and part.input_audio:
-        fmt = part.input_audio.get("format", "wav")
-        return {"inlineData": {"mimeType": f"audio/{fmt}", "data": part.input_audio.get("data", "")}}
-    if part.type == "file" and part.file and isinstance(part.file.get("file_data"), str):
-        data = part.file["file_data"]
+        audio = part.input_audio
+        return {"inlineData": {"mimeType": f"audio/{audio.format}", "data": audio.data}}
+    if part.type == "file" and part.file and isinstance(part.file.file_data, str):
+        data = part.file.file_data
         mime, payload = data_url(data, param) if data.startswith("data:") else ("application/pdf", data)
         return {"inlineData": {"mimeType": mime, "data": payload}}
     raise InvalidRequest(f"Content of type '{part.type}' cannot be sent to Gemini models.", param=param)
@@ -297,8 +298,8 @@ def _tool_config(choice: str | dict[str, Any] | None) -> dict[str, Any] | None:
         return {"mode": "NONE"}
     if choice == "required":
         return {"mode": "ANY"}
-    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
-        return {"mode": "ANY", "allowedFunctionNames": [choice["function"].get("name")]}
+    if chosen_function(choice) is not None:
+        return {"mode": "ANY", "allowedFunctionNames": [chosen_function(choice)]}
     raise InvalidRequest("Unsupported tool_choice for Gemini models.", param="tool_choice")
 
 
@@ -318,11 +319,11 @@ def _generation(request: ChatRequest, upstream: str) -> dict[str, Any]:
         config["maxOutputTokens"] = request.output_limit
     if request.stop:
         config["stopSequences"] = [request.stop] if isinstance(request.stop, str) else list(request.stop)
-    fmt = request.response_format or {}
-    if fmt.get("type") in ("json_object", "json_schema"):
+    fmt = request.response_format
+    if fmt is not None and fmt.type in ("json_object", "json_schema"):
         config["responseMimeType"] = "application/json"
-        schema = (fmt.get("json_schema") or {}).get("schema")
-        if isinstance(schema, dict):
+        schema = fmt.json_schema.schema if fmt.json_schema else None
+        if schema is not None:
             config["responseSchema"] = sanitize_schema(schema)
     effort = raw.get("reasoning_effort")
     if isinstance(effort, str) and effort in BUDGETS:
@@ -378,7 +379,7 @@ def _calls(parts: list[_Part], signatures: Signatures) -> list[ToolCall]:
 def parse_response(body: bytes, provider: str, created: int, signatures: Signatures) -> ChatCompletion:
     try:
         response = _decode_response(body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except DECODE_ERRORS as exc:
         raise UpstreamBadResponse(
             f"provider '{provider}' sent an answer that is not a Gemini response: {exc}"
         ) from None
@@ -428,7 +429,10 @@ class StreamTranslator:
         chunks: list[ChatChunk] = []
         for event in self._parser.feed(raw):
             if event.data.lstrip().startswith(b'{"error"'):
-                error = _decode_error(event.data).error
+                try:
+                    error = _decode_error(event.data).error
+                except DECODE_ERRORS:
+                    error = None
                 text = error.message if error else "unknown error"
                 self.error = StreamInterrupted(
                     f"provider '{self._provider}' reported an error mid-stream: {text}"
@@ -436,7 +440,7 @@ class StreamTranslator:
                 break
             try:
                 response = _decode_response(event.data)
-            except (msgspec.ValidationError, msgspec.DecodeError):
+            except DECODE_ERRORS:
                 self.error = UpstreamBadResponse(
                     f"provider '{self._provider}' sent a stream event that is not JSON"
                 )
@@ -500,7 +504,7 @@ def map_error(status: int, body: bytes, provider: Provider) -> RouterError:
         if isinstance(payload, list) and payload:
             payload = payload[0]
         error = msgspec.convert(payload, _ErrorEnvelope).error
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except DECODE_ERRORS:
         error = None
     message = scrub(
         (error.message if error else "") or f"provider '{provider.name}' answered HTTP {status}", provider
@@ -564,11 +568,19 @@ class GeminiAdapter:
             translator = StreamTranslator(
                 self.provider.name, call.created, call.model.upstream, self.signatures
             )
-            async for raw in response.chunks():
-                for chunk in translator.feed(raw):
-                    yield chunk
-                if translator.error is not None:
-                    raise translator.error
+            try:
+                async for raw in response.chunks():
+                    for chunk in translator.feed(raw):
+                        yield chunk
+                    if translator.error is not None:
+                        break
+            except StreamInterrupted:
+                if not translator.finished:
+                    raise  # the connection broke before the answer was whole
+                # Gemini's stream has no terminator: the finish reason was its last word.
+                note_early_close(self.provider.name, call.model.id, call.request_id, "a clean close")
+            if translator.error is not None:
+                raise translator.error
             yield translator.finish()
 
     async def embed(self, call: EmbeddingCall) -> EmbeddingResponse:

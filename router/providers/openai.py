@@ -13,13 +13,14 @@ import msgspec
 
 from router.catalog import Provider
 from router.errors import (
+    DECODE_ERRORS,
     RouterError,
     StreamInterrupted,
     UpstreamBadResponse,
     UpstreamStatusError,
 )
 from router.providers._embeddings import OPENAI_PATH, input_count, openai_body, parse_openai
-from router.providers._errors import refused_credentials, scrub
+from router.providers._errors import note_early_close, refused_credentials, scrub
 from router.providers._http import UpstreamClient, retry_after_seconds
 from router.providers._sse import SSEParser
 from router.providers.base import Call, EmbeddingCall, UpstreamCall
@@ -96,7 +97,7 @@ def build_headers(provider: Provider, request_id: str) -> dict[str, str]:
 def parse_completion(body: bytes, provider: str) -> ChatCompletion:
     try:
         completion = _decode_completion(body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except DECODE_ERRORS as exc:
         raise UpstreamBadResponse(
             f"provider '{provider}' sent an answer that is not a chat completion: {exc}"
         ) from None
@@ -109,18 +110,27 @@ def parse_completion(body: bytes, provider: str) -> ChatCompletion:
 
 
 class StreamReader:
-    """Turns upstream SSE bytes into chunks and decides whether the stream ended complete."""
+    """Turns upstream SSE bytes into chunks and decides whether the stream ended complete.
 
-    __slots__ = ("_parser", "done", "error", "finished", "provider")
+    ``choices`` is how many choices the answer has (the request's ``n``): the answer is finished once
+    each of them has sent its ``finish_reason``, whether or not ``[DONE]`` follows.
+    """
 
-    def __init__(self, provider: str) -> None:
+    __slots__ = ("_finished", "_parser", "choices", "done", "error", "provider")
+
+    def __init__(self, provider: str, choices: int = 1) -> None:
         self._parser = SSEParser()
         self.provider = provider
+        self.choices = choices
         self.done = False  # saw [DONE]
-        self.finished = False  # saw a finish_reason
+        self._finished: set[int] = set()  # choices that sent their finish_reason
         # An error event ends the stream, but only after the chunks read before it are delivered:
         # one network read often carries both.
         self.error: RouterError | None = None
+
+    @property
+    def finished(self) -> bool:
+        return len(self._finished) >= self.choices
 
     def feed(self, raw: bytes) -> list[ChatChunk]:
         chunks: list[ChatChunk] = []
@@ -131,19 +141,19 @@ class StreamReader:
                 break
             try:
                 chunk = _decode_chunk(data)
-            except (msgspec.ValidationError, msgspec.DecodeError):
+            except DECODE_ERRORS:
                 self.error = self._in_band_error(data)
                 break
             for choice in chunk.choices:
                 if choice.finish_reason is not None:
-                    self.finished = True
+                    self._finished.add(choice.index)
             chunks.append(chunk)
         return chunks
 
     def _in_band_error(self, data: bytes) -> RouterError:
         try:
             envelope = _decode_error(data)
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except DECODE_ERRORS:
             return UpstreamBadResponse(f"provider '{self.provider}' sent a stream event that is not a chunk")
         error = envelope.error
         message = error.message if isinstance(error, _ErrorBody) else str(error or "unknown error")
@@ -165,7 +175,7 @@ def map_error(status: int, body: bytes, headers: Mapping[str, str], provider: Pr
     message, error_type, param, code = f"provider '{provider.name}' answered HTTP {status}", None, None, None
     try:
         error = _decode_error(body).error
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except DECODE_ERRORS:
         error = None
     if isinstance(error, _ErrorBody):
         message = error.message or message
@@ -228,15 +238,21 @@ class OpenAIAdapter:
                 raise UpstreamBadResponse(
                     f"provider '{self.provider.name}' answered a stream request with {got}"
                 )
-            reader = StreamReader(self.provider.name)
-            async for raw in response.chunks():
-                for chunk in reader.feed(raw):
-                    yield chunk
-                if reader.error is not None:
-                    raise reader.error
-                if reader.done:
-                    return
+            reader = StreamReader(self.provider.name, call.request.n or 1)
+            try:
+                async for raw in response.chunks():
+                    for chunk in reader.feed(raw):
+                        yield chunk
+                    if reader.error is not None or reader.done:
+                        break
+            except StreamInterrupted:
+                if not reader.finished:
+                    raise  # the connection broke before the answer was whole
+            if reader.error is not None:
+                raise reader.error
             reader.check_complete()
+            if not reader.done:
+                note_early_close(self.provider.name, call.model.id, call.request_id, "[DONE]")
 
     # --- the Responses API: native pass-through, and chat clients of Responses-only models ---------
 
@@ -248,7 +264,7 @@ class OpenAIAdapter:
             raise map_error(answer.status, answer.body, answer.headers, self.provider)
         try:
             response = _decode_event(answer.body)
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except DECODE_ERRORS:
             response = None
         if not isinstance(response, dict) or response.get("object") != "response":
             raise UpstreamBadResponse(
@@ -265,7 +281,7 @@ class OpenAIAdapter:
         async for data in self._events(call.request, call.request_id):
             try:
                 event = _decode_event(data)
-            except (msgspec.ValidationError, msgspec.DecodeError):
+            except DECODE_ERRORS:
                 raise UpstreamBadResponse(
                     f"provider '{self.provider.name}' sent a Responses stream event that is not valid"
                 ) from None
@@ -311,7 +327,7 @@ class OpenAIAdapter:
             raise map_error(answer.status, answer.body, answer.headers, self.provider)
         try:
             response = _decode_response(answer.body)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        except DECODE_ERRORS as exc:
             raise UpstreamBadResponse(
                 f"provider '{self.provider.name}' sent an answer that is not a Response: {exc}"
             ) from None

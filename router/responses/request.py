@@ -14,6 +14,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from router.errors import InvalidRequest
+from router.jsonschema import check_schema
 
 # Hosted tools run inside OpenAI's platform; a router cannot execute them for any provider.
 HOSTED_TOOLS = frozenset(
@@ -109,7 +110,7 @@ def check(request: ResponsesRequest) -> None:
         )
     for i, tool in enumerate(request.tools or ()):
         kind = tool.get("type")
-        if kind in HOSTED_TOOLS:
+        if isinstance(kind, str) and kind in HOSTED_TOOLS:
             raise InvalidRequest(
                 f"The hosted tool '{kind}' runs inside OpenAI's platform and is not supported by this "
                 "router; only function tools are.",
@@ -158,7 +159,7 @@ def to_chat_body(request: ResponsesRequest, items: list[dict[str, Any]]) -> dict
         body["logprobs"] = True
         body["top_logprobs"] = request.top_logprobs
     if request.tools:
-        body["tools"] = [chat_tool(tool) for tool in request.tools]
+        body["tools"] = [chat_tool(tool, i) for i, tool in enumerate(request.tools)]
     if request.tool_choice is not None:
         body["tool_choice"] = chat_tool_choice(request.tool_choice)
     text = request.text or {}
@@ -356,7 +357,9 @@ def _tool_output(item: dict[str, Any], i: int) -> str:
     raise InvalidRequest(f"Missing required parameter: '{where}'.", param=where)
 
 
-def chat_tool(tool: dict[str, Any]) -> dict[str, Any]:
+def chat_tool(tool: dict[str, Any], i: int) -> dict[str, Any]:
+    if tool.get("parameters") is not None:
+        check_schema(tool["parameters"], f"tools[{i}].parameters")
     function: dict[str, Any] = {"name": tool["name"]}
     for key in ("description", "parameters", "strict"):
         if tool.get(key) is not None:
@@ -376,10 +379,16 @@ def chat_tool_choice(choice: str | dict[str, Any]) -> str | dict[str, Any]:
     if kind == "function" and isinstance(choice.get("name"), str):
         return {"type": "function", "function": {"name": choice["name"]}}
     if kind == "allowed_tools":
+        listed = choice.get("tools")
+        if not isinstance(listed, list):
+            raise InvalidRequest(
+                "Invalid value for 'tool_choice.tools': expected an array of tools.",
+                param="tool_choice.tools",
+            )
         tools = [
-            {"type": "function", "function": {"name": t.get("name")}}
-            for t in choice.get("tools") or ()
-            if isinstance(t, dict) and t.get("type") == "function"
+            {"type": "function", "function": {"name": t["name"]}}
+            for t in listed
+            if isinstance(t, dict) and t.get("type") == "function" and isinstance(t.get("name"), str)
         ]
         return {
             "type": "allowed_tools",
@@ -397,10 +406,11 @@ def chat_response_format(fmt: dict[str, Any]) -> dict[str, Any]:
         return {"type": kind}
     if kind == "json_schema":
         schema = {k: fmt[k] for k in ("name", "schema", "strict", "description") if k in fmt}
-        if "name" not in schema or not isinstance(fmt.get("schema"), dict):
+        if not isinstance(fmt.get("name"), str) or not isinstance(fmt.get("schema"), dict):
             raise InvalidRequest(
                 "A 'json_schema' text format needs 'name' and 'schema'.", param="text.format.schema"
             )
+        check_schema(fmt["schema"], "text.format.schema")
         return {"type": "json_schema", "json_schema": schema}
     raise InvalidRequest(
         f"Invalid value for 'text.format.type': {kind!r}; expected text, json_object or json_schema.",

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from router.errors import RouterError, StreamInterrupted, UpstreamBadResponse
+from router.errors import DECODE_ERRORS, RouterError, StreamInterrupted, UpstreamBadResponse
 from router.responses.answer import (
     WireResponse,
     chat_finish,
@@ -290,7 +290,7 @@ class ResponsesToChat:
     def feed(self, data: bytes) -> list[ChatChunk]:
         try:
             event = _decode_event(data)
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except DECODE_ERRORS:
             raise UpstreamBadResponse(
                 f"provider '{self.provider}' sent a Responses stream event that is not valid"
             ) from None

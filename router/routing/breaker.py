@@ -6,6 +6,11 @@ last ``window_s`` seconds reaches ``failure_rate`` with at least ``min_volume`` 
 ``max_cooldown_s``; a new trip while open extends the open period, never shortens it. When it ends the
 breaker is half-open and admits at most ``half_open_probes`` calls at once; a probe's success closes it
 (with a fresh window), a probe's failure opens it again.
+
+The last resort: when none of a request's candidates admits a call (every breaker open, or half-open
+with all its probes in flight), the router calls the one closest to re-closing anyway. That call takes
+no probe slot and counts like a probe: its success closes the breaker, its failure re-opens a
+half-open one and keeps an open one open (without growing its cooldown).
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from router.clock import Clock
 
 State = Literal["closed", "open", "half_open"]
 Transition = Callable[[str, State, State, str], None]
+# How a call was admitted: while closed, as one of the half-open probes, or as a last resort when no
+# candidate's breaker admits calls (open, or half-open with every probe in flight).
+Ticket = Literal["call", "probe", "forced"]
 
 
 class LastError(msgspec.Struct, frozen=True):
@@ -28,6 +36,8 @@ class LastError(msgspec.Struct, frozen=True):
     type: str
     message: str
     at: float  # wall-clock seconds
+    # Whether a client retrying soon could fare better (not when nothing listens at the address).
+    retryable: bool = True
 
 
 class BreakerView(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,33 +95,36 @@ class Breaker:
 
     # --- events ----------------------------------------------------------------------------------
 
-    def acquire(self, *, force: bool = False) -> bool:
-        """Admit one call; in half-open it takes a probe slot. ``force`` admits a call to an open
-        breaker (the router's last resort when every candidate is open), never past the probe bound."""
+    def acquire(self, *, force: bool = False) -> Ticket | None:
+        """Admit one call, or ``None``. In half-open a call takes a probe slot. ``force`` admits a
+        last-resort call whatever the state (the router's rule when no candidate admits calls): it
+        takes no probe slot, and its outcome counts like a probe's."""
         self._refresh()
-        if self.state == "half_open":
-            if self.probes >= self.policy.half_open_probes:
-                return False
+        if self.state == "closed":
+            return "call"
+        if self.state == "half_open" and self.probes < self.policy.half_open_probes:
             self.probes += 1
-            return True
-        return self.state == "closed" or force
+            return "probe"
+        return "forced" if force else None
 
-    def success(self) -> None:
+    def success(self, ticket: Ticket = "call") -> None:
         self._record(True)
         self.consecutive = 0
-        if self.state == "half_open":
+        if ticket == "probe":
             self.probes = max(self.probes - 1, 0)
-            self._close("probe succeeded")
-        elif self.state == "closed":
+        if self.state == "closed":
             self._check_window(None)
+        elif ticket != "call":
+            self._close("probe succeeded" if ticket == "probe" else "a last-resort call succeeded")
 
-    def failure(self, error: LastError, retry_after: float | None = None) -> None:
+    def failure(self, error: LastError, retry_after: float | None = None, ticket: Ticket = "call") -> None:
         self.last_error = error
         self._record(False)
         self.consecutive += 1
-        if self.state == "half_open":
+        if ticket == "probe":
             self.probes = max(self.probes - 1, 0)
-            self._trip(retry_after, "probe failed")
+        if self.state == "half_open":
+            self._trip(retry_after, "probe failed" if ticket == "probe" else "a call failed while half-open")
         elif self.state == "open":
             self._extend(retry_after)
         elif self.consecutive >= self.policy.consecutive_failures:
@@ -125,9 +138,9 @@ class Breaker:
         if volume >= self.policy.min_volume and failures / volume >= self.policy.failure_rate:
             self._trip(retry_after, f"{failures} of {volume} calls failed in {self.policy.window_s:g}s")
 
-    def release(self) -> None:
+    def release(self, ticket: Ticket = "call") -> None:
         """A call ended with an outcome that says nothing about health (a client error)."""
-        if self.state == "half_open":
+        if ticket == "probe":
             self.probes = max(self.probes - 1, 0)
 
     def peer_opened(self, until: float, reason: str) -> None:

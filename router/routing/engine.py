@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import TypeVar
 
 import msgspec
 from tenacity import (
@@ -24,18 +24,18 @@ from router.catalog import Catalog, Model, Target
 from router.clock import Clock
 from router.errors import (
     AdapterUnavailable,
-    InvalidRequest,
-    ModelNotFound,
     NoCandidate,
     ProviderNotConfigured,
     RateLimited,
     RouterError,
     UpstreamTimeout,
+    listed,
 )
 from router.providers import Call, ChatAdapter, UpstreamCall, supports
 from router.routing.breaker import Breaker, BreakerBoard
+from router.routing.planning import Plan, Planner, Routable
 from router.routing.stats import StatsBoard
-from router.routing.strategies import CHAT_ENDPOINTS, needs_of, rank
+from router.routing.strategies import CHAT_ENDPOINTS
 from router.routing.streams import OpenedStream, last_error, until_first_output
 from router.types import ChatChunk, ChatCompletion, ChatRequest, Usage
 
@@ -47,20 +47,7 @@ R = TypeVar("R")
 E = TypeVar("E")
 
 
-class Routable(Protocol):
-    """What the engine reads of any request: the model asked, a fallback list, the raw body."""
-
-    model: str
-    models: list[str] | None
-    raw: dict[str, Any]
-
-
 Q = TypeVar("Q", bound=Routable)
-
-
-class Plan(msgspec.Struct, frozen=True, kw_only=True):
-    candidates: list[Target]
-    strategy: str | None = None
 
 
 class Attempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -116,6 +103,7 @@ class Engine:
         self.breakers = breakers or BreakerBoard(catalog.routing.breaker, clock)
         self.stats = stats or StatsBoard(clock)  # kept across catalog reloads
         self._sleep = sleep
+        self._planner = Planner(catalog, self.unusable_reason, self.stats.speed)
 
     # --- planning --------------------------------------------------------------------------------
 
@@ -127,76 +115,18 @@ class Engine:
             return f"no adapter for provider kind '{provider.kind}'"
         return None
 
-    def plan(self, request: ChatRequest, endpoints: frozenset[str] = CHAT_ENDPOINTS) -> Plan:
-        """The candidates for a chat-shaped request. A model named outright must answer on one of
-        ``endpoints`` (chat or Responses by default; the completions route adds its own API)."""
-        plan = self._plan_for(request, endpoints)
-        if not request.models:
-            return plan
-        candidates = list(plan.candidates)
-        seen = {t.model.id for t in candidates}
-        for i, name in enumerate(request.models):
-            target = self.catalog.lookup(name)
-            if target is None and self.catalog.is_strategy(name):
-                raise InvalidRequest(
-                    f"'models' lists concrete models or aliases to fall back to; '{name}' is a strategy.",
-                    param=f"models[{i}]",
-                )
-            if target is None:
-                error = _model_not_found(self.catalog, name)
-                error.param = f"models[{i}]"
-                raise error
-            _check_endpoints(target.model, endpoints, f"models[{i}]")
-            if target.model.id not in seen:
-                seen.add(target.model.id)
-                candidates.append(target)
-        return Plan(candidates=candidates, strategy=plan.strategy)
+    def plan(
+        self,
+        request: ChatRequest,
+        endpoints: frozenset[str] = CHAT_ENDPOINTS,
+        output_param: str | None = None,
+    ) -> Plan:
+        """See ``Planner.plan``."""
+        return self._planner.plan(request, endpoints, output_param)
 
     def plan_fixed(self, request: Routable, capability: str, purpose: str) -> Plan:
-        """A plan for requests whose answer depends on the exact model (embeddings: vectors of two
-        models are not comparable), so no strategy may choose it: the model asked, then ``models``."""
-        names = [request.model, *(request.models or ())]
-        candidates: list[Target] = []
-        for i, name in enumerate(names):
-            param = "model" if i == 0 else f"models[{i - 1}]"
-            target = self.catalog.lookup(name)
-            if target is None and self.catalog.is_strategy(name):
-                raise InvalidRequest(
-                    f"'{name}' is a routing strategy; {purpose} need a concrete model, "
-                    "because different models' answers are not interchangeable.",
-                    param=param,
-                )
-            if target is None:
-                error = _model_not_found(self.catalog, name)
-                error.param = param
-                raise error
-            if capability not in target.model.capabilities:
-                raise InvalidRequest(
-                    f"The model '{target.model.id}' does not support {purpose}; "
-                    f"GET /v1/models lists the models with the '{capability}' capability.",
-                    param=param,
-                    code="model_not_supported",
-                )
-            if all(t.model.id != target.model.id for t in candidates):
-                candidates.append(target)
-        return Plan(candidates=candidates)
-
-    def _plan_for(self, request: ChatRequest, endpoints: frozenset[str]) -> Plan:
-        name = request.model
-        target = self.catalog.lookup(name)
-        if target is not None:
-            _check_endpoints(target.model, endpoints, "model")
-            fallbacks = [Target(self.catalog.models[f]) for f in target.model.fallbacks]
-            return Plan(candidates=[target, *fallbacks])
-        strategy = name if self.catalog.is_strategy(name) else self.catalog.routing.unknown_model_strategy
-        if strategy is None:
-            raise _model_not_found(self.catalog, name)
-        needs = needs_of(request, self.catalog.routing.expected_output_tokens)
-        ranked = rank(self.catalog, strategy, needs, self.unusable_reason, self.stats.speed)
-        if not ranked.candidates:
-            reasons = "; ".join(f"{e.model}: {e.reason}" for e in ranked.excluded[:6])
-            raise NoCandidate(f"No model can serve strategy '{strategy}' for this request ({reasons}).")
-        return Plan(candidates=ranked.candidates, strategy=strategy)
+        """See ``Planner.plan_fixed``."""
+        return self._planner.plan_fixed(request, capability, purpose)
 
     # --- attempts --------------------------------------------------------------------------------
 
@@ -341,8 +271,12 @@ class Engine:
         if isinstance(last, ModelLimited) and all(a.outcome == "rate_limited" for a in run.attempts):
             raise _with_attempts(last, run.attempts)
         if forced or last is None or isinstance(last, _BreakerOpen):
-            raise _with_attempts(self._all_open(plan.candidates), run.attempts)
-        raise _with_attempts(last, run.attempts)
+            final: RouterError = self._all_open(
+                plan.candidates, None if isinstance(last, _BreakerOpen) else last
+            )
+        else:
+            final = last
+        raise _with_attempts(_with_untried(final, plan, run), run.attempts)
 
     async def _admit(self, model: str, estimate: int, run: _Run) -> None:
         assert self._gate is not None
@@ -381,7 +315,8 @@ class Engine:
 
         async def once() -> tuple[T, Call[Q], float]:
             nonlocal tier
-            if not breaker.acquire(force=forced and not run.tried(model.id)):
+            ticket = breaker.acquire(force=forced and not run.tried(model.id))
+            if ticket is None:
                 run.attempts.append(Attempt(model=model.id, outcome="breaker_open"))
                 raise _BreakerOpen(f"The circuit breaker of '{model.id}' is open.")
             started = self._clock.monotonic()
@@ -390,11 +325,13 @@ class Engine:
                 result = await call_model(adapter, call)
             except RouterError as exc:
                 run.spent += self._clock.monotonic() - started
+                if isinstance(exc, ProviderNotConfigured):
+                    run.missing_keys.add(self.catalog.provider_of(model).api_key_env or "")
                 flex_refused = exc.status == 429 and call_tier(request, tier) == "flex"
                 if exc.counts_against_breaker and not flex_refused:
-                    breaker.failure(last_error(exc, breaker), exc.retry_after)
+                    breaker.failure(last_error(exc, breaker), exc.retry_after, ticket)
                 else:
-                    breaker.release()
+                    breaker.release(ticket)
                 run.attempts.append(
                     Attempt(model=model.id, outcome="flex_capacity" if flex_refused else exc.error_type)
                 )
@@ -403,10 +340,10 @@ class Engine:
                     raise _FlexRefused(exc.message) from None
                 raise
             except BaseException:
-                breaker.release()
+                breaker.release(ticket)
                 raise
             elapsed = self._clock.monotonic() - started
-            breaker.success()
+            breaker.success(ticket)
             run.attempts.append(Attempt(model=model.id, outcome="ok"))
             return result, call, elapsed
 
@@ -464,14 +401,24 @@ class Engine:
                 return await once()
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
-    def _all_open(self, candidates: list[Target]) -> NoCandidate:
-        wait = min(self.breakers.get(t.model.id).reopens_in() for t in candidates)
-        names = ", ".join(t.model.id for t in candidates[:5])
-        return NoCandidate(
-            f"Every model that could serve this request is failing and paused ({names}); "
-            f"the first is retried in {wait:.1f}s.",
+    def _all_open(self, candidates: list[Target], last: RouterError | None) -> NoCandidate:
+        """Every candidate's breaker is open or probing: when the first may be called again, and
+        what the last call to one of them said."""
+        breakers = [self.breakers.get(t.model.id) for t in candidates]
+        wait = min(b.reopens_in() for b in breakers)
+        names = listed([t.model.id for t in candidates])
+        when = f"the first is tried again in {wait:.0f}s" if wait >= 1.0 else "the first is being probed now"
+        error = NoCandidate(
+            f"Every model that could serve this request is failing and paused ({names}); {when}."
+            + (f" The last attempt failed: {last.message}" if last is not None else ""),
             retry_after=max(wait, 1.0),
         )
+        # Failures the client cannot outwait (nothing listening at the provider's address).
+        errors = [b.last_error for b in breakers]
+        hopeless = bool(errors) and all(e is not None and not e.retryable for e in errors)
+        if hopeless or (last is not None and not last.client_should_retry):
+            error.client_should_retry = False
+        return error
 
 
 async def _complete(adapter: ChatAdapter, call: UpstreamCall) -> ChatCompletion:
@@ -507,6 +454,7 @@ class _Run:
     def __init__(self) -> None:
         self.attempts: list[Attempt] = []
         self.spent = 0.0  # seconds spent in failed upstream calls
+        self.missing_keys: set[str] = set()  # key variables of candidates whose provider has none
 
     def tried(self, model: str) -> bool:
         return any(a.model == model for a in self.attempts)
@@ -535,31 +483,21 @@ def call_tier(request: Routable, tier: str | None) -> str | None:
     return tier or (client_tier if isinstance(client_tier, str) else None)
 
 
+def _with_untried(error: RouterError, plan: Plan, run: _Run) -> RouterError:
+    """The final error, saying which models were not tried for want of a provider key, and what to
+    set (unless the error is that very complaint)."""
+    missing = sorted(({*plan.unconfigured} | run.missing_keys) - {""})
+    if missing and not isinstance(error, ProviderNotConfigured):
+        error.message = (
+            f"{error.message.rstrip('.')}. Models whose providers have no key were not tried: "
+            f"set {' or '.join(missing)}."
+        )
+    return error
+
+
 def _with_attempts(exc: RouterError, attempts: list[Attempt]) -> RouterError:
     exc.attempts = tuple(f"{a.model}:{a.outcome}" for a in attempts)
     return exc
-
-
-def _check_endpoints(model: Model, endpoints: frozenset[str], param: str) -> None:
-    if model.endpoints & endpoints:
-        return
-    if "embeddings" in model.endpoints:
-        what = "is an embeddings model: use POST /v1/embeddings"
-    elif "completions" in model.endpoints:
-        what = "answers only the legacy completions API: use POST /v1/completions"
-    else:
-        what = "cannot serve this API"
-    raise InvalidRequest(f"The model '{model.id}' {what}.", param=param, code="model_not_supported")
-
-
-def _model_not_found(catalog: Catalog, name: str) -> ModelNotFound:
-    near = catalog.nearest(name)
-    hint = f" Did you mean: {', '.join(near)}?" if near else ""
-    return ModelNotFound(
-        f"The model `{name}` does not exist or is not served by this router.{hint} "
-        "GET /v1/models lists every model, alias and strategy.",
-        param="model",
-    )
 
 
 __all__ = ["Engine", "OpenedStream", "Outcome", "Plan", "Routable", "Served", "chunk_tokens"]

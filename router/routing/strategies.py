@@ -7,6 +7,7 @@ for the tier a candidate would be sent at.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import msgspec
 
@@ -20,16 +21,28 @@ CHAT_ENDPOINTS = frozenset({"chat", "responses"})
 
 
 class Needs(msgspec.Struct, frozen=True, kw_only=True):
-    """What a request requires of the model that serves it."""
+    """What a request requires of the model that serves it.
+
+    ``prompt_tokens`` is an estimate for ranking; ``prompt_floor`` a count the prompt surely exceeds
+    (for refusing a model the client named); ``output_limit`` is the output limit the client set.
+    """
 
     prompt_tokens: int
     output_tokens: int
     capabilities: frozenset[str]
+    output_limit: int | None = None
+    prompt_floor: int = 0
+
+
+# Why a model was left out of a ranking: the request is too large for it ("size"), it lacks a
+# capability or the API ("capability"), or the router cannot call it now ("unusable").
+ExclusionKind = Literal["size", "capability", "unusable"]
 
 
 class Excluded(msgspec.Struct, frozen=True):
     model: str
     reason: str
+    kind: ExclusionKind = "capability"
 
 
 class Ranked(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,23 +50,34 @@ class Ranked(msgspec.Struct, frozen=True, kw_only=True):
     excluded: list[Excluded]
 
 
-def estimate_prompt_tokens(request: ChatRequest) -> int:
-    """A cheap estimate (four characters a token), good enough to rule out too-small contexts."""
-    chars = 0
+# No tokenizer packs ordinary text tighter than this many characters a token: a prompt of N
+# characters surely holds more than N / this tokens.
+MAX_CHARS_PER_TOKEN = 10
+
+
+def prompt_chars(request: ChatRequest) -> tuple[int, int]:
+    """The prompt's text characters, and the characters counted for images and tools."""
+    text = extra = 0
     for message in request.messages:
         content = message.content
         if isinstance(content, str):
-            chars += len(content)
+            text += len(content)
         elif content:
             for part in content:
                 if isinstance(part.text, str):
-                    chars += len(part.text)
+                    text += len(part.text)
                 elif part.image_url:
-                    chars += 3000  # a typical image costs on the order of 765 tokens
-        chars += 16
+                    extra += 3000  # a typical image costs on the order of 765 tokens
+        extra += 16
     if request.tools:
-        chars += 200 * len(request.tools)
-    return chars // 4 + 1
+        extra += 200 * len(request.tools)
+    return text, extra
+
+
+def estimate_prompt_tokens(request: ChatRequest) -> int:
+    """A cheap estimate (four characters a token), good enough to rank models by context and cost."""
+    text, extra = prompt_chars(request)
+    return (text + extra) // 4 + 1
 
 
 def needs_of(request: ChatRequest, default_output: int) -> Needs:
@@ -63,15 +87,18 @@ def needs_of(request: ChatRequest, default_output: int) -> Needs:
     if request.stream:
         caps.add("streaming")
     fmt = request.response_format
-    if fmt and fmt.get("type") == "json_schema":
+    if fmt is not None and fmt.type == "json_schema":
         caps.add("json_schema")
     for message in request.messages:
         if isinstance(message.content, list) and any(p.type == "image_url" for p in message.content):
             caps.add("vision")
+    text, extra = prompt_chars(request)
     return Needs(
-        prompt_tokens=estimate_prompt_tokens(request),
+        prompt_tokens=(text + extra) // 4 + 1,
         output_tokens=request.output_limit or default_output,
         capabilities=frozenset(caps),
+        output_limit=request.output_limit,
+        prompt_floor=text // MAX_CHARS_PER_TOKEN,
     )
 
 
@@ -102,9 +129,13 @@ def rank(
     excluded: list[Excluded] = []
     pool: list[Model] = []
     for model in catalog.models.values():
-        reason = _unfit(model, needs) or usable(model)
+        unfit = _unfit(model, needs)
+        if unfit is not None:
+            excluded.append(Excluded(model.id, unfit[1], unfit[0]))
+            continue
+        reason = usable(model)
         if reason:
-            excluded.append(Excluded(model.id, reason))
+            excluded.append(Excluded(model.id, reason, "unusable"))
         else:
             pool.append(model)
 
@@ -117,16 +148,26 @@ def rank(
     return Ranked(candidates=[Target(m, tier(m)) for m in ordered], excluded=excluded)
 
 
-def _unfit(model: Model, needs: Needs) -> str | None:
+def _unfit(model: Model, needs: Needs) -> tuple[ExclusionKind, str] | None:
     if not model.endpoints & CHAT_ENDPOINTS:
-        return "an embeddings model cannot chat" if "embeddings" in model.endpoints else "has no chat API"
+        reason = "an embeddings model cannot chat" if "embeddings" in model.endpoints else "has no chat API"
+        return "capability", reason
     missing = needs.capabilities - model.capabilities
     if missing:
-        return f"lacks {', '.join(sorted(missing))}"
-    if needs.prompt_tokens + needs.output_tokens > model.context_window:
+        return "capability", f"lacks {', '.join(sorted(missing))}"
+    size = too_large_for(model, needs, needs.prompt_tokens, needs.output_tokens)
+    return None if size is None else ("size", size)
+
+
+def too_large_for(model: Model, needs: Needs, prompt_tokens: int, output_tokens: int) -> str | None:
+    """Why ``model`` cannot take a prompt of ``prompt_tokens`` and ``output_tokens`` of answer (or
+    the output limit the client set), if it cannot."""
+    if needs.output_limit is not None and needs.output_limit > model.max_output:
+        return f"writes at most {model.max_output} tokens, fewer than the {needs.output_limit} asked for"
+    if prompt_tokens + output_tokens > model.context_window:
         return (
             f"context window {model.context_window} is smaller than the estimated "
-            f"{needs.prompt_tokens} prompt + {needs.output_tokens} output tokens"
+            f"{prompt_tokens} prompt + {output_tokens} output tokens"
         )
     return None
 

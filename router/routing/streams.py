@@ -97,4 +97,10 @@ async def until_first_output(
 
 
 def last_error(exc: RouterError, breaker: Breaker) -> LastError:
-    return LastError(status=exc.status, type=exc.error_type, message=exc.message[:300], at=breaker.wall())
+    return LastError(
+        status=exc.status,
+        type=exc.error_type,
+        message=exc.message[:300],
+        at=breaker.wall(),
+        retryable=exc.client_should_retry,
+    )

@@ -142,7 +142,7 @@ class BreakerSync:
                         _log.warning("ignored a malformed breaker message on %s", self.channel)
         finally:
             with contextlib.suppress(*UNREACHABLE, Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
     async def aclose(self) -> None:
         for task in list(self._tasks):

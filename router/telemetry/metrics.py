@@ -30,7 +30,7 @@ OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 
 DURATION_BOUNDS = (*DURATION_BUCKETS, float("inf"))
 OVERHEAD_BOUNDS = (*OVERHEAD_BUCKETS, float("inf"))
 TOKEN_KINDS = ("input", "output", "cached", "reasoning")
-ROUTES = frozenset({"chat", "responses", "completions", "embeddings", "edge"})
+ROUTES = frozenset({"chat", "responses", "completions", "embeddings", "edge", "other"})
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 # Attempt outcomes with a fixed name; an upstream's own error type is counted as "upstream_error".
 OUTCOMES = frozenset(

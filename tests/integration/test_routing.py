@@ -164,7 +164,7 @@ def test_route_explains_the_plan_without_calling_upstream(routed: Router, mock: 
     assert plan["strategy"] == "cost"
     assert [c["model"] for c in plan["candidates"]][:2] == ["quick", "steady"]
     assert plan["candidates"][0]["expected_cost_usd"] > 0
-    assert {"model": "tiny", "reason": plan["excluded"][0]["reason"]} in plan["excluded"]
+    assert {"model": "tiny", "reason": plan["excluded"][0]["reason"], "kind": "size"} in plan["excluded"]
     assert "context window 2000" in plan["excluded"][0]["reason"]
     assert len(mock.requests()) == before
     bad = routed.http.post(

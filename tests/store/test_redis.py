@@ -146,8 +146,9 @@ async def test_a_trip_and_a_close_reach_the_other_instance_within_a_second(pair:
     # The other instance's probe succeeds: the model is healthy for both.
     breaker = two.get("gpt-5")
     breaker.open_until = 0
-    assert breaker.acquire()
-    breaker.success()
+    ticket = breaker.acquire()
+    assert ticket == "probe"
+    breaker.success(ticket)
     assert two.get("gpt-5").state == "closed"
     await eventually(lambda: one.get("gpt-5").state == "closed")
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router.clock import FakeClock
-from router.routing.breaker import Breaker, BreakerBoard, BreakerPolicy, LastError
+from router.routing.breaker import Breaker, BreakerBoard, BreakerPolicy, LastError, Ticket
 
 POLICY = BreakerPolicy(
     consecutive_failures=3,
@@ -39,10 +39,46 @@ def test_consecutive_failures_open_then_half_open_probe_closes() -> None:
     clock.advance(9.9)
     assert not b.available()
     clock.advance(0.2)
-    assert b.acquire() and b.acquire() and not b.acquire()  # two probes at most
-    b.success()
+    assert b.acquire() == "probe" and b.acquire() == "probe" and b.acquire() is None  # two at most
+    b.success("probe")
     assert b.state == "closed" and b.consecutive == 0
     assert log == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
+
+
+def test_a_last_resort_call_takes_no_probe_slot_and_counts_like_a_probe() -> None:
+    clock, log = FakeClock(), []
+    b = breaker(clock, log)
+    for _ in range(3):
+        b.failure(ERROR)
+    clock.advance(10.1)
+    assert b.acquire() == "probe" and b.acquire() == "probe"  # both probes in flight, stalled
+    assert b.acquire() is None  # an ordinary call is refused ...
+    assert b.acquire(force=True) == "forced"  # ... the last resort is not
+    assert b.probes == 2  # and took no probe slot
+    b.success("forced")
+    assert b.state == "closed"
+    assert log[-1] == ("half_open", "closed")
+    b.success("probe")  # the stalled probes end later: the count never goes negative
+    b.success("probe")
+    assert b.probes == 0 and b.state == "closed"
+
+
+def test_a_failed_last_resort_keeps_an_open_breaker_open_without_growing_its_cooldown() -> None:
+    clock = FakeClock()
+    b = breaker(clock)
+    for _ in range(3):
+        b.failure(ERROR)
+    until, trips = b.open_until, b.trips
+    for _ in range(5):
+        assert b.acquire(force=True) == "forced"
+        b.failure(ERROR, ticket="forced")
+    assert b.state == "open" and b.open_until == until and b.trips == trips
+    clock.advance(10.1)
+    assert b.acquire(force=True) == "probe"  # half-open with a free slot: an ordinary probe
+    assert b.acquire(force=True) == "probe"
+    assert b.acquire(force=True) == "forced"
+    b.failure(ERROR, ticket="forced")  # a failure while half-open re-opens it
+    assert b.state == "open"
 
 
 def test_retry_after_longer_than_cooldown_holds_the_breaker_open() -> None:
@@ -67,11 +103,10 @@ def test_repeated_trips_grow_the_cooldown_up_to_the_cap() -> None:
         start = clock.monotonic()
         lengths.append(b.open_until - start)
         clock.advance(b.open_until - start)
-        assert b.acquire()  # half-open probe
-        b.failure(ERROR)  # fails: re-open with a longer cooldown
+        assert b.acquire() == "probe"
+        b.failure(ERROR, ticket="probe")  # fails: re-open with a longer cooldown
         clock.advance(b.open_until - clock.monotonic())
-        b.acquire()
-        b.success()
+        b.success(b.acquire() or "call")
     assert lengths[0] == 10
 
 
@@ -109,15 +144,18 @@ def test_invariants_under_random_sequences(sequence: list[tuple[str, object]]) -
     clock = FakeClock()
     b = breaker(clock)
     last_open_until = 0.0
+    tickets: list[Ticket] = []  # calls in flight
     for kind, arg in sequence:
         if kind == "acquire":
-            b.acquire(force=bool(arg))
+            ticket = b.acquire(force=bool(arg))
+            if ticket is not None:
+                tickets.append(ticket)
         elif kind == "success":
-            b.success()
+            b.success(tickets.pop() if tickets else "call")
         elif kind == "failure":
-            b.failure(ERROR, retry_after=arg)  # type: ignore[arg-type]
+            b.failure(ERROR, retry_after=arg, ticket=tickets.pop() if tickets else "call")  # type: ignore[arg-type]
         elif kind == "release":
-            b.release()
+            b.release(tickets.pop() if tickets else "call")
         else:
             clock.advance(float(arg))  # type: ignore[arg-type]
         view = b.view()  # what an observer sees now

@@ -28,6 +28,26 @@ def test_client_field_named_like_internal_raw_cannot_replace_it() -> None:
     }
 
 
+def test_invalid_utf8_in_a_string_is_a_400_with_its_offset() -> None:
+    body = b'{"model":"m","messages":[{"role":"user","content":"caf\xe9"}]}'
+    with pytest.raises(InvalidRequest) as info:
+        decode_chat(body)
+    assert info.value.status == 400
+    assert "not valid UTF-8" in info.value.message
+    offset = body.index(b"\xe9")
+    assert f"byte 0xe9 at offset {offset}" in info.value.message
+
+
+def test_assistant_tool_turns_and_empty_content_lists_stay_valid() -> None:
+    request = decode_chat(
+        b'{"model":"m","messages":[{"role":"user","content":"x"},'
+        b'{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function",'
+        b'"function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c","content":"ok"},'
+        b'{"role":"assistant","content":[]}]}'
+    )
+    assert len(request.messages) == 4
+
+
 @pytest.mark.parametrize(
     ("body", "param", "text"),
     [
@@ -50,7 +70,42 @@ def test_client_field_named_like_internal_raw_cannot_replace_it() -> None:
         (
             b'{"model":"m","messages":[{"role":"wizard","content":"x"}]}',
             "messages[0].role",
-            "Invalid enum value 'wizard'",
+            "'wizard'. Supported values are: 'system', 'developer', 'user', 'assistant', 'tool', 'function'",
+        ),
+        # A message without a role is a chat message missing its role, not a Responses item.
+        (b'{"model":"m","messages":[{"content":"hi"}]}', "messages[0].role", "'messages[0].role'"),
+        (b'{"model":"m","messages":[{"role":"user"}]}', "messages[0].content", "'messages[0].content'"),
+        (
+            b'{"model":"m","messages":[{"role":"user","content":"x"},{"role":"assistant"}]}',
+            "messages[1].content",
+            "needs 'content' or 'tool_calls'",
+        ),
+        (
+            b'{"model":"m","messages":[{"role":"tool","content":"x"}]}',
+            "messages[0].tool_call_id",
+            "'messages[0].tool_call_id'",
+        ),
+        (
+            b'{"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema"}}',
+            "response_format.json_schema",
+            "Missing required parameter",
+        ),
+        (
+            b'{"model":"m","messages":[{"role":"user","content":"x"}],'
+            b'"response_format":{"type":"json_schema","json_schema":"s"}}',
+            "response_format.json_schema",
+            "expected an object",
+        ),
+        (
+            b'{"model":"m","messages":[{"role":"user","content":"x"}],'
+            b'"response_format":{"type":"json_schema","json_schema":{"schema":{"$defs":[1]}}}}',
+            "response_format.json_schema.schema.$defs",
+            "'$defs' must be an object mapping names to schemas",
+        ),
+        (
+            b'{"model":"m","messages":[{"role":"user","content":"x"}],"presence_penalty":"high"}',
+            "presence_penalty",
+            "expected a number",
         ),
         (
             b'{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}',

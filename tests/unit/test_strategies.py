@@ -6,7 +6,7 @@ import pytest
 
 from router.catalog import Catalog, Model, parse_catalog
 from router.routing.strategies import Needs, needs_of, rank
-from router.types import ChatRequest, Message
+from router.types import ChatRequest, JsonSchemaFormat, Message, ResponseFormat
 
 CATALOG = """
 providers:
@@ -95,7 +95,7 @@ def test_needs_of_reads_tools_images_and_output_limit() -> None:
         tools=[],
         stream=True,
         max_completion_tokens=64,
-        response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}},
+        response_format=ResponseFormat(type="json_schema", json_schema=JsonSchemaFormat(name="x", schema={})),
     )
     got = needs_of(request, default_output=500)
     assert got.output_tokens == 64
