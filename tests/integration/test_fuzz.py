@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
+import httpx
 import pytest
 
 from router.api.openapi import ENDPOINTS
@@ -33,6 +34,8 @@ CHECKS = (
     "content_type_conformance",
     "response_schema_conformance",
     "response_headers_conformance",
+    "unsupported_method",  # an undocumented method answers 405 with Allow
+    "allow_header_conformance",  # OPTIONS lists exactly the documented methods
 )
 # Operations not fuzzed, and why.
 NOT_FUZZED = {
@@ -41,64 +44,113 @@ NOT_FUZZED = {
 }
 
 
-class Defect(NamedTuple):
-    """A router defect the fuzzer found: the operation, what goes wrong, a minimal request that shows it,
-    and how to recognise the generated requests that hit it."""
+def _answers_4xx(answer: httpx.Response) -> bool:
+    return 400 <= answer.status_code < 500 and answer.json()["error"]["type"] == "invalid_request_error"
 
+
+class Defect(NamedTuple):
+    """A router defect: what goes wrong, a minimal request that shows it, which failures of the fuzz runs
+    it explains (from the generated case, the answer and the failure), and how its fixed answer looks."""
+
+    what: str
     method: str
     path: str
-    what: str
-    body: dict[str, Any]
-    hit: Callable[[Any], bool]  # on the generated body
+    body: bytes
+    explains: Callable[[Any, Any, Any], bool]
+    headers: dict[str, str] = {"content-type": "application/json"}
+    fixed: Callable[[httpx.Response], bool] = _answers_4xx
+
+
+def _server_error_on(path: str, hit: Callable[[dict[str, Any]], bool]) -> Callable[[Any, Any, Any], bool]:
+    """Explains a 5xx of ``path`` whose generated body ``hit`` recognises."""
+
+    def explains(case: Any, response: Any, failure: Any) -> bool:
+        body = case.body
+        return (
+            case.operation.path == path
+            and response.status_code >= 500
+            and isinstance(body, dict)
+            and hit(body)
+        )
+
+    return explains
 
 
 def _items(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-# The 5xx answers these explain are dropped from the fuzz runs, so that the fuzzer goes on past them;
-# test_known_defect_is_fixed expects each to fail, and says when one is fixed: then delete its entry.
+def _field(value: Any, name: str) -> Any:
+    return value.get(name) if isinstance(value, dict) else None
+
+
+def _never(case: Any, response: Any, failure: Any) -> bool:
+    return False  # a request schemathesis does not send; its reproduction is the test
+
+
+# Failures these explain are dropped from the fuzz runs, so that the fuzzer goes on past them;
+# test_known_defect_is_fixed expects each to fail and says when one is fixed: then delete its entry.
 DEFECTS = [
     Defect(
-        "POST",
-        "/v1/chat/completions",
         "a chat request routed to a Gemini model whose response_format.json_schema is not an object "
         "answers 500 (AttributeError in router/providers/gemini.py _generation) instead of 400",
-        {
-            "model": "gemini",
-            "messages": [{"role": "user", "content": "hi"}],
-            "response_format": {"type": "json_schema", "json_schema": [None]},
-        },
-        lambda body: (
-            not isinstance(
-                (body.get("response_format") if isinstance(body.get("response_format"), dict) else {}).get(
-                    "json_schema", {}
-                ),
-                dict,
-            )
+        "POST",
+        "/v1/chat/completions",
+        b'{"model": "gemini", "messages": [{"role": "user", "content": "hi"}], '
+        b'"response_format": {"type": "json_schema", "json_schema": [null]}}',
+        _server_error_on(
+            "/v1/chat/completions",
+            lambda body: not isinstance(_field(body.get("response_format"), "json_schema") or {}, dict),
         ),
     ),
     Defect(
-        "POST",
-        "/v1/responses",
         "a Responses request whose tools[i].type is not a string (an object or an array) answers 500 "
         "(TypeError: unhashable type in router/responses/request.py check) instead of 400",
-        {"model": "gpt-5-mini", "input": "hi", "tools": [{"type": {}, "name": "f"}]},
-        lambda body: any(
-            isinstance(tool, dict) and isinstance(tool.get("type"), (dict, list))
-            for tool in _items(body.get("tools"))
+        "POST",
+        "/v1/responses",
+        b'{"model": "gpt-5-mini", "input": "hi", "tools": [{"type": {}, "name": "f"}]}',
+        _server_error_on(
+            "/v1/responses",
+            lambda body: any(
+                isinstance(_field(tool, "type"), (dict, list)) for tool in _items(body.get("tools"))
+            ),
+        ),
+    ),
+    Defect(
+        "a 405 answer carries no Allow header (RFC 9110; the document requires it)",
+        "PUT",
+        "/v1/models",
+        b"",
+        lambda case, response, failure: getattr(failure, "failure_reason", None) == "missing_allow_header",
+        fixed=lambda answer: answer.status_code == 405 and "allow" in answer.headers,
+    ),
+    Defect(
+        "OPTIONS on /v1/responses/{id} answers 'Allow: GET, OPTIONS', leaving out DELETE",
+        "OPTIONS",
+        "/v1/responses/resp_0",
+        b"",
+        lambda case, response, failure: getattr(failure, "missing_methods", None) == ["DELETE"],
+        fixed=lambda answer: "DELETE" in answer.headers.get("allow", ""),
+    ),
+    Defect(
+        "a body that is not valid UTF-8 answers 500 instead of 400",
+        "POST",
+        "/v1/chat/completions",
+        b'{"model": "gpt-5-mini", "messages": [{"role": "user", "content": "\xff"}]}',
+        _never,
+    ),
+    Defect(
+        "a POST body sent as text/plain is served (200) instead of answering 400 unsupported_content_type",
+        "POST",
+        "/v1/chat/completions",
+        b'{"model": "gpt-5-mini", "messages": [{"role": "user", "content": "hi"}]}',
+        _never,
+        headers={"content-type": "text/plain"},
+        fixed=lambda answer: (
+            answer.status_code == 400 and answer.json()["error"]["code"] == "unsupported_content_type"
         ),
     ),
 ]
-
-
-def _known(method: str, path: str, body: Any) -> Defect | None:
-    if not isinstance(body, dict):
-        return None
-    for defect in DEFECTS:
-        if (defect.method, defect.path) == (method, path) and defect.hit(body):
-            return defect
-    return None
 
 
 def _operations() -> list[Any]:
@@ -136,9 +188,8 @@ def api(router: Router) -> Any:
 
     @schema.hook
     def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
-        """Keep every failure but a 5xx that a known defect explains."""
-        explained = response.status_code >= 500 and _known(case.method, case.path, case.body)
-        return not explained
+        """Keep every failure that no known defect explains."""
+        return not any(defect.explains(case, response, failure) for defect in DEFECTS)
 
     return schema
 
@@ -173,18 +224,13 @@ def test_every_answer_to_generated_requests_is_documented(api: Any, method: str,
 
 @pytest.mark.parametrize(
     "defect",
-    [
-        pytest.param(d, id=f"{d.method} {d.path}", marks=pytest.mark.xfail(reason=d.what, strict=True))
-        for d in DEFECTS
-    ],
+    [pytest.param(d, id=d.what[:60], marks=pytest.mark.xfail(reason=d.what, strict=True)) for d in DEFECTS],
 )
 def test_known_defect_is_fixed(router: Router, defect: Defect) -> None:
-    """Each known defect's minimal request, which should answer a 4xx; expected to fail until the defect
-    is fixed, then it passes, which strict xfail reports: delete the entry from DEFECTS then."""
-    assert _known(defect.method, defect.path, defect.body) is defect
-    answer = router.http.request(defect.method, defect.path, json=defect.body)
-    assert 400 <= answer.status_code < 500, f"{answer.status_code} {answer.text[:200]}"
-    assert answer.json()["error"]["param"]
+    """Each known defect's minimal request, expected to fail until the defect is fixed; then it passes,
+    which strict xfail reports: delete the entry from DEFECTS then."""
+    answer = router.http.request(defect.method, defect.path, content=defect.body, headers=defect.headers)
+    assert defect.fixed(answer), f"{answer.status_code} {dict(answer.headers)} {answer.text[:200]}"
 
 
 def _failures(recorder: Any) -> Iterator[str]:
