@@ -1,10 +1,14 @@
 """The OpenAPI 3.1 document of the router's own HTTP API (``GET /openapi.json``), and the endpoint
-list ``/help`` shows. Request and answer bodies follow OpenAI's API; the schemas here name the
-fields the router reads and leave the rest open, as OpenAI's own clients send more."""
+list ``/help`` shows. Each operation names its request body, its answers by status with their content
+types, and the headers the router sets; the schemas themselves live in ``openapi_requests`` and
+``openapi_answers``."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from router.api.openapi_answers import ANSWER_SCHEMAS
+from router.api.openapi_requests import REQUEST_SCHEMAS, Schema, ref
 
 # (method, path, summary), in the order /help lists them.
 ENDPOINTS: list[tuple[str, str, str]] = [
@@ -13,7 +17,7 @@ ENDPOINTS: list[tuple[str, str, str]] = [
     ("GET", "/v1/responses/{response_id}", "a stored response"),
     ("GET", "/v1/responses/{response_id}/input_items", "a stored response's input items"),
     ("DELETE", "/v1/responses/{response_id}", "delete a stored response"),
-    ("POST", "/v1/completions", "legacy text completions"),
+    ("POST", "/v1/completions", "legacy text completions, JSON or an SSE stream"),
     ("POST", "/v1/embeddings", "embeddings (a concrete model; strategies are refused)"),
     ("GET", "/v1/models", "every model, alias and strategy this key may use"),
     ("GET", "/v1/models/{model_id}", "one model, alias or strategy"),
@@ -30,77 +34,13 @@ ENDPOINTS: list[tuple[str, str, str]] = [
 
 PUBLIC = {"/health/live", "/help", "/openapi.json", "/dashboard"}
 OPS = {"/health", "/model-health", "/metrics", "/admin/reload"}
-STREAMS = {"/v1/chat/completions", "/v1/responses", "/v1/completions"}
+STREAMS = {
+    "/v1/chat/completions": "ChatCompletionChunk",
+    "/v1/responses": "ResponseStreamEvent",
+    "/v1/completions": "TextCompletion",
+}
+MODEL_ROUTES = {"/v1/chat/completions", "/v1/responses", "/v1/completions", "/v1/embeddings"}
 
-_ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["message", "type"],
-            "properties": {
-                "message": {"type": "string"},
-                "type": {"type": "string"},
-                "param": {"type": ["string", "null"]},
-                "code": {"type": ["string", "null"]},
-            },
-        }
-    },
-}
-_MODEL = {
-    "type": "string",
-    "description": "A catalog model id, an alias, or a strategy keyword (fast, speed, fast-flex, "
-    "balanced, balanced-flex, quality, cost).",
-}
-_FALLBACKS = {
-    "type": "array",
-    "items": {"type": "string"},
-    "description": "Concrete models or aliases to fall back to, in order, after the first.",
-}
-_BODIES: dict[str, dict[str, Any]] = {
-    "ChatRequest": {
-        "type": "object",
-        "required": ["model", "messages"],
-        "properties": {
-            "model": _MODEL,
-            "messages": {"type": "array", "items": {"type": "object"}},
-            "stream": {"type": "boolean"},
-            "models": _FALLBACKS,
-        },
-        "additionalProperties": True,
-    },
-    "ResponsesRequest": {
-        "type": "object",
-        "required": ["model"],
-        "properties": {
-            "model": _MODEL,
-            "input": {"type": ["string", "array"]},
-            "previous_response_id": {"type": ["string", "null"]},
-            "stream": {"type": "boolean"},
-            "models": _FALLBACKS,
-        },
-        "additionalProperties": True,
-    },
-    "CompletionRequest": {
-        "type": "object",
-        "required": ["model"],
-        "properties": {"model": _MODEL, "prompt": {}, "stream": {"type": "boolean"}, "models": _FALLBACKS},
-        "additionalProperties": True,
-    },
-    "EmbeddingRequest": {
-        "type": "object",
-        "required": ["model", "input"],
-        "properties": {
-            "model": {"type": "string"},
-            "input": {},
-            "encoding_format": {"enum": ["float", "base64"]},
-            "dimensions": {"type": "integer", "minimum": 1},
-            "models": _FALLBACKS,
-        },
-        "additionalProperties": True,
-    },
-}
 _REQUEST_BODY = {
     "/v1/chat/completions": "ChatRequest",
     "/v1/route": "ChatRequest",
@@ -108,15 +48,93 @@ _REQUEST_BODY = {
     "/v1/completions": "CompletionRequest",
     "/v1/embeddings": "EmbeddingRequest",
 }
+# What a 200 carries, by path: a schema name for JSON, or media types with their schemas.
+_OK_JSON = {
+    "/v1/chat/completions": "ChatCompletion",
+    "/v1/responses": "Response",
+    "/v1/responses/{response_id}": "Response",
+    "/v1/responses/{response_id}/input_items": "ResponseInputItemList",
+    "/v1/completions": "TextCompletion",
+    "/v1/embeddings": "EmbeddingList",
+    "/v1/models": "ModelList",
+    "/v1/models/{model_id}": "Model",
+    "/v1/route": "RouteExplanation",
+    "/health": "Health",
+    "/health/live": "Liveness",
+    "/model-health": "ModelHealth",
+    "/admin/reload": "ReloadResult",
+    "/help": "Help",
+    "/openapi.json": "OpenApiDocument",
+}
+_TEXT: Schema = {"type": "string"}
+
 _ERRORS = {
-    "400": "the request is invalid (the message names the field)",
-    "401": "missing or wrong API key",
-    "403": "this key may not use the model",
-    "404": "unknown model or resource",
-    "413": "the body is too large",
-    "429": "a rate limit is spent (see retry-after and x-ratelimit-*)",
-    "502": "the provider refused the router's own key, or answered badly",
-    "503": "no model can serve the request now (see retry-after)",
+    "400": "The request is invalid; 'param' names the field. Codes include unsupported_content_type "
+    "(a POST body not sent as application/json), context_length_exceeded (the prompt is too large "
+    "for every candidate model), json_too_deep, model_not_supported; a body that is not JSON or not "
+    "UTF-8 answers 400 too.",
+    "401": "Missing or wrong API key (the ops key on the ops routes).",
+    "403": "This key may not use the model; admin routes without an ops key answer only local clients.",
+    "404": "Unknown model (model_not_found) or resource (not_found).",
+    "405": "The path does not answer this method; 'Allow' lists the ones it does.",
+    "413": "The body is larger than the router accepts (ROUTER_MAX_BODY_BYTES).",
+    "429": "A rate limit is spent: the router's own or the provider's (see retry-after and x-ratelimit-*).",
+    "431": "Too many request headers, or headers too large.",
+    "500": "The router failed to handle the request (an envelope, never a bare page).",
+    "502": "The provider refused the router's own key, could not be reached, or answered badly.",
+    "503": "No model can serve the request now (see retry-after).",
+    "504": "No model answered within the routing deadline.",
+}
+_EVERY = ["405", "431", "500"]
+_STATUSES: dict[str, list[str]] = {
+    "/v1/responses/{response_id}": ["401", "404"],
+    "/v1/responses/{response_id}/input_items": ["401", "404"],
+    "/v1/models": ["401"],
+    "/v1/models/{model_id}": ["401", "404"],
+    "/v1/route": ["400", "401", "404", "413", "503"],
+    "/health": ["401"],
+    "/model-health": ["401"],
+    "/metrics": ["401"],
+    "/admin/reload": ["400", "401", "403"],
+}
+_MODEL_STATUSES = ["400", "401", "403", "404", "413", "429", "502", "503", "504"]
+
+_HEADERS: dict[str, Schema] = {
+    "RequestId": {
+        "description": "This request's id, as in the router's log.",
+        "required": True,
+        "schema": _TEXT,
+    },
+    "Allow": {"description": "The methods this path answers.", "required": True, "schema": _TEXT},
+    "RetryAfter": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+    "WwwAuthenticate": {"description": "The scheme to authenticate with.", "required": True, "schema": _TEXT},
+    "RouterModel": {"description": "The catalog model that answered.", "required": True, "schema": _TEXT},
+    "RouterProvider": {"description": "Its provider.", "required": True, "schema": _TEXT},
+    "RouterAttempts": {
+        "description": "How many attempts the answer took.",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"},
+    },
+    "RouterOverhead": {
+        "description": "The router's own time, in milliseconds.",
+        "required": True,
+        "schema": _TEXT,
+    },
+    "RouterStrategy": {"description": "The strategy that ranked the candidates.", "schema": _TEXT},
+    "RouterCost": {"description": "The answer's estimated cost in USD (not on streams).", "schema": _TEXT},
+    "RouterFallbackReason": {"description": "Why earlier candidates were passed over.", "schema": _TEXT},
+}
+_SERVED_HEADERS = {
+    "x-router-model": "RouterModel",
+    "x-router-provider": "RouterProvider",
+    "x-router-attempts": "RouterAttempts",
+    "x-router-overhead-ms": "RouterOverhead",
+    "x-router-strategy": "RouterStrategy",
+    "x-router-cost-usd": "RouterCost",
+    "x-router-fallback-reason": "RouterFallbackReason",
 }
 
 
@@ -126,14 +144,14 @@ def openapi_document(version: str) -> dict[str, Any]:
         operation: dict[str, Any] = {
             "summary": summary,
             "operationId": _operation_id(method, path),
-            "responses": _responses(path),
+            "responses": _responses(method, path),
         }
         if path in PUBLIC:
             operation["security"] = []
         elif path in OPS:
             operation["security"] = [{"opsKey": []}]
         parameters = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
             for name in ("response_id", "model_id")
             if "{" + name + "}" in path
         ]
@@ -143,7 +161,7 @@ def openapi_document(version: str) -> dict[str, Any]:
         if body:
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
+                "content": {"application/json": {"schema": ref(body)}},
             }
         paths.setdefault(path, {})[method.lower()] = operation
     return {
@@ -152,7 +170,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             "title": "router",
             "version": version,
             "description": "An LLM router that speaks the OpenAI API. Every /v1 route also answers "
-            "without the /v1 prefix.",
+            "without the /v1 prefix. POST bodies are JSON objects sent as application/json.",
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}, {"apiKey": []}],
@@ -163,30 +181,82 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
                 "opsKey": {"type": "http", "scheme": "bearer", "description": "ROUTER_OPS_KEY, when set"},
             },
-            "schemas": {"Error": _ERROR, **_BODIES},
+            "headers": _HEADERS,
+            "schemas": {**REQUEST_SCHEMAS, **ANSWER_SCHEMAS},
         },
     }
 
 
-def _responses(path: str) -> dict[str, Any]:
-    ok: dict[str, Any] = {
-        "description": "OK",
-        "content": {"application/json": {"schema": {"type": "object"}}},
-    }
-    if path in STREAMS:
-        ok["content"]["text/event-stream"] = {"schema": {"type": "string"}}
-    if path == "/metrics":
-        ok["content"] = {"text/plain": {"schema": {"type": "string"}}}
-    if path in ("/dashboard", "/help"):
-        ok["content"]["text/html"] = {"schema": {"type": "string"}}
-        if path == "/dashboard":
-            del ok["content"]["application/json"]
-    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    responses: dict[str, Any] = {"200": ok}
-    if path not in PUBLIC:
-        for status, description in _ERRORS.items():
-            responses[status] = {"description": description, **error}
+def _responses(method: str, path: str) -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": _ok(method, path)}
+    if path == "/health":
+        responses["503"] = {
+            "description": "Nothing can be routed (status unhealthy).",
+            "headers": _headers(),
+            "content": {"application/json": {"schema": ref("Health")}},
+        }
+    statuses = _MODEL_STATUSES if path in MODEL_ROUTES else _STATUSES.get(path, [])
+    for status in sorted({*statuses, *_EVERY}):
+        if status not in responses:
+            responses[status] = _error(status)
     return responses
+
+
+def _ok(method: str, path: str) -> dict[str, Any]:
+    content: dict[str, Any] = {}
+    if method == "DELETE":
+        content["application/json"] = {"schema": ref("ResponseDeleted")}
+    elif path in _OK_JSON:
+        content["application/json"] = {"schema": ref(_OK_JSON[path])}
+    if path in STREAMS:
+        content["text/event-stream"] = {"schema": _sse_event(path)}
+    if path == "/metrics":
+        content["text/plain"] = {"schema": {"type": "string", "description": "Prometheus text format 0.0.4."}}
+    if path in ("/dashboard", "/help"):
+        content["text/html"] = {"schema": _TEXT}
+    ok: dict[str, Any] = {"description": "OK", "headers": _headers(), "content": content}
+    if path in MODEL_ROUTES:
+        ok["headers"].update(
+            {name: {"$ref": f"#/components/headers/{h}"} for name, h in _SERVED_HEADERS.items()}
+        )
+    if path in STREAMS:
+        ok["description"] = "The answer as JSON, or with 'stream': true as Server-Sent Events."
+    return ok
+
+
+def _sse_event(path: str) -> Schema:
+    """One Server-Sent Event: its ``data`` is a JSON object (an error envelope when the stream breaks
+    after it started), or ``[DONE]`` at the end of a chat or completions stream."""
+    json_data = {"type": "string", "contentMediaType": "application/json"}
+    if path == "/v1/responses":
+        data = {**json_data, "contentSchema": ref(STREAMS[path])}
+        return {
+            "type": "object",
+            "required": ["event", "data"],
+            "properties": {"event": _TEXT, "data": data},
+        }
+    payload = {"anyOf": [ref(STREAMS[path]), ref("Error")]}
+    data = {"type": "string", "if": {"const": "[DONE]"}, "else": {**json_data, "contentSchema": payload}}
+    return {"type": "object", "required": ["data"], "properties": {"data": data}}
+
+
+def _error(status: str) -> dict[str, Any]:
+    headers = _headers()
+    if status == "405":
+        headers["Allow"] = {"$ref": "#/components/headers/Allow"}
+    elif status == "401":
+        headers["WWW-Authenticate"] = {"$ref": "#/components/headers/WwwAuthenticate"}
+    elif status in ("429", "503"):
+        headers["retry-after"] = {"$ref": "#/components/headers/RetryAfter"}
+    return {
+        "description": _ERRORS[status],
+        "headers": headers,
+        "content": {"application/json": {"schema": ref("Error")}},
+    }
+
+
+def _headers() -> dict[str, Any]:
+    return {"x-request-id": {"$ref": "#/components/headers/RequestId"}}
 
 
 def _operation_id(method: str, path: str) -> str:
