@@ -172,6 +172,8 @@ def port_in_use(host: str, port: int) -> bool:
     router would otherwise share the port with the first and take half its connections."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # Connections of an earlier run waiting out TIME_WAIT do not make the port busy; a listener does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -26,12 +26,21 @@ JSON_TYPE = b"application/json"
 SSE_TYPE = "text/event-stream"  # Litestar adds the charset
 
 
-def require_method(scope: Scope, method: str) -> None:
-    if scope["method"] != method:  # type: ignore[typeddict-item]
-        raise MethodNotAllowed(
-            f"Method {scope['method']} is not allowed for {scope['path']}: use {method}.",  # type: ignore[typeddict-item]
-            headers={"allow": method},
-        )
+async def allow_only(scope: Scope, send: Send, method: str) -> bool:
+    """Whether the request uses ``method``. ``OPTIONS`` is answered here (204 with ``Allow``, as on
+    every other route) and ``False`` returned; any other method is a 405 naming the one to use."""
+    used: str = scope["method"]  # type: ignore[typeddict-item]
+    if used == method:
+        return True
+    allow = f"{method}, OPTIONS"
+    if used == "OPTIONS":
+        headers = [(b"allow", allow.encode()), (b"content-length", b"0")]
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return False
+    raise MethodNotAllowed(
+        f"Method {used} is not allowed for {scope['path']}: use {method}.", headers={"allow": allow}
+    )
 
 
 def require_json(scope: Scope) -> None:

@@ -14,7 +14,7 @@ from litestar.types import Receive, Scope, Send
 
 from router.access import ApiKey, Grant
 from router.access.limits import OPEN
-from router.api._asgi import read_body, require_method, send_json, send_stream
+from router.api._asgi import allow_only, read_body, send_json, send_stream
 from router.api._log import log_fields, usage_tokens
 from router.api.access import admit, estimate_tokens, key_of, settler
 from router.api.decode import decode_chat
@@ -65,7 +65,8 @@ def chat_handlers(services: Services) -> list[ASGIRouteHandler]:
         chat: ChatRequest | None = None
         grant: Grant = OPEN
         try:
-            require_method(scope, "POST")
+            if not await allow_only(scope, send, "POST"):
+                return
             body = await read_body(scope, receive, services.settings)
             chat = decode_chat(body)
             estimate = estimate_tokens(body)

@@ -168,7 +168,10 @@ class Edge:
     def _check(
         self, scope: Scope, headers: list[tuple[bytes, bytes]], state: dict[str, Any]
     ) -> RouterError | None:
-        if scope.get("http_version") == "1.1" and not any(name == b"host" for name, _ in headers):
+        # The server fills in an empty Host when a request has none.
+        if scope.get("http_version") == "1.1" and not any(
+            name == b"host" and value for name, value in headers
+        ):
             return InvalidRequest("An HTTP/1.1 request must carry a Host header (RFC 9112, section 3.2).")
         if len(headers) > self.max_headers:
             return HeadersTooLarge(

@@ -19,7 +19,7 @@ from litestar.types import Receive, Scope, Send
 
 from router.access import ApiKey, Grant
 from router.access.limits import OPEN
-from router.api._asgi import read_body, require_method, send_json
+from router.api._asgi import allow_only, read_body, send_json
 from router.api._log import log_fields
 from router.api.access import admit, estimate_tokens, key_of, settler
 from router.api.chat import outcome_headers
@@ -172,7 +172,8 @@ def embedding_handlers(services: Services) -> list[ASGIRouteHandler]:
         request: EmbeddingRequest | None = None
         grant: Grant = OPEN
         try:
-            require_method(scope, "POST")
+            if not await allow_only(scope, send, "POST"):
+                return
             body = await read_body(scope, receive, services.settings)
             request = decode_embeddings(body)
             estimate = estimate_tokens(body)

@@ -77,9 +77,11 @@ _ERRORS = {
     "403": "This key may not use the model; admin routes without an ops key answer only local clients.",
     "404": "Unknown model (model_not_found) or resource (not_found).",
     "405": "The path does not answer this method; 'Allow' lists the ones it does.",
+    "408": "The body did not arrive within ROUTER_BODY_TIMEOUT_S (the connection is then closed).",
     "413": "The body is larger than the router accepts (ROUTER_MAX_BODY_BYTES).",
     "429": "A rate limit is spent: the router's own or the provider's (see retry-after and x-ratelimit-*).",
-    "431": "Too many request headers, or headers too large.",
+    "431": "Too many request headers, or headers too large. More than 100 headers, or a request line over "
+    "64 KiB, are refused by the HTTP server itself, with an empty body.",
     "500": "The router failed to handle the request (an envelope, never a bare page).",
     "502": "The provider refused the router's own key, could not be reached, or answered badly.",
     "503": "No model can serve the request now (see retry-after).",
@@ -91,13 +93,13 @@ _STATUSES: dict[str, list[str]] = {
     "/v1/responses/{response_id}/input_items": ["401", "404"],
     "/v1/models": ["401"],
     "/v1/models/{model_id}": ["401", "404"],
-    "/v1/route": ["400", "401", "404", "413", "503"],
+    "/v1/route": ["400", "401", "404", "408", "413", "503"],
     "/health": ["401"],
     "/model-health": ["401"],
     "/metrics": ["401"],
     "/admin/reload": ["400", "401", "403"],
 }
-_MODEL_STATUSES = ["400", "401", "403", "404", "413", "429", "502", "503", "504"]
+_MODEL_STATUSES = ["400", "401", "403", "404", "408", "413", "429", "502", "503", "504"]
 
 _HEADERS: dict[str, Schema] = {
     "RequestId": {

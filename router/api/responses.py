@@ -15,14 +15,14 @@ from typing import Any
 
 import anyio
 import msgspec
-from litestar import Request, asgi, delete, get
+from litestar import HttpMethod, Request, asgi, get, route
 from litestar.handlers import BaseRouteHandler
 from litestar.response import Response
 from litestar.types import Receive, Scope, Send
 
 from router.access import ApiKey, Grant
 from router.access.limits import OPEN
-from router.api._asgi import read_body, require_method, send_json, send_stream
+from router.api._asgi import allow_only, read_body, send_json, send_stream
 from router.api._log import log_fields, responses_tokens
 from router.api.access import admit, estimate_tokens, key_of, settler
 from router.api.chat import SSE_HEADERS, outcome_headers
@@ -101,7 +101,8 @@ def responses_handlers(services: Services) -> list[BaseRouteHandler]:
         exchange: _Exchange | None = None
         grant: Grant = OPEN
         try:
-            require_method(scope, "POST")
+            if not await allow_only(scope, send, "POST"):
+                return
             body = await read_body(scope, receive, services.settings)
             data = decode_object(body)
             request = convert(data, ResponsesRequest)
@@ -178,13 +179,6 @@ def responses_handlers(services: Services) -> list[BaseRouteHandler]:
         await send_json(send, _encode(response), headers)
         log.write(fields)
 
-    @get(["/v1/responses/{response_id:str}", "/responses/{response_id:str}"])
-    async def retrieve_response(response_id: str, request: Request[Any, Any, Any]) -> Response[bytes]:
-        stored = _owned(await store.get(response_id), key_of(request.scope))
-        if stored is None:
-            raise _missing(response_id)
-        return _json(stored.response)
-
     @get(["/v1/responses/{response_id:str}/input_items", "/responses/{response_id:str}/input_items"])
     async def list_input_items(response_id: str, request: Request[Any, Any, Any]) -> Response[bytes]:
         stored = _owned(await store.get(response_id), key_of(request.scope))
@@ -195,15 +189,24 @@ def responses_handlers(services: Services) -> list[BaseRouteHandler]:
         last = items[-1]["id"] if items else None
         return _json({"object": "list", "data": items, "first_id": first, "last_id": last, "has_more": False})
 
-    @delete(["/v1/responses/{response_id:str}", "/responses/{response_id:str}"], status_code=200)
-    async def delete_response(response_id: str, request: Request[Any, Any, Any]) -> Response[bytes]:
-        if _owned(await store.get(response_id), key_of(request.scope)) is None:
+    # One handler for both methods: Litestar's OPTIONS answer lists the methods of a path's first
+    # handler only, and would leave DELETE out.
+    @route(
+        ["/v1/responses/{response_id:str}", "/responses/{response_id:str}"],
+        http_method=[HttpMethod.GET, HttpMethod.DELETE],
+        status_code=200,
+    )
+    async def stored_response(response_id: str, request: Request[Any, Any, Any]) -> Response[bytes]:
+        stored = _owned(await store.get(response_id), key_of(request.scope))
+        if stored is None:
             raise _missing(response_id)
+        if request.method == HttpMethod.GET:
+            return _json(stored.response)
         if not await store.delete(response_id):
             raise _missing(response_id)
         return _json({"id": response_id, "object": "response.deleted", "deleted": True})
 
-    handlers: list[BaseRouteHandler] = [create_response, retrieve_response, list_input_items, delete_response]
+    handlers: list[BaseRouteHandler] = [create_response, stored_response, list_input_items]
     return handlers
 
 

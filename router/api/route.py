@@ -7,7 +7,7 @@ from litestar import asgi
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
-from router.api._asgi import read_body, require_method, send_json
+from router.api._asgi import allow_only, read_body, send_json
 from router.api.decode import decode_chat
 from router.api.services import Services
 from router.routing.explain import explain
@@ -18,7 +18,8 @@ _encode = msgspec.json.Encoder().encode
 def route_explain_handlers(services: Services) -> list[ASGIRouteHandler]:
     @asgi(["/v1/route", "/route"])
     async def route(scope: Scope, receive: Receive, send: Send) -> None:
-        require_method(scope, "POST")
+        if not await allow_only(scope, send, "POST"):
+            return
         chat = decode_chat(await read_body(scope, receive, services.settings))
         await send_json(send, _encode(explain(services.engine, chat)), {})
 

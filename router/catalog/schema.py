@@ -203,7 +203,8 @@ class AccessSpec(Spec, frozen=True):
     ops_key_env: EnvName | None = None
     allow_inline_keys: bool = False
     cors: CorsSpec = CorsSpec()
-    max_headers: Annotated[int, Meta(ge=8, le=1000)] = 100
+    # The HTTP server itself refuses requests with more than 100 headers (431, empty body).
+    max_headers: Annotated[int, Meta(ge=8, le=100)] = 64
     max_header_bytes: Annotated[int, Meta(ge=1024, le=1_048_576)] = 32_768
 
 
