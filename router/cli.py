@@ -276,7 +276,8 @@ def demo(settings: Settings) -> int:
             f"-H 'content-type: application/json' -d '{body}'",
             file=sys.stderr,
         )
-        _announce(demo_settings, catalog)
+        # Announced with the demo's environment: every provider has its placeholder key there.
+        _announce(demo_settings, load_catalog(settings.catalog_path, {**os.environ, **env}))
         return _run_granian(demo_settings)
     finally:
         mock_process.terminate()

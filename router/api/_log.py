@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from router.access import ApiKey
+from router.responses.usage import responses_usage
 from router.routing import Outcome
 from router.types import Usage
 
@@ -30,16 +31,10 @@ def usage_tokens(usage: object) -> Tokens | None:
 
 def responses_tokens(usage: object) -> Tokens | None:
     """The tokens of a Responses-shaped usage (``input_tokens``, ``output_tokens`` and details)."""
-    if not isinstance(usage, dict):
+    view = responses_usage(usage)
+    if view is None:
         return None
-    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens") or 0
-    reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens") or 0
-    return (
-        int(usage.get("input_tokens") or 0),
-        int(usage.get("output_tokens") or 0),
-        int(cached),
-        int(reasoning),
-    )
+    return view.input_tokens, view.output_tokens, view.cached, view.reasoning
 
 
 def log_fields(

@@ -35,10 +35,11 @@ from router.responses.answer import from_completion, new_id, shell
 from router.responses.native import passthrough_body
 from router.responses.request import ResponsesRequest, check, input_items, to_chat_body
 from router.responses.stream import ChatToResponses, Event, carries_output, failed_event, output_tokens
+from router.responses.usage import responses_usage
 from router.routing import OpenedStream, Outcome
 from router.routing.cost import cost_usd
 from router.store import StoredResponse
-from router.types import ChatRequest, Usage
+from router.types import ChatRequest
 
 _encode = msgspec.json.Encoder().encode
 _errors = logging.getLogger("router.api")
@@ -168,12 +169,12 @@ def responses_handlers(services: Services) -> list[BaseRouteHandler]:
         elapsed = clock.monotonic() - started
         headers = outcome_headers(outcome, elapsed)
         headers.update(grant.headers)
-        usage = response.get("usage")
-        fields = _fields(request_id, exchange.chat, outcome, 200, elapsed, usage)
+        usage = responses_usage(response.get("usage"))
+        fields = _fields(request_id, exchange.chat, outcome, 200, elapsed, response.get("usage"))
         fields["key"] = key.name if key else None
-        if isinstance(usage, dict):
-            settler(services, grant, outcome.model.id)(int(usage.get("total_tokens") or 0))
-            cost = cost_usd(outcome.model, _chat_usage(usage), _tier(response, outcome))
+        if usage is not None:
+            settler(services, grant, outcome.model.id)(usage.total_tokens)
+            cost = cost_usd(outcome.model, usage.as_chat(), _tier(response, outcome))
             headers["x-router-cost-usd"] = f"{cost:.8f}"
             fields["cost_usd"] = round(cost, 8)
         await send_json(send, _encode(response), headers)
@@ -291,12 +292,13 @@ async def _sse(
         message = InternalError("The router failed while streaming this answer.").message
         yield frame(failed_event(_partial(response, exchange, items), message))
     finally:
-        usage = final.get("usage") if final else None
-        fields = _fields(request_id, exchange.chat, opened.outcome, status, elapsed(), usage)
+        reported = final.get("usage") if final else None
+        usage = responses_usage(reported)
+        fields = _fields(request_id, exchange.chat, opened.outcome, status, elapsed(), reported)
         fields["key"] = key.name if key else None
-        settle(int(usage.get("total_tokens") or 0) if isinstance(usage, dict) else None)
-        if isinstance(usage, dict) and final is not None:
-            cost = cost_usd(opened.outcome.model, _chat_usage(usage), _tier(final, opened.outcome))
+        settle(usage.total_tokens if usage is not None else None)
+        if usage is not None and final is not None:
+            cost = cost_usd(opened.outcome.model, usage.as_chat(), _tier(final, opened.outcome))
             fields["cost_usd"] = round(cost, 8)
         services.request_log.write(fields)
         with anyio.CancelScope(shield=True):
@@ -325,18 +327,8 @@ def _failure_code(exc: RouterError) -> str:
 
 
 def _tokens(response: dict[str, Any]) -> int:
-    usage = response.get("usage")
-    return int(usage.get("output_tokens") or 0) if isinstance(usage, dict) else 0
-
-
-def _chat_usage(usage: dict[str, Any]) -> Usage:
-    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens") or 0
-    return Usage(
-        prompt_tokens=int(usage.get("input_tokens") or 0),
-        completion_tokens=int(usage.get("output_tokens") or 0),
-        total_tokens=int(usage.get("total_tokens") or 0),
-        prompt_tokens_details={"cached_tokens": int(cached)},
-    )
+    usage = responses_usage(response.get("usage"))
+    return usage.output_tokens if usage else 0
 
 
 def _tier(response: dict[str, Any], outcome: Outcome) -> str | None:

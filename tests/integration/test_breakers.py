@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +107,43 @@ def test_model_health_lists_every_model_with_configuration(tight: Router) -> Non
     )
     assert models["claude"]["configured"] is True
     assert models["claude"]["breaker"]["state"] == "closed"
+
+
+def test_a_request_while_the_half_open_probe_is_stalled_is_tried_not_refused(
+    tight: Router, mock: Mock
+) -> None:
+    """The last resort is the same in every state: with its single probe stalled upstream, a
+    half-open model is still tried for a request that has no other candidate, as an open one is."""
+    mock.fault("llama3.2", {"kind": "status", "status": 503}, times=4)
+    while health(tight, "local-llama")["breaker"]["state"] != "open":
+        with pytest.raises(openai.InternalServerError):
+            client(tight).chat.completions.create(model="local-llama", messages=USER)
+    mock.reset()
+    time.sleep(1.2)
+    assert health(tight, "local-llama")["breaker"]["state"] == "half_open"
+    mock.fault("llama3.2", {"kind": "timeout", "delay": 1.5}, times=1)  # the probe stalls 1.5 s
+    with ThreadPoolExecutor(1) as pool:
+        probe = pool.submit(client(tight).chat.completions.create, model="local-llama", messages=USER)
+        time.sleep(0.4)
+        assert not probe.done()
+        before = len(mock.requests())
+        started = time.monotonic()
+        raw = client(tight).chat.completions.with_raw_response.create(model="local-llama", messages=USER)
+        took = time.monotonic() - started
+        assert raw.parse().choices[0].message.content
+        assert took < 1.0  # answered by the upstream, not held behind the probe
+        assert len(mock.requests()) == before + 1
+        assert probe.result(timeout=10).choices[0].message.content
+    assert health(tight, "local-llama")["breaker"]["state"] == "closed"
+
+
+def test_no_answer_promises_a_retry_in_zero_seconds(tight: Router, mock: Mock) -> None:
+    mock.fault("llama3.2", {"kind": "status", "status": 503}, times=-1)
+    messages = []
+    for _ in range(6):
+        with pytest.raises(openai.InternalServerError) as info:
+            client(tight).chat.completions.create(model="local-llama", messages=USER)
+        messages.append(info.value.message)
+        time.sleep(0.3)
+    assert any("paused" in m for m in messages)
+    assert not any("0.0s" in m or " 0s" in m for m in messages), messages

@@ -79,7 +79,7 @@ def test_stream_wire_format_ends_with_done_and_validates(router: Router, mock: M
     body = {"model": "gpt-5-mini", "messages": USER, "stream": True}
     with router.http.stream("POST", "/v1/chat/completions", json=body) as answer:
         assert answer.status_code == 200
-        assert answer.headers["content-type"].startswith("text/event-stream")
+        assert answer.headers["content-type"] == "text/event-stream; charset=utf-8"  # one charset
         assert answer.headers["x-router-model"] == "gpt-5-mini"
         text = answer.read().decode()
     events = _sse_events(text)
@@ -91,6 +91,10 @@ def test_stream_wire_format_ends_with_done_and_validates(router: Router, mock: M
     assert sum(1 for c in chunks if c["choices"][0]["finish_reason"]) == 1
     for chunk in chunks:
         validate(chunk, "CreateChatCompletionStreamResponse")
+
+
+def test_the_router_starts_without_framework_warnings(router: Router) -> None:
+    assert "Warning" not in router.logs()
 
 
 def test_routes_answer_without_v1_prefix(router: Router, client: OpenAI) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -60,6 +61,65 @@ def test_chat_to_a_keyless_provider_is_503_naming_the_variable(
     assert info.value.code == "provider_not_configured"  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("model", ["fast", "cost", "quality"])
+def test_a_router_without_keys_says_what_it_tried_and_which_keys_to_set(
+    keyless_router: str, model: str
+) -> None:
+    """Without keys the strategies reach only the keyless local Ollama entry, where nothing listens.
+    The answer says so and names the keys to set, every time (before and after its breaker opens),
+    and tells SDKs not to retry: nothing will listen there a few seconds later either."""
+    for _ in range(8):
+        started = time.monotonic()
+        answer = httpx.post(
+            keyless_router + "/v1/chat/completions",
+            json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+            timeout=10,
+        )
+        assert time.monotonic() - started < 2.0
+        assert answer.status_code in (502, 503)
+        message = answer.json()["error"]["message"]
+        assert "ollama" in message, message
+        assert all(variable in message for variable in KEY_VARS), message
+        assert answer.headers["x-should-retry"] == "false"
+
+
+def test_a_busy_port_is_one_line_naming_it_and_how_to_pick_another(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for command in ("serve", "demo"):
+            result = subprocess.run(
+                [sys.executable, "-m", "router", command, "--port", str(port)],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                env=_clean_env(),
+                timeout=30,
+            )
+            assert result.returncode == 3
+            lines = [line for line in result.stderr.splitlines() if line.strip()]
+            assert len(lines) == 1, result.stderr
+            assert f"port {port}" in lines[0] and "--port" in lines[0] and "Traceback" not in lines[0]
+            if command == "demo":
+                assert "PORT=" in lines[0] and "make demo" in lines[0]
+
+
+def test_explain_into_a_closed_pipe_exits_quietly() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "router", "explain", "--model", "fast"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=_clean_env(),
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # as `| head` does once it has read enough
+    errors = process.stderr.read()
+    assert process.wait(timeout=30) == 0
+    assert errors == b""
+
+
 @pytest.fixture(scope="module")
 def demo(artifacts: Path) -> Iterator[str]:
     port = free_port()
@@ -71,6 +131,12 @@ def demo(artifacts: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         process.stop()
+
+
+def test_demo_banner_does_not_claim_providers_lack_keys(demo: str, artifacts: Path) -> None:
+    banner = (artifacts / "demo.log").read_text()
+    assert "demo providers simulated" in banner
+    assert "without keys" not in banner
 
 
 def test_demo_serves_chat_and_streams_through_the_sdk(demo: str) -> None:

@@ -194,3 +194,75 @@ def test_stream_cost_uses_the_tier_reported_in_the_stream(routed: Router, mock: 
             break
         time.sleep(0.1)
     assert streamed[-1]["cost_usd"] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.fixture(scope="module")
+def roomy(mock_process: Mock, artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
+    """The routing catalog behind a router that takes bodies of up to 32 MiB."""
+    path = tmp_path_factory.mktemp("roomy") / "catalog.yaml"
+    path.write_text(CATALOG)
+    env = {"ROUTER_MAX_BODY_BYTES": str(32 * 1024 * 1024)}
+    router = start_router(mock_process, artifacts, path, "router-roomy", env=env)
+    try:
+        yield router
+    finally:
+        router.process.stop()
+
+
+HUGE = "word " * 400_000  # 2 MB: some 100,000 tokens or more, whatever the tokenizer
+
+
+@pytest.mark.parametrize("model", ["cost", "fast", "quick", "tiny"])
+def test_a_prompt_too_large_for_every_candidate_is_a_400_not_retried(
+    roomy: Router, mock: Mock, model: str
+) -> None:
+    before = len(mock.requests())
+    answer = roomy.http.post(
+        "/v1/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": HUGE}], "models": ["steady"]},
+    )
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["code"] == "context_length_exceeded" and error["param"] == "messages"
+    assert "100000 tokens" in error["message"]  # the largest context among the candidates
+    assert answer.headers["x-should-retry"] == "false"
+    assert len(mock.requests()) == before  # no upstream was called
+    # The official SDK raises BadRequestError at once: the 2 MB body is not sent again.
+    client = OpenAI(base_url=roomy.url + "/v1", api_key="k", timeout=20)  # default retries
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": HUGE}])
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/v1/chat/completions", {"model": "cost", "max_tokens": 100_000}, "max_tokens"),
+        (
+            "/v1/chat/completions",
+            {"model": "quick", "max_completion_tokens": 10**30},
+            "max_completion_tokens",
+        ),
+        ("/v1/chat/completions", {"model": "tiny", "max_tokens": 501, "models": ["quick"]}, None),
+        ("/v1/responses", {"model": "balanced", "max_output_tokens": 100_000}, "max_output_tokens"),
+        ("/v1/completions", {"model": "steady", "max_tokens": 10_000}, "max_tokens"),
+    ],
+)
+def test_an_output_limit_over_every_candidates_max_output_is_a_400(
+    routed: Router, path: str, body: dict[str, Any], param: str | None
+) -> None:
+    content: dict[str, Any] = (
+        {"prompt": "hi"}
+        if path.endswith("/completions") and "chat" not in path
+        else {"input": "hi"}
+        if path.endswith("responses")
+        else {"messages": [{"role": "user", "content": "hi"}]}
+    )
+    answer = routed.http.post(path, json={**content, **body})
+    if param is None:  # tiny cannot write 501 tokens, quick (in 'models') can: quick serves
+        assert answer.status_code == 200 and answer.headers["x-router-model"] == "quick"
+        return
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["param"] == param and error["code"] == "invalid_value"
+    assert "at most 4000 tokens" in error["message"]
+    assert answer.headers["x-should-retry"] == "false"
