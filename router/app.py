@@ -89,7 +89,7 @@ def create_app(
         metrics.record_request(fields)
         traffic.record(fields)
 
-    breakers = BreakerBoard(catalog.routing.breaker, clock, on_transition=on_transition)
+    breakers = BreakerBoard(catalog.routing.breaker, clock, on_transition=on_transition, shared=sync)
     if sync is not None:
         sync.attach(breakers)
     keys = build_keyring(catalog, settings.environ)

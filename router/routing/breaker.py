@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -29,6 +29,16 @@ Transition = Callable[[str, State, State, str], None]
 # How a call was admitted: while closed, as one of the half-open probes, or as a last resort when no
 # candidate's breaker admits calls (open, or half-open with every probe in flight).
 Ticket = Literal["call", "probe", "forced"]
+
+
+class SharedFailures(Protocol):
+    """Failures counted across every worker and instance (in Redis), so that the consecutive-failure
+    threshold means the same at any scale. Reporting a failure costs a round trip (a failure already
+    did); a success costs nothing unless this instance had reported failures since its last one."""
+
+    def failed(self, model: str, threshold: int, window_s: float, retry_after: float | None) -> None: ...
+
+    def recovered(self, model: str) -> None: ...
 
 
 class LastError(msgspec.Struct, frozen=True):
@@ -56,11 +66,20 @@ class BreakerView(msgspec.Struct, frozen=True, kw_only=True):
 class Breaker:
     """One model's breaker. Every method takes the current time from the clock it was given."""
 
-    def __init__(self, model: str, policy: BreakerPolicy, clock: Clock, on_transition: Transition) -> None:
+    def __init__(
+        self,
+        model: str,
+        policy: BreakerPolicy,
+        clock: Clock,
+        on_transition: Transition,
+        shared: SharedFailures | None = None,
+    ) -> None:
         self.model = model
         self.policy = policy
         self._clock = clock
         self._notify = on_transition
+        self._shared = shared
+        self._reported = False  # failures reported to the shared count since the last success
         self.state: State = "closed"
         self.consecutive = 0
         # One-second buckets of [second, failures, outcomes]: memory stays bounded at any request rate,
@@ -110,6 +129,9 @@ class Breaker:
     def success(self, ticket: Ticket = "call") -> None:
         self._record(True)
         self.consecutive = 0
+        if self._reported and self._shared is not None:
+            self._reported = False
+            self._shared.recovered(self.model)
         if ticket == "probe":
             self.probes = max(self.probes - 1, 0)
         if self.state == "closed":
@@ -131,6 +153,15 @@ class Breaker:
             self._trip(retry_after, f"{self.consecutive} consecutive failures")
         else:
             self._check_window(retry_after)
+            if self.state == "closed" and self._shared is not None:
+                self._reported = True
+                policy = self.policy
+                self._shared.failed(self.model, policy.consecutive_failures, policy.window_s, retry_after)
+
+    def shared_trip(self, failures: int, retry_after: float | None) -> None:
+        """The instances together saw ``failures`` consecutive failures: open, as if this one had."""
+        if self.state == "closed":
+            self._trip(retry_after, f"{failures} consecutive failures across instances")
 
     def _check_window(self, retry_after: float | None) -> None:
         # Checked after every outcome: a success can complete the minimum volume of a failing window.
@@ -212,6 +243,7 @@ class Breaker:
         return min(p.cooldown_s * p.backoff ** max(self.streak - 1, 0), p.max_cooldown_s)
 
     def _trip(self, retry_after: float | None, reason: str) -> None:
+        self._reported = False
         self.trips += 1
         self.streak += 1
         self.probes = 0
@@ -224,6 +256,7 @@ class Breaker:
             self.open_until = max(self.open_until, self._clock.monotonic() + retry_after)
 
     def _close(self, reason: str) -> None:
+        self._reported = False
         self.streak = 0
         self.consecutive = 0
         self.window.clear()  # a closed breaker starts from a clean window, so old failures cannot re-trip it
@@ -240,16 +273,24 @@ class Breaker:
 class BreakerBoard:
     """The breakers of every model, created on first use, sharing one policy and clock."""
 
-    def __init__(self, policy: BreakerPolicy, clock: Clock, on_transition: Transition | None = None) -> None:
+    def __init__(
+        self,
+        policy: BreakerPolicy,
+        clock: Clock,
+        on_transition: Transition | None = None,
+        shared: SharedFailures | None = None,
+    ) -> None:
         self.policy = policy
         self._clock = clock
         self._notify: Transition = on_transition or (lambda *_: None)
+        self._shared = shared
         self._breakers: dict[str, Breaker] = {}
 
     def get(self, model: str) -> Breaker:
         breaker = self._breakers.get(model)
         if breaker is None:
-            breaker = self._breakers[model] = Breaker(model, self.policy, self._clock, self._notify)
+            breaker = Breaker(model, self.policy, self._clock, self._notify, self._shared)
+            self._breakers[model] = breaker
         return breaker
 
     def available(self, model: str) -> bool:
@@ -278,6 +319,9 @@ class BreakerBoard:
         breaker = self._breakers.get(model)
         if breaker is not None:
             breaker.peer_closed(f"peer: {reason}")
+
+    def shared_trip(self, model: str, failures: int, retry_after: float | None) -> None:
+        self.get(model).shared_trip(failures, retry_after)
 
     def open_until_wall(self, model: str) -> float | None:
         """When this model's open breaker lets a probe through, in wall-clock seconds."""

@@ -1,10 +1,12 @@
 """Breaker trips and closes shared through Redis, so every instance stops calling a failing model
 within milliseconds of the first one noticing, and resumes when one of them sees it healthy.
 
-Each instance keeps deciding on its own counts (nothing is read from Redis on the request path).
-An open or close is published on a channel and recorded in a hash; instances apply what they hear
-from the others, and on every (re)connection share their open breakers and read the hash, so a
-trip made while Redis was away reaches the rest when it returns.
+Nothing is read from Redis on the request path. Each failure is also counted in Redis (one round trip,
+off the request path: a failure already cost one), so that ``consecutive_failures`` failures across all
+instances trip the breaker as they would in one; a success resets the count only when its instance had
+counted failures since its last success. An open or close is published on a channel and recorded in a
+hash; instances apply what they hear from the others, and on every (re)connection share their open
+breakers and read the hash, so a trip made while Redis was away reaches the rest when it returns.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Literal, Protocol
+from collections.abc import Coroutine
+from typing import Any, Literal, Protocol
 
 import msgspec
 import redis.asyncio as aioredis
@@ -30,6 +33,8 @@ class BreakerPeer(Protocol):
 
     def peer_closed(self, model: str, reason: str) -> None: ...
 
+    def shared_trip(self, model: str, failures: int, retry_after: float | None) -> None: ...
+
     def open_until_wall(self, model: str) -> float | None: ...
 
     def open_models(self) -> list[tuple[str, float]]: ...
@@ -46,6 +51,15 @@ class BreakerNews(msgspec.Struct, frozen=True):
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(BreakerNews).decode
 
+# KEYS[1]: a model's shared failure count. ARGV: the threshold, the window in ms. The count lives as
+# long as failures keep coming within the window; reaching the threshold hands it to a trip.
+COUNT_FAILURE = """
+local n = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if n >= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) end
+return n
+"""
+
 
 class BreakerSync:
     def __init__(self, link: RedisLink, instance: str, clock: Clock) -> None:
@@ -57,11 +71,53 @@ class BreakerSync:
         self._tasks: set[asyncio.Task[None]] = set()
         self.channel = link.prefix + "breakers"
         self.hash = link.prefix + "breakers:open"
+        self.failures = link.prefix + "breakers:failures:"
+        self._count_failure = link.client.register_script(COUNT_FAILURE)
         link.on_up(self.resync)
         link.subscribe_with(self.listen)
 
     def attach(self, peer: BreakerPeer) -> None:
         self._peer = peer
+
+    # --- failures counted across instances (router.routing.breaker.SharedFailures) -----------------
+
+    def failed(self, model: str, threshold: int, window_s: float, retry_after: float | None) -> None:
+        if self._link.up and self._peer is not None:
+            self._spawn(self._failed(model, threshold, window_s, retry_after))
+
+    async def _failed(self, model: str, threshold: int, window_s: float, retry_after: float | None) -> None:
+        try:
+            count = int(
+                await self._count_failure(
+                    keys=[self.failures + model], args=[threshold, int(window_s * 1000)]
+                )
+            )
+        except UNREACHABLE as exc:
+            self._link.lost(exc)
+            return
+        if count >= threshold and self._peer is not None:
+            self._peer.shared_trip(model, count, retry_after)
+
+    def recovered(self, model: str) -> None:
+        if self._link.up:
+            self._spawn(self._recovered(model))
+
+    async def _recovered(self, model: str) -> None:
+        try:
+            await self._link.client.delete(self.failures + model)
+        except UNREACHABLE as exc:
+            self._link.lost(exc)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(work)
+        except RuntimeError:  # no running loop (a synchronous caller): nothing to share it with
+            work.close()
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- opens and closes ------------------------------------------------------------------------
 
     def transition(self, model: str, old: str, new: str, reason: str) -> None:
         """The breaker board's transition callback: share this instance's own opens and closes."""
@@ -72,12 +128,7 @@ class BreakerSync:
             news = BreakerNews(self.instance, model, "open", until, reason)
         else:
             news = BreakerNews(self.instance, model, "closed", reason=reason)
-        try:
-            task = asyncio.get_running_loop().create_task(self._publish(news))
-        except RuntimeError:  # no running loop (a synchronous caller): resync shares it later
-            return
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._publish(news))  # without a running loop, resync shares it later
 
     async def _publish(self, news: BreakerNews) -> None:
         if not self._link.up:
@@ -88,6 +139,7 @@ class BreakerSync:
                     pipe.hset(self.hash, news.model, _encode(news))
                 else:
                     pipe.hdel(self.hash, news.model)
+                pipe.delete(self.failures + news.model)  # a new streak starts from zero
                 pipe.publish(self.channel, _encode(news))
                 await pipe.execute()
         except UNREACHABLE as exc:

@@ -49,6 +49,7 @@ class RedisLink:
         self._on_up: list[Callable[[], Awaitable[None]]] = []
         self._subscriber: Subscriber | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
         self._wake = asyncio.Event()
 
     def on_up(self, callback: Callable[[], Awaitable[None]]) -> None:
@@ -71,6 +72,10 @@ class RedisLink:
         self._task = asyncio.get_running_loop().create_task(self._watch())
 
     async def aclose(self) -> None:
+        # The subscriber loops while the link is up, and redis-py can swallow a cancellation that
+        # lands inside a read with a timeout: marking the link closed is what surely ends it.
+        self._closed = True
+        self.up = False
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -114,7 +119,7 @@ class RedisLink:
         return True
 
     async def _watch(self) -> None:
-        while True:
+        while not self._closed:
             if not self.up and not await self._probe():
                 await asyncio.sleep(PROBE_INTERVAL_S)
                 continue

@@ -120,12 +120,13 @@ async def test_stored_responses_expire_with_the_ttl(shared_redis: RedisServer) -
         await short.aclose()
 
 
-def boards(pair: list[StateBackend]) -> list[BreakerBoard]:
+def boards(pair: list[StateBackend], policy: BreakerSpec | None = None) -> list[BreakerBoard]:
     made = []
     for b in pair:
         sync = b.sync
         assert sync is not None
-        board = BreakerBoard(BreakerSpec(consecutive_failures=1, cooldown_s=30), CLOCK, sync.transition)
+        policy = policy or BreakerSpec(consecutive_failures=1, cooldown_s=30)
+        board = BreakerBoard(policy, CLOCK, sync.transition, shared=sync)
         sync.attach(board)
         made.append(board)
     return made
@@ -235,3 +236,57 @@ async def test_a_redis_down_at_start_serves_locally_and_says_so() -> None:
         assert await down.responses.get("resp_down") is not None
     finally:
         await down.aclose()
+
+
+async def test_failures_on_two_instances_add_up_to_one_threshold(pair: list[StateBackend]) -> None:
+    """Four workers seeing one failure each trip a breaker whose threshold is four, as one worker
+    seeing four would: the configured count means the same at any scale."""
+    one, two = boards(pair, BreakerSpec(consecutive_failures=4, min_volume=100, cooldown_s=30))
+    await eventually(lambda: all(b.link is not None and b.link.up for b in pair))
+    await asyncio.sleep(0.2)  # both subscribed
+    for board in (one, two, one):
+        board.get("gpt-5").failure(FAILURE)
+        await asyncio.sleep(0.05)
+    assert one.get("gpt-5").state == two.get("gpt-5").state == "closed"
+    two.get("gpt-5").failure(FAILURE)  # the fourth, across both
+    await eventually(lambda: two.get("gpt-5").state == "open")
+    await eventually(lambda: one.get("gpt-5").state == "open")
+    assert two.get("gpt-5").trips == 1
+
+
+async def test_a_success_after_counted_failures_starts_the_count_again(pair: list[StateBackend]) -> None:
+    one, two = boards(pair, BreakerSpec(consecutive_failures=3, min_volume=100, cooldown_s=30))
+    await eventually(lambda: all(b.link is not None and b.link.up for b in pair))
+    await asyncio.sleep(0.2)
+    one.get("claude").failure(FAILURE)
+    two.get("claude").failure(FAILURE)
+    await asyncio.sleep(0.1)
+    one.get("claude").success()  # it had counted a failure: the shared count goes back to zero
+    await asyncio.sleep(0.1)
+    two.get("claude").failure(FAILURE)
+    one.get("claude").failure(FAILURE)
+    await asyncio.sleep(0.3)
+    assert one.get("claude").state == two.get("claude").state == "closed"
+    two.get("claude").failure(FAILURE)  # now three in a row across both
+    await eventually(lambda: one.get("claude").state == "open")
+
+
+async def test_successes_alone_never_reach_redis(pair: list[StateBackend]) -> None:
+    (one, _) = boards(pair, BreakerSpec(consecutive_failures=3))
+    await eventually(lambda: all(b.link is not None and b.link.up for b in pair))
+    sync = pair[0].sync
+    assert sync is not None
+    for _ in range(100):
+        one.get("gpt-5").success()
+    assert not sync._tasks  # nothing was sent
+
+
+async def test_a_backend_closed_right_after_it_connects_shuts_down_at_once(shared_redis: RedisServer) -> None:
+    for delay in (0.0, 0.01, 0.05):
+        state = backend(shared_redis, "brief", "brief:")
+        boards([state])
+        await state.start()
+        await asyncio.sleep(delay)
+        started = time.monotonic()
+        await asyncio.wait_for(state.aclose(), timeout=5)
+        assert time.monotonic() - started < 2.0
