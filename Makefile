@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+RUNTIME := $(VENV)/.runtime-stamp
 PORT ?= 8080
+MOCK_PORT ?= 9090
 
 .DEFAULT_GOAL := help
 .PHONY: help install run demo mock check-catalog test test-all lint format typecheck check bench clean
@@ -11,24 +13,32 @@ PORT ?= 8080
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check
+
+# Two installs: the runtime alone for run/demo/mock (small, quick), the test and dev tools on top.
+$(RUNTIME): pyproject.toml
+	@echo "make: installing the router into .venv/ (runtime only; about 15 s the first time)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PIP) -e .
+	@touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME) pyproject.toml
+	@echo "make: installing the test and development tools into .venv/ (about a minute the first time)"
+	@$(PIP) -e '.[dev]'
+	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv/ and install the router with its test and dev tools
 
-run: $(STAMP) ## run the router on 127.0.0.1:8080 (PORT=...) with catalog.yaml; keys come from the environment
+run: $(RUNTIME) ## run the router on 127.0.0.1:8080 (PORT=...) with catalog.yaml; keys come from the environment
 	$(BIN)/python -m router serve --port $(PORT)
 
-demo: $(STAMP) ## run simulated providers and the router in front of them on :8080: no keys needed
+demo: $(RUNTIME) ## run simulated providers and the router on 127.0.0.1:8080 (PORT=...): no keys needed; Ctrl-C stops
 	$(BIN)/python -m router demo --port $(PORT)
 
-mock: $(STAMP) ## run the simulated providers alone on port 9090
-	$(BIN)/python -m router mock --port 9090
+mock: $(RUNTIME) ## run the simulated providers alone on port 9090 (MOCK_PORT=...)
+	$(BIN)/python -m router mock --port $(MOCK_PORT)
 
-check-catalog: $(STAMP) ## validate catalog.yaml and summarise it
+check-catalog: $(RUNTIME) ## validate catalog.yaml and summarise it
 	$(BIN)/python -m router check
 
 test: $(STAMP) ## run the test suite (what CI runs)
