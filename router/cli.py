@@ -269,7 +269,10 @@ def demo(settings: Settings) -> int:
             log_format=settings.log_format,
         )
         os.environ.update(env)
-        print(f"router: demo providers simulated on http://127.0.0.1:{mock_port}", file=sys.stderr)
+        print(
+            f"router: demo providers simulated on http://127.0.0.1:{mock_port} (Ctrl-C stops the demo)",
+            file=sys.stderr,
+        )
         body = '{"model":"gpt-mini","messages":[{"role":"user","content":"hi"}]}'
         print(
             f"router: try  curl http://{settings.host}:{settings.port}/v1/chat/completions "
