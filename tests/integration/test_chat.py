@@ -213,6 +213,17 @@ def test_unknown_model_is_not_found_with_suggestions(client: OpenAI) -> None:
     assert "gpt-5-mini" in info.value.message
 
 
+def test_an_unknown_model_gets_the_same_hint_on_the_models_route(client: OpenAI) -> None:
+    for call in (
+        lambda: client.models.retrieve("nope"),
+        lambda: client.chat.completions.create(model="nope", messages=USER),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(openai.NotFoundError) as info:
+            call()
+        assert info.value.code == "model_not_found"
+        assert "GET /v1/models lists every model, alias and strategy" in info.value.message
+
+
 def test_wrong_types_name_the_field(client: OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="gpt-5-mini", messages=[{"role": "user", "content": 5}])  # type: ignore[list-item, misc]
