@@ -15,7 +15,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from router.mock import MockServer
+from router.mock import Fault, MockServer
 
 ANTHROPIC_HEADERS = {"anthropic-version": "2023-06-01", "x-api-key": "x"}
 GEMINI = "/gemini/v1beta/models/gemini-2.5-flash"
@@ -228,7 +228,7 @@ async def test_reset_aborts_the_connection_with_rst_and_no_response(
     fault(mock, wire, {"kind": "reset"})
     with pytest.raises(ConnectionResetError):
         await _raw_exchange(mock, wire, stream=stream)
-    assert [r.fault for r in mock.state.requests()] == ["reset"]
+    assert [r.fault and r.fault.kind for r in mock.state.requests()] == ["reset"]
     # Consumed: the next request is answered.
     assert (await _raw_exchange(mock, wire, stream=stream)).startswith(b"HTTP/1.1 200")
 
@@ -463,7 +463,7 @@ async def test_log_notes_when_the_client_goes_away(
     left = await read_then_leave() if spec["kind"] != "timeout" else await _leave_before_headers(http, wire)
     logged = await _eventually(lambda: mock.state.requests()[-1].disconnected_monotonic)
     assert logged is not None and 0 <= logged - left < 0.5
-    assert mock.state.requests()[-1].fault == spec["kind"]
+    assert mock.state.requests()[-1].fault == Fault(**spec)
 
 
 async def _leave_before_headers(http: httpx.AsyncClient, wire: Wire) -> float:

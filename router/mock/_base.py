@@ -54,7 +54,7 @@ async def act_out(
     kind goes into the request log."""
     if fault is None:
         return None
-    note_fault(request, fault.kind)
+    note_fault(request, fault)
     if fault.kind == "status":
         return status_error(fault)
     if fault.kind == "drop":

@@ -10,10 +10,13 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from router.mock.faults import Fault
 
 HISTORY: Final = 200
 
@@ -21,9 +24,10 @@ HISTORY: Final = 200
 class RecordedRequest(msgspec.Struct, frozen=True):
     """A request a fake provider received; ``body`` is the parsed JSON (or the text when not JSON).
 
-    ``fault`` is the kind of the scripted fault it met (``None``: none); ``disconnected_monotonic`` is
+    ``fault`` is the scripted fault it met (``None``: none); ``disconnected_monotonic`` is
     when the mock saw its client close the connection before the answer was complete (``None``: it
-    did not). Both clocks are ``time.monotonic()``, comparable with other processes on the machine."""
+    did not). Both clocks are ``time.monotonic()``, comparable with other processes on the machine.
+    ``peer`` is the client's ``host:port`` (which, on one machine, tells the client process apart)."""
 
     provider: str
     method: str
@@ -32,8 +36,9 @@ class RecordedRequest(msgspec.Struct, frozen=True):
     headers: dict[str, str]
     body: Any
     received_monotonic: float
-    fault: str | None = None
+    fault: Fault | None = None
     disconnected_monotonic: float | None = None
+    peer: str = ""
 
 
 class _Entry:
@@ -46,13 +51,21 @@ class _Entry:
         "headers",
         "method",
         "path",
+        "peer",
         "provider",
         "query",
         "received",
     )
 
     def __init__(
-        self, provider: str, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
+        self,
+        provider: str,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        peer: str = "",
     ) -> None:
         self.provider = provider
         self.method = method
@@ -60,8 +73,9 @@ class _Entry:
         self.query = query
         self.headers = headers
         self.body = body
+        self.peer = peer
         self.received = time.monotonic()
-        self.fault: str | None = None
+        self.fault: Fault | None = None
         self.disconnected: float | None = None
 
     def parsed(self) -> RecordedRequest:
@@ -81,6 +95,7 @@ class _Entry:
             received_monotonic=self.received,
             fault=self.fault,
             disconnected_monotonic=self.disconnected,
+            peer=self.peer,
         )
 
 
@@ -99,7 +114,15 @@ class RequestLog:
         """Log ``request`` (``None``: a request built by hand, with nothing to pin the entry on)."""
         if request is None:
             return
-        entry = _Entry(provider, request.method, request.path, request.query_string, request.headers, body)
+        entry = _Entry(
+            provider,
+            request.method,
+            request.path,
+            request.query_string,
+            request.headers,
+            body,
+            _peer(request),
+        )
         self._entries.append(entry)
         request[_ENTRY] = entry
 
@@ -110,11 +133,11 @@ class RequestLog:
         self._entries.clear()
 
 
-def note_fault(request: web.BaseRequest, kind: str) -> None:
+def note_fault(request: web.BaseRequest, fault: Fault) -> None:
     """Remember on the request's log entry which fault it met."""
     entry = request.get(_ENTRY)
     if entry is not None:
-        entry.fault = kind
+        entry.fault = fault
 
 
 def note_disconnect(request: web.BaseRequest) -> None:
@@ -122,3 +145,11 @@ def note_disconnect(request: web.BaseRequest) -> None:
     entry = request.get(_ENTRY)
     if entry is not None and entry.disconnected is None:
         entry.disconnected = time.monotonic()
+
+
+def _peer(request: web.BaseRequest) -> str:
+    transport = request.transport
+    address = transport.get_extra_info("peername") if transport is not None else None
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return ""
