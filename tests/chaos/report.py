@@ -9,10 +9,11 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any, Final, NamedTuple
 
+from tests.chaos.breakers import CONSECUTIVE_FAILURES, COOLDOWN_S
 from tests.chaos.classify import CLASSES
 from tests.chaos.driver import HEALTHY_FAMILIES, Result
 from tests.chaos.faultplan import label
-from tests.chaos.scenario import CONSECUTIVE_FAILURES, COOLDOWN_S, Outcome, PhaseRun
+from tests.chaos.scenario import Outcome, PhaseRun
 
 RECOVERABLE: Final = ("cut after finish", "trickle")
 """Upstream faults after which the whole answer had arrived: the router owes the client a complete one."""
@@ -73,6 +74,19 @@ def checks(outcome: Outcome, *, min_requests: int = 0, soak: bool = False) -> li
                 delay is not None and delay <= COOLDOWN_S + CLOSE_SLACK_S,
                 f"{delay:.2f} s" if delay is not None else breaker.detail or "never",
                 f"<= {COOLDOWN_S + CLOSE_SLACK_S:g} s",
+            )
+        )
+    for probe in outcome.probes:
+        done = sum(1 for r in probe.others if r.cls == "complete")
+        refused = Counter(r.detail for r in probe.others if r.cls != "complete")
+        found.append(
+            Check(
+                f"{probe.model} alone, while its half-open probe stalls",
+                bool(probe.others) and done == len(probe.others),
+                f"{done}/{len(probe.others)} answered"
+                + "".join(f", {k} x{v}" for k, v in refused.items())
+                + (f" ({probe.detail})" if probe.detail else ""),
+                "all answered",
             )
         )
     delays = [a.delay_s for a in outcome.aborts]
@@ -202,6 +216,7 @@ def summary(outcome: Outcome, found: list[Check]) -> str:
         "",
         "fault phase by family (complete / n): " + _families(phases),
         "clean error statuses (fault phase): " + _statuses(phases),
+        "failures with a healthy candidate (answer, last upstream fault): " + _healthy_failures(phases),
         "upstream faults met: "
         + ", ".join(f"{k} {v}" for k, v in outcome.faults.most_common() if k != "none"),
     ]
@@ -240,6 +255,15 @@ def _families(phases: list[PhaseRun]) -> str:
         f"{family} {sum(1 for r in rs if r.cls == 'complete')}/{len(rs)}"
         for family, rs in sorted(groups.items())
     )
+
+
+def _healthy_failures(phases: list[PhaseRun]) -> str:
+    found = {id(r) for r in healthy_results(phases)[0]}
+    counts = Counter(
+        f"{r.detail.split(' (')[0]} / {last_fault(p, r)}"
+        for p in phases for r in p.results if id(r) in found and r.cls != "complete"
+    )  # fmt: skip
+    return ", ".join(f"{k} x{v}" for k, v in counts.most_common(12)) or "none"
 
 
 def _statuses(phases: list[PhaseRun]) -> str:
