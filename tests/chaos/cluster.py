@@ -116,6 +116,10 @@ class Cluster:
         if self.redis is not None:
             self.redis.stop()
 
+    def router_exit(self) -> int | None:
+        """The router's exit status if it has ended (``None`` while it runs)."""
+        return self._router.proc.poll() if self._router is not None else None
+
     def router_log(self) -> str:
         return self._router.output() if self._router is not None else ""
 

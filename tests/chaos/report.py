@@ -35,6 +35,15 @@ class Check(NamedTuple):
 def checks(outcome: Outcome, *, min_requests: int = 0, soak: bool = False) -> list[Check]:
     """Every assertion of the suite, passed or not."""
     found: list[Check] = []
+    running = outcome.router_exit is None
+    found.append(
+        Check(
+            "router running to the end",
+            running,
+            "yes" if running else f"exited with {outcome.router_exit}",
+            "yes",
+        )
+    )
     every = [r for phase in outcome.phases for r in phase.results]
     if min_requests:
         found.append(
@@ -131,6 +140,10 @@ def _resource_checks(outcome: Outcome) -> list[Check]:
         return [Check("soak rounds", False, f"{len(outcome.resources) - 1}", ">= 2")]
     _, base = outcome.resources[1]
     _, last = outcome.resources[-1]
+    if outcome.router_exit is not None or last.processes != base.processes:
+        return [
+            Check("soak resources", False, f"router processes {base.processes} -> {last.processes}", "same")
+        ]
     growth = last.rss_kib - base.rss_kib
     return [
         Check("RSS growth over the soak", growth <= RSS_GROWTH_KIB, f"{growth / 1024:+.1f} MiB", "<= 30 MiB"),

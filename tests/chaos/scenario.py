@@ -1,7 +1,6 @@
 """The phases of a chaos run against a running cluster: breakers under a timed brownout (and a stalled
-half-open probe), the load under
-rotating faults (with client aborts), and the load once the faults stop; ``run_scenario`` plays them
-and gathers what ``report`` judges."""
+half-open probe), the load under rotating faults (with client aborts), and the load once the faults
+stop; ``run_scenario`` plays them and gathers what ``report`` judges."""
 
 from __future__ import annotations
 
@@ -77,6 +76,8 @@ class Outcome(NamedTuple):
     aborts: list[AbortMeasure]
     faults: Counter[str]
     resources: list[tuple[str, Resources]]
+    router_exit: int | None = None
+    """The router's exit status if it ended during the run (``None``: it ran throughout)."""
 
 
 async def run_scenario(
@@ -112,11 +113,16 @@ async def run_scenario(
             )
             await asyncio.sleep(settings.quiesce_s)
             resources.append((f"after round {len(phases) // 2}", cluster.resources()))
+            if cluster.router_exit() is not None:
+                tail = cluster.router_log()[-2000:]
+                progress(f"the router exited ({cluster.router_exit()}); its log ends:\n{tail}")
+                break
             if time.monotonic() - started >= settings.repeat_until_s:
                 break
     return Outcome(
-        cluster.workers, cluster.redis is not None, phases, breakers, probes, aborts, faults, resources
-    )
+        cluster.workers, cluster.redis is not None, phases, breakers, probes, aborts, faults, resources,
+        cluster.router_exit(),
+    )  # fmt: skip
 
 
 async def _logged(mock: MockControl, results: list[Result]) -> dict[int, list[dict[str, Any]]]:
