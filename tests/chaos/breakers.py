@@ -205,5 +205,6 @@ async def stalled_probe_phase(cluster: Cluster, mock: MockControl, model: str) -
         return ProbeMeasure(model, list(others), "")
     finally:
         await mock.clear_faults()
-        for session in sessions:
-            await session.close()
+        for group in groups:
+            for session in group:
+                await session.close()
