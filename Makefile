@@ -8,7 +8,7 @@ PORT ?= 8080
 MOCK_PORT ?= 9090
 
 .DEFAULT_GOAL := help
-.PHONY: help install run demo mock check-catalog test test-all lint format typecheck check bench clean
+.PHONY: help install run demo mock check-catalog test test-all lint format typecheck check bench chaos soak clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -43,7 +43,7 @@ mock: $(RUNTIME) ## run the simulated providers alone on port 9090 (MOCK_PORT=..
 check-catalog: $(RUNTIME) ## validate catalog.yaml and summarise it
 	$(BIN)/python -m router check
 
-test: $(STAMP) ## run the test suite (what CI runs)
+test: $(STAMP) ## run the test suite (what CI runs; includes a short chaos run)
 	$(BIN)/python -m pytest -q
 
 test-all: $(STAMP) ## run the test suite including slow tests
@@ -65,6 +65,12 @@ check: lint typecheck test ## lint, types and tests: the same as CI
 bench: $(STAMP) ## measure direct vs through-router throughput and latency (needs wrk; installs it with apt if missing)
 	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	$(BIN)/python -m tests.bench.run
+
+chaos: $(STAMP) ## fault suite: thousands of requests under injected upstream faults, 1 worker then 2 with Redis; prints the table and asserts (a few minutes)
+	$(BIN)/python -m tests.chaos.run
+
+soak: $(STAMP) ## the fault suite in rounds for 10 minutes; also asserts RSS growth <= 30 MiB and no fd growth of the router
+	$(BIN)/python -m tests.chaos.run --soak 600
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

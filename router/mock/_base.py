@@ -14,7 +14,9 @@ from typing import ClassVar, Final
 import msgspec
 from aiohttp import web
 
-from router.mock.faults import Fault, MockState, drop_connection
+from router.mock.connection import abort_connection, drop_connection, reset_connection
+from router.mock.faults import Fault, MockState
+from router.mock.requestlog import note_disconnect, note_fault
 
 MALFORMED_BODY: Final = b"<html>upstream proxy error</html>"
 MSGSPEC_PATH: Final = re.compile(r"(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
@@ -48,19 +50,57 @@ async def act_out(
     headers: dict[str, str] | None = None,
 ) -> web.StreamResponse | Fault | None:
     """The response for a request-level fault, else the fault still to play out in the answer (``None``
-    after a ``timeout``, which only delays it); ``headers`` go on the ``malformed`` response."""
+    after a ``timeout``, which only delays it); ``headers`` go on the ``malformed`` response. The fault's
+    kind goes into the request log."""
     if fault is None:
         return None
+    note_fault(request, fault)
     if fault.kind == "status":
         return status_error(fault)
     if fault.kind == "drop":
         return drop_connection(request)
+    if fault.kind == "reset":
+        return reset_connection(request)
     if fault.kind == "malformed":
         return web.Response(body=MALFORMED_BODY, content_type="application/json", headers=headers)
     if fault.kind == "timeout":
         await asyncio.sleep(fault.delay)
         return None
     return fault
+
+
+async def answer(
+    request: web.BaseRequest,
+    body: bytes,
+    fault: Fault | None,
+    headers: dict[str, str] | None = None,
+    content_type: str = "application/json",
+) -> web.StreamResponse:
+    """A non-stream answer as a body fault shapes it: ``truncated`` (half of it) or ``trickle`` (slowly);
+    any other fault left to play (a stream's) does not concern a whole body."""
+    kind = fault.kind if fault is not None else None
+    if fault is None or kind not in ("truncated", "trickle"):
+        return web.Response(body=body, content_type=content_type, headers=headers)
+    half = body[: len(body) // 2]
+    if kind == "truncated" and not fault.claims_more:
+        return web.Response(body=half, content_type=content_type, headers=headers)
+    response = web.StreamResponse(headers=headers)
+    response.content_type = content_type
+    response.content_length = len(body)
+    try:
+        await response.prepare(request)
+        if kind == "truncated":
+            await response.write(half)
+            await abort_connection(request)
+            return response
+        size = -(-len(body) // fault.pieces)
+        for start in range(0, len(body), size):
+            await asyncio.sleep(fault.interval)
+            await response.write(body[start : start + size])
+        await response.write_eof()
+    except ConnectionError:
+        note_disconnect(request)
+    return response
 
 
 class FakeProvider:
@@ -75,9 +115,7 @@ class FakeProvider:
         self._models_body = models_body
 
     def _record(self, request: web.BaseRequest, body: bytes) -> None:
-        self._state.record(
-            self.provider, request.method, request.path, request.query_string, request.headers, body
-        )
+        self._state.record(request, self.provider, body)
 
     def _denied(self, request: web.BaseRequest) -> web.Response | None:
         """The provider's refusal of a missing or wrong key; ``None`` when the key is accepted."""

@@ -16,7 +16,14 @@ from typing import Final
 import msgspec
 from aiohttp import web
 
-from router.mock._base import MISSING_FIELD, FakeProvider, act_out, fault_headers, split_validation_error
+from router.mock._base import (
+    MISSING_FIELD,
+    FakeProvider,
+    act_out,
+    answer,
+    fault_headers,
+    split_validation_error,
+)
 from router.mock.anthropic_wire import (
     Block,
     Document,
@@ -478,4 +485,4 @@ class AnthropicFake(FakeProvider):
         delay = behaviour.non_stream_delay(len(reply.pieces))
         if delay > 0:
             await asyncio.sleep(delay)
-        return _ok(msgspec.json.encode(message), request_id)
+        return await answer(request, msgspec.json.encode(message), fault, {"request-id": request_id})

@@ -1,31 +1,50 @@
-"""What tests script on the fake providers: faults, speed, required keys, the request log — and the
-socket tricks that act faults out.
+"""What tests script on the fake providers: faults (one-off, counted or timed brownouts), speed, required
+keys and the request log.
 
 One ``MockState`` is shared by every fake provider of an app; each provider reads it by its own name
-(``"openai"``, later ``"anthropic"``, ``"gemini"``). All methods are cheap when nothing is scripted.
+(``"openai"``, ``"anthropic"``, ``"gemini"``). All methods are cheap when nothing is scripted. The socket
+tricks that act faults out are in ``connection``, the log in ``requestlog``.
 """
 
 from __future__ import annotations
 
-import asyncio
+import math
+import random
 import threading
 import time
-from collections import deque
 from collections.abc import Mapping
-from typing import Annotated, Any, Final, Literal, NamedTuple
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from aiohttp import web
 
+from router.mock.requestlog import HISTORY, RecordedRequest, RequestLog
 from router.mock.textgen import IdSource
 
 ANY_MODEL: Final = "*"
-HISTORY: Final = 200
 
-FaultKind = Literal["status", "timeout", "drop", "malformed", "cut", "stream_error", "stall"]
-STREAM_ONLY_KINDS: Final = frozenset({"cut", "stream_error", "stall"})
+FaultKind = Literal[
+    "status",
+    "timeout",
+    "drop",
+    "reset",
+    "malformed",
+    "truncated",
+    "trickle",
+    "cut",
+    "stream_error",
+    "stall",
+    "stall_mid",
+    "malformed_sse",
+]
+STREAM_ONLY_KINDS: Final = frozenset({"cut", "stream_error", "stall", "stall_mid", "malformed_sse"})
+BODY_ONLY_KINDS: Final = frozenset({"truncated"})
+"""Faults of a whole JSON body: skipped (and kept) for a streaming request."""
+STREAM_SHAPING_KINDS: Final = STREAM_ONLY_KINDS | {"trickle"}
+"""Faults a stream plays out event by event (``write_stream``)."""
 
 _NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+_Ratio = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 
 class Fault(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -34,13 +53,26 @@ class Fault(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaul
     - ``status``: answer ``status`` with the provider's error envelope (``message``/``type``/``param``/
       ``code`` override the defaults); ``retry_after`` seconds adds ``retry-after`` and ``retry-after-ms``;
       ``should_retry`` adds ``x-should-retry``; ``headers`` are added verbatim.
-    - ``timeout``: wait ``delay`` seconds, then answer normally.
+    - ``timeout``: wait ``delay`` seconds before any header (a stall before headers), then answer normally.
     - ``drop``: close the connection without any response.
+    - ``reset``: accept the request, then abort the connection with a TCP RST and no response.
     - ``malformed``: 200 with a JSON content type and a body that is not JSON.
-    - streams only — ``cut``: abort the connection after ``after_chunks`` events;
+    - ``truncated`` (non-stream only): 200 with the first half of the real JSON body and a matching
+      ``Content-Length``; with ``claims_more`` the ``Content-Length`` is the whole body's and the
+      connection is aborted after the half.
+    - ``trickle``: a success delivered slowly: ``interval`` seconds before each stream event (and the
+      terminator), or before each of ``pieces`` slices of a non-stream body.
+    - streams only — ``cut``: abort the connection after ``after_chunks`` events, or with
+      ``after_finish`` after every event but the terminator (OpenAI ``[DONE]``, Anthropic
+      ``message_stop``, Responses ``response.completed``; Gemini's last chunk, which carries the finish,
+      is sent and the connection aborted instead of closed);
       ``stream_error``: after ``after_chunks`` events send an in-band error (``message``/``type``/``param``/
       ``code`` override its fields) and end without a terminator;
-      ``stall``: send headers and the first event, then wait ``delay`` before the content.
+      ``stall``: send headers and the first event, then wait ``delay`` before the content;
+      ``stall_mid``: after ``after_chunks`` events wait ``delay``, then go on (before the terminator when
+      the stream is shorter);
+      ``malformed_sse``: after ``after_chunks`` events send one ``data:`` line that is not JSON, then end
+      the stream without its terminator, as a broken proxy cutting an answer would.
     """
 
     kind: FaultKind
@@ -54,27 +86,63 @@ class Fault(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaul
     headers: dict[str, str] = {}
     delay: _NonNegative = 30.0
     after_chunks: Annotated[int, msgspec.Meta(ge=0)] = 2
+    after_finish: bool = False
+    claims_more: bool = False
+    interval: _NonNegative = 0.05
+    pieces: Annotated[int, msgspec.Meta(ge=1)] = 8
 
     @property
     def stream_only(self) -> bool:
         return self.kind in STREAM_ONLY_KINDS
 
+    @property
+    def shapes_stream(self) -> bool:
+        """Whether a stream plays this fault out event by event."""
+        return self.kind in STREAM_SHAPING_KINDS
 
-class PendingFault(msgspec.Struct, frozen=True):
-    """A queued fault as reported by ``FaultStore.pending`` (``remaining == -1``: forever)."""
+
+class PendingFault(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A queued fault as reported by ``FaultStore.pending`` (``remaining == -1``: until cleared or expired).
+
+    ``expires_in_s``: seconds left of a timed entry (``None``: untimed); ``ratio``: the share of matching
+    requests it fails (``None``: all)."""
 
     provider: str
     model: str
     fault: Fault
     remaining: int
+    expires_in_s: float | None = None
+    ratio: float | None = None
 
 
 class _Entry:
-    __slots__ = ("fault", "remaining")
+    """A queued fault with its count, its end (``expires``, monotonic) and its failure ratio: without a
+    ``seed`` the failures are spread evenly (the n-th match fails when ``floor(n * ratio)`` steps up),
+    with one they are drawn from a generator seeded with it; both are reproducible."""
 
-    def __init__(self, fault: Fault, remaining: int) -> None:
+    __slots__ = ("_matches", "_rng", "expires", "fault", "ratio", "remaining")
+
+    def __init__(
+        self, fault: Fault, remaining: int, expires: float | None, ratio: float, seed: int | None
+    ) -> None:
         self.fault = fault
         self.remaining = remaining
+        self.expires = expires
+        self.ratio = ratio
+        self._matches = 0
+        self._rng = random.Random(seed) if seed is not None else None  # noqa: S311 - not for secrets
+
+    def expired(self, now: float) -> bool:
+        return self.expires is not None and now >= self.expires
+
+    def fires(self) -> bool:
+        """Whether this matching request gets the fault (always, at ratio 1)."""
+        if self.ratio >= 1.0:
+            return True
+        if self._rng is not None:
+            return self._rng.random() < self.ratio
+        self._matches += 1
+        return math.floor(self._matches * self.ratio) > math.floor((self._matches - 1) * self.ratio)
 
 
 class FaultStore:
@@ -87,53 +155,95 @@ class FaultStore:
         # Tests may script faults from another thread than the server's loop.
         self._lock = threading.Lock()
 
-    def add(self, provider: str, model: str, fault: Fault | Mapping[str, Any], times: int = 1) -> Fault:
-        """Queue ``fault`` for the next ``times`` matching requests (-1: every request until cleared).
+    def add(
+        self,
+        provider: str,
+        model: str,
+        fault: Fault | Mapping[str, Any],
+        times: int | None = None,
+        *,
+        for_s: float | None = None,
+        ratio: float = 1.0,
+        seed: int | None = None,
+    ) -> Fault:
+        """Queue ``fault`` for the next ``times`` matching requests (-1: every one until cleared; default 1,
+        or -1 when timed). ``for_s`` makes a brownout: the entry lasts that many seconds from now, then
+        disappears; ``ratio`` (0..1) is the share of matching requests it fails (the others pass it by),
+        evenly spread or, with ``seed``, drawn at random reproducibly.
 
-        Raises ``ValueError`` for an invalid fault or count.
+        Raises ``ValueError`` for an invalid fault, count, duration or ratio.
         """
+        if times is None:
+            times = -1 if for_s is not None else 1
         if times == 0 or times < -1:
             raise ValueError(f"times must be a positive count or -1 (forever), got {times}")
+        if for_s is not None and not for_s > 0:
+            raise ValueError(f"for_s must be a positive number of seconds, got {for_s}")
+        if not 0.0 <= ratio <= 1.0:
+            raise ValueError(f"ratio must be between 0 and 1, got {ratio}")
         try:
             parsed = msgspec.convert(msgspec.to_builtins(fault), Fault)
         except msgspec.ValidationError as exc:
             raise ValueError(f"invalid fault: {exc}") from None
+        expires = time.monotonic() + for_s if for_s is not None else None
         with self._lock:
-            self._queues.setdefault((provider, model), []).append(_Entry(parsed, times))
+            self._queues.setdefault((provider, model), []).append(_Entry(parsed, times, expires, ratio, seed))
         return parsed
 
     def take(self, provider: str, model: str, *, streaming: bool) -> Fault | None:
         """Consume and return the fault for this request: exact model first, then ``"*"``.
 
-        Stream-only faults are skipped (and kept) for non-streaming requests.
+        Stream-only faults are skipped (and kept) for non-streaming requests, body-only ones for streaming
+        requests; expired entries are dropped; an entry whose ratio spares this request is passed by.
         """
         if not self._queues:
             return None
+        now = time.monotonic()
         with self._lock:
             for key in ((provider, model), (provider, ANY_MODEL)):
                 queue = self._queues.get(key)
                 if not queue:
                     continue
-                for position, entry in enumerate(queue):
-                    if entry.fault.stream_only and not streaming:
-                        continue
-                    if entry.remaining > 0:
-                        entry.remaining -= 1
-                        if entry.remaining == 0:
-                            del queue[position]
-                            if not queue:
-                                del self._queues[key]
-                    return entry.fault
+                queue[:] = [entry for entry in queue if not entry.expired(now)]
+                found = self._first_firing(queue, streaming)
+                if not queue:
+                    del self._queues[key]
+                if found is not None:
+                    return found
+        return None
+
+    @staticmethod
+    def _first_firing(queue: list[_Entry], streaming: bool) -> Fault | None:
+        for position, entry in enumerate(queue):
+            kind = entry.fault.kind
+            if (kind in STREAM_ONLY_KINDS and not streaming) or (kind in BODY_ONLY_KINDS and streaming):
+                continue
+            if not entry.fires():
+                continue
+            if entry.remaining > 0:
+                entry.remaining -= 1
+                if entry.remaining == 0:
+                    del queue[position]
+            return entry.fault
         return None
 
     def pending(self, provider: str | None = None) -> list[PendingFault]:
-        """Faults still queued, in match order per key."""
+        """Faults still queued (expired ones left out), in match order per key."""
+        now = time.monotonic()
         with self._lock:
             return [
-                PendingFault(provider=p, model=m, fault=entry.fault, remaining=entry.remaining)
+                PendingFault(
+                    provider=p,
+                    model=m,
+                    fault=entry.fault,
+                    remaining=entry.remaining,
+                    expires_in_s=round(entry.expires - now, 3) if entry.expires is not None else None,
+                    ratio=entry.ratio if entry.ratio < 1.0 else None,
+                )
                 for (p, m), queue in self._queues.items()
                 if provider is None or p == provider
                 for entry in queue
+                if not entry.expired(now)
             ]
 
     def clear(self, provider: str | None = None) -> None:
@@ -176,28 +286,6 @@ class Behaviour(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 FAST: Final = Behaviour()
 
 
-class RecordedRequest(msgspec.Struct, frozen=True):
-    """A request a fake provider received; ``body`` is the parsed JSON (or the text when not JSON)."""
-
-    provider: str
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]
-    body: Any
-    received_monotonic: float
-
-
-class _Raw(NamedTuple):
-    provider: str
-    method: str
-    path: str
-    query: str
-    headers: Mapping[str, str]
-    body: bytes
-    received_monotonic: float
-
-
 class MockState:
     """Everything scriptable about one mock app; create one per app (or per test)."""
 
@@ -208,7 +296,7 @@ class MockState:
         self.ids = IdSource()
         self._behaviours: dict[tuple[str, str], Behaviour] = {}
         self._keys: dict[str, str] = {}
-        self._log: deque[_Raw] = deque(maxlen=history)
+        self._log = RequestLog(history)
 
     # --- speed -------------------------------------------------------------------------------------
 
@@ -260,15 +348,13 @@ class MockState:
 
     # --- request log -------------------------------------------------------------------------------
 
-    def record(
-        self, provider: str, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
-    ) -> None:
-        """Remember a received request; parsing is deferred until someone reads the log."""
-        self._log.append(_Raw(provider, method, path, query, headers, body, time.monotonic()))
+    def record(self, request: web.BaseRequest, provider: str, body: bytes) -> None:
+        """Remember a received request (parsed only when someone reads the log)."""
+        self._log.record(request, provider, body)
 
     def requests(self, provider: str | None = None) -> list[RecordedRequest]:
         """Received requests, oldest first (the last ``history``), optionally of one provider."""
-        return [_parse(raw) for raw in list(self._log) if provider is None or raw.provider == provider]
+        return self._log.entries(provider)
 
     def clear_requests(self) -> None:
         self._log.clear()
@@ -279,48 +365,3 @@ class MockState:
         self._behaviours.clear()
         self._keys.clear()
         self._log.clear()
-
-
-def _parse(raw: _Raw) -> RecordedRequest:
-    body: Any = None
-    if raw.body:
-        try:
-            body = msgspec.json.decode(raw.body)
-        except msgspec.DecodeError:
-            body = raw.body.decode("utf-8", errors="replace")
-    return RecordedRequest(
-        provider=raw.provider,
-        method=raw.method,
-        path=raw.path,
-        query=raw.query,
-        headers={k.lower(): v for k, v in raw.headers.items()},
-        body=body,
-        received_monotonic=raw.received_monotonic,
-    )
-
-
-# --- acting faults out on the connection ---------------------------------------------------------
-
-
-def drop_connection(request: web.BaseRequest) -> web.Response:
-    """Close the connection with no response; return the handler's (never delivered) result.
-
-    aiohttp then fails to write that response to the closed transport, which it treats as a client
-    disconnect (no 500, no log line).
-    """
-    transport = request.transport
-    if transport is not None:
-        transport.close()
-    return web.Response(status=499)
-
-
-async def abort_connection(request: web.BaseRequest, *, flush_timeout: float = 1.0) -> None:
-    """Abort the connection (no clean end of the body) once what was written has left the buffer."""
-    transport = request.transport
-    if transport is None:
-        return
-    deadline = time.monotonic() + flush_timeout
-    # No event signals an empty write buffer; on loopback this loop almost never turns.
-    while transport.get_write_buffer_size() > 0 and time.monotonic() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.001)
-    transport.abort()

@@ -18,7 +18,7 @@ from typing import Any, Final, NamedTuple
 import msgspec
 from aiohttp import web
 
-from router.mock._base import FakeProvider, act_out
+from router.mock._base import FakeProvider, act_out, answer
 from router.mock.faults import Behaviour, Fault, MockState
 from router.mock.gemini_schema import Json, content_problems, request_problems, violations
 from router.mock.streaming import paced, write_stream
@@ -384,10 +384,9 @@ class GeminiFake(FakeProvider):
 
     async def _act_out(
         self, request: web.Request, fault: Fault | None, in_array: bool = False
-    ) -> web.StreamResponse | None:
-        """The response for a request-level fault; ``None``: answer normally (after a ``timeout`` delay)."""
-        acted = await act_out(request, fault, lambda f: fault_error(f, in_array=in_array))
-        return acted if isinstance(acted, web.StreamResponse) else None
+    ) -> web.StreamResponse | Fault | None:
+        """The response for a request-level fault, else the fault left to play in the answer."""
+        return await act_out(request, fault, lambda f: fault_error(f, in_array=in_array))
 
     async def _generate(
         self, request: web.Request, body: bytes, model: str, *, streaming: bool
@@ -401,18 +400,17 @@ class GeminiFake(FakeProvider):
         state = self._state
         sse = request.query.get("alt") == "sse"
         fault = state.faults.take(PROVIDER, model, streaming=streaming)
-        failed = await self._act_out(request, fault, in_array=streaming and not sse)
-        if failed is not None:
-            return failed
-        answer = plan_answer(req, model, state.ids.next_hex())
+        live = await self._act_out(request, fault, in_array=streaming and not sse)
+        if isinstance(live, web.StreamResponse):
+            return live
+        planned = plan_answer(req, model, state.ids.next_hex())
         behaviour = state.behaviour(PROVIDER, model)
         if streaming:
-            live = fault if fault is not None and fault.stream_only else None
-            return await self._stream(request, stream_chunks(answer), behaviour, live, sse)
-        delay = behaviour.non_stream_delay(len(answer.reply.pieces))
+            return await self._stream(request, stream_chunks(planned), behaviour, live, sse)
+        delay = behaviour.non_stream_delay(len(planned.reply.pieces))
         if delay > 0:
             await asyncio.sleep(delay)
-        return web.Response(body=response_body(answer), content_type="application/json")
+        return await answer(request, response_body(planned), live)
 
     def _count_tokens(self, body: bytes) -> web.Response:
         req = _parse(body, "CountTokensRequest")
@@ -448,13 +446,17 @@ class GeminiFake(FakeProvider):
             if not _text_of(one["content"]):
                 return invalid_argument(f"{at}.content.parts: contents.parts must not be empty.\n")
             vectors.append({"values": embedding(_text_of(one["content"]), dimensions)})
-        failed = await self._act_out(request, self._state.faults.take(PROVIDER, model, streaming=False))
-        if failed is not None:
-            return failed
+        live = await self._act_out(request, self._state.faults.take(PROVIDER, model, streaming=False))
+        if isinstance(live, web.StreamResponse):
+            return live
         delay = self._state.behaviour(PROVIDER, model).non_stream_delay(0)
         if delay > 0:
             await asyncio.sleep(delay)
-        return _json({"embeddings": vectors} if batch else {"embedding": vectors[0]})
+        return await answer(
+            request,
+            msgspec.json.encode({"embeddings": vectors} if batch else {"embedding": vectors[0]}),
+            live,
+        )
 
     async def _stream(
         self, request: web.Request, events: list[bytes], behaviour: Behaviour, fault: Fault | None, sse: bool

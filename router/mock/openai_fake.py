@@ -19,7 +19,14 @@ import msgspec
 from aiohttp import web
 
 from router.mock._base import MALFORMED_BODY as MALFORMED_BODY
-from router.mock._base import MISSING_FIELD, FakeProvider, act_out, fault_headers, split_validation_error
+from router.mock._base import (
+    MISSING_FIELD,
+    FakeProvider,
+    act_out,
+    answer,
+    fault_headers,
+    split_validation_error,
+)
 from router.mock.faults import Fault, MockState
 from router.mock.streaming import SSE_HEADERS, paced, write_stream
 from router.mock.textgen import Finish, LastRole, Prompt, Reply, ToolSpec, plan_reply
@@ -547,4 +554,4 @@ class OpenAIFake(FakeProvider):
         delay = behaviour.non_stream_delay(len(reply.pieces))
         if delay > 0:
             await asyncio.sleep(delay)
-        return web.Response(body=completion_body(req, reply, hex_id, tier), content_type="application/json")
+        return await answer(request, completion_body(req, reply, hex_id, tier), fault)

@@ -21,7 +21,7 @@ from typing import Final, NamedTuple
 import msgspec
 from aiohttp import web
 
-from router.mock._base import act_out
+from router.mock._base import act_out, answer
 from router.mock.openai_fake import (
     MODELS,
     PROVIDER,
@@ -264,12 +264,12 @@ def _completion_chunks(req: CompletionRequest, planned: list[_Planned], hex_id: 
         )
         return b"data: " + msgspec.json.encode(body) + b"\n\n"
 
-    for index, answer in enumerate(planned):
-        if answer.echo:
-            yield chunk(index, answer.echo, None)
-        for piece in answer.reply.pieces:
+    for index, one in enumerate(planned):
+        if one.echo:
+            yield chunk(index, one.echo, None)
+        for piece in one.reply.pieces:
             yield chunk(index, piece, None)
-        yield chunk(index, "", _finish_reason(answer.reply))
+        yield chunk(index, "", _finish_reason(one.reply))
     if with_usage:
         last = _Completion(
             f"cmpl-{hex_id}", "text_completion", created, req.model, [], _completion_usage(planned, req.n)
@@ -391,7 +391,7 @@ class LegacyEndpoints:
         delay = behaviour.non_stream_delay(sum(len(p.reply.pieces) for p in planned))
         if delay > 0:
             await asyncio.sleep(delay)
-        return web.Response(body=completion_body(req, planned, hex_id), content_type="application/json")
+        return await answer(request, completion_body(req, planned, hex_id), fault)
 
     async def embeddings(self, request: web.Request) -> web.StreamResponse:
         body, denied = await self._fake.admit(request)
@@ -418,4 +418,4 @@ class LegacyEndpoints:
         delay = state.behaviour(PROVIDER, req.model).non_stream_delay(0)
         if delay > 0:
             await asyncio.sleep(delay)
-        return web.Response(body=embedding_body(req, inputs), content_type="application/json")
+        return await answer(request, embedding_body(req, inputs), fault)

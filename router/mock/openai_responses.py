@@ -20,7 +20,7 @@ from typing import Any, Final, NamedTuple, TypeVar
 import msgspec
 from aiohttp import web
 
-from router.mock._base import act_out
+from router.mock._base import act_out, answer
 from router.mock.faults import Fault
 from router.mock.openai_fake import (
     PROVIDER,
@@ -911,4 +911,4 @@ class ResponsesEndpoint:
         delay = behaviour.non_stream_delay(len(reply.pieces))
         if delay > 0:
             await asyncio.sleep(delay)
-        return web.Response(body=msgspec.json.encode(renderer.final()), content_type="application/json")
+        return await answer(request, msgspec.json.encode(renderer.final()), fault)

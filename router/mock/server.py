@@ -13,12 +13,14 @@ from typing import Final
 
 import msgspec
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from router.mock.anthropic_fake import AnthropicFake
 from router.mock.faults import ANY_MODEL, Fault, MockState
 from router.mock.gemini_fake import GeminiFake
 from router.mock.openai_fake import PREFIX as OPENAI_PREFIX
 from router.mock.openai_fake import OpenAIFake, invalid_request, not_found
+from router.mock.requestlog import note_disconnect
 
 STATE_KEY: Final = web.AppKey("mock_state", MockState)
 CONTROL_PREFIX: Final = "/__mock__"
@@ -27,10 +29,15 @@ _OK: Final = b'{"ok":true}'
 
 
 class _FaultBody(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /__mock__/faults``: see ``FaultStore.add`` (``times`` defaults to 1, or -1 with ``for_s``)."""
+
     fault: Fault
     provider: str = "openai"
     model: str = ANY_MODEL
-    times: int = 1
+    times: int | None = None
+    for_s: float | None = None
+    ratio: float = 1.0
+    seed: int | None = None
 
 
 class _BehaviourBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -79,7 +86,15 @@ class _ControlApi:
     async def add_fault(self, request: web.Request) -> web.Response:
         try:
             body = msgspec.json.decode(await request.read(), type=_FaultBody)
-            self._state.faults.add(body.provider, body.model, body.fault, body.times)
+            self._state.faults.add(
+                body.provider,
+                body.model,
+                body.fault,
+                body.times,
+                for_s=body.for_s,
+                ratio=body.ratio,
+                seed=body.seed,
+            )
         except (msgspec.DecodeError, ValueError) as exc:
             return invalid_request(str(exc))
         return _ok()
@@ -140,6 +155,16 @@ class _RequestIdStamp:
             response.headers["x-request-id"] = "req_" + self._state.ids.next_hex()
 
 
+@web.middleware
+async def _note_disconnects(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Log when a client goes away before its answer is complete: aiohttp cancels the handler then."""
+    try:
+        return await handler(request)
+    except asyncio.CancelledError:
+        note_disconnect(request)
+        raise
+
+
 async def _unknown_path(request: web.Request) -> web.Response:
     return not_found(request)
 
@@ -147,7 +172,7 @@ async def _unknown_path(request: web.Request) -> web.Response:
 def build_mock_app(state: MockState | None = None) -> web.Application:
     """The mock providers app; pass ``state`` to script it in-process (else a fresh one is made)."""
     state = state if state is not None else MockState()
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_note_disconnects])
     app[STATE_KEY] = state
     OpenAIFake(state).add_routes(app)
     AnthropicFake(state).add_routes(app)
