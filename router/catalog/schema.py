@@ -133,6 +133,9 @@ class RoutingSpec(Spec, frozen=True):
     # Every attempt of one request, retries and fallbacks included, must finish (or reach a stream's
     # first output) within this many seconds.
     deadline_s: Positive = 120.0
+    # At most this many models are called for one request; candidates passed over without a call
+    # (an open breaker, a spent model limit) do not count.
+    max_models: PositiveInt = 5
     # A flex request refused for capacity (429) is sent again at the standard tier.
     flex_fallback_to_standard: bool = True
 

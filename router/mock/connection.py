@@ -39,8 +39,11 @@ def reset_connection(request: web.BaseRequest) -> web.Response:
     return web.Response(status=499)
 
 
-async def abort_connection(request: web.BaseRequest, *, flush_timeout: float = 1.0) -> None:
-    """Abort the connection (no clean end of the body) once what was written has left the buffer."""
+async def abort_connection(
+    request: web.BaseRequest, *, flush_timeout: float = 1.0, graceful: bool = False
+) -> None:
+    """End the connection with no clean end of the body once what was written has left the buffer:
+    abruptly (what the peer has not read yet may be lost), or ``graceful`` with a FIN after it."""
     transport = request.transport
     if transport is None:
         return
@@ -48,4 +51,7 @@ async def abort_connection(request: web.BaseRequest, *, flush_timeout: float = 1
     # No event signals an empty write buffer; on loopback this loop almost never turns.
     while transport.get_write_buffer_size() > 0 and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.001)
-    transport.abort()
+    if graceful:
+        transport.close()
+    else:
+        transport.abort()

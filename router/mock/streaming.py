@@ -53,7 +53,7 @@ async def write_stream(
     """Write ``events`` (each through ``frame``), then ``end`` (nothing when empty), as ``fault`` shapes
     it: after ``after_chunks`` events, ``cut`` aborts, ``stream_error`` sends ``error_event``,
     ``malformed_sse`` sends a line that is not JSON and ends, ``stall_mid`` waits ``delay`` and goes on;
-    ``cut`` with ``after_finish`` aborts instead of sending ``end``; ``trickle`` waits ``interval`` before
+    ``cut`` with ``after_finish`` closes the connection instead of sending ``end``; ``trickle`` waits ``interval`` before
     each write. A gone client ends it quietly (and is noted in the request log)."""
     response = web.StreamResponse(headers=tuple(headers))
     kind = fault.kind if fault is not None else None
@@ -88,7 +88,10 @@ async def write_stream(
                 await asyncio.sleep(trickle)
             await response.write(event if frame is None else frame(event))
         if fault is not None and kind == "cut":
-            await abort_connection(request)
+            # After the finish, the connection is closed (FIN) rather than reset: the chunked body
+            # still ends without its last chunk, but nothing already written can be lost in flight
+            # (a reset makes the peer's kernel drop what it had not read yet).
+            await abort_connection(request, graceful=fault.after_finish)
         elif fault is not None and kind == "stream_error":
             await response.write(error_event(fault))
         elif kind == "malformed_sse":

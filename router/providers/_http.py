@@ -57,16 +57,20 @@ class StreamingResponse:
             raise map_transport_error(exc, self._provider, streaming=True) from None
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives; a cut connection raises ``StreamInterrupted``."""
+        """The body as it arrives; a cut connection raises ``StreamInterrupted`` after every byte
+        received before the cut (the answer's finish signal may be among them)."""
         content = self._response.content
-        try:
-            while True:
+        while True:
+            try:
                 chunk = await content.readany()
-                if not chunk:
-                    return
-                yield chunk
-        except Exception as exc:
-            raise map_transport_error(exc, self._provider, streaming=True) from None
+            except Exception as exc:
+                received = _unread(content)
+                if received:
+                    yield received
+                raise map_transport_error(exc, self._provider, streaming=True) from None
+            if not chunk:
+                return
+            yield chunk
 
 
 class UpstreamClient:
@@ -112,6 +116,19 @@ class UpstreamClient:
         finally:
             # Closing before the end drops the connection, which tells the upstream to stop generating.
             response.close()
+
+
+def _unread(content: aiohttp.StreamReader) -> bytes:
+    """What a broken connection had delivered that was not read yet. aiohttp's readers raise the
+    break before handing it out, so it is taken from the buffer directly (pinned by a unit test)."""
+    read_buffered = getattr(content, "_read_nowait", None)
+    if read_buffered is None:
+        return b""
+    try:
+        data = read_buffered(-1)
+    except Exception:
+        return b""
+    return data if isinstance(data, bytes) else b""
 
 
 def map_transport_error(exc: BaseException, provider: str, *, streaming: bool = False) -> RouterError:

@@ -39,7 +39,6 @@ from router.routing.strategies import CHAT_ENDPOINTS
 from router.routing.streams import OpenedStream, last_error, until_first_output
 from router.types import ChatChunk, ChatCompletion, ChatRequest, Usage
 
-MAX_ATTEMPTS = 3
 # A model's own rate limit: (model id, estimated tokens) → ``None`` when admitted, else seconds to wait.
 ModelGate = Callable[[str, int], Awaitable[float | None]]
 T = TypeVar("T")
@@ -243,7 +242,10 @@ class Engine:
         deadline = self.catalog.routing.deadline_s
         try:
             async with asyncio.timeout(deadline):
-                for target in order[:MAX_ATTEMPTS]:
+                limit = self.catalog.routing.max_models
+                for target in order:
+                    if run.models_called() >= limit:
+                        break
                     try:
                         if self._gate is not None:
                             await self._admit(target.model.id, estimate, run)
@@ -404,9 +406,10 @@ class Engine:
     def _all_open(self, candidates: list[Target], last: RouterError | None) -> NoCandidate:
         """Every candidate's breaker is open or probing: when the first may be called again, and
         what the last call to one of them said."""
-        breakers = [self.breakers.get(t.model.id) for t in candidates]
+        paused = [t for t in candidates if not self.breakers.available(t.model.id)] or candidates
+        breakers = [self.breakers.get(t.model.id) for t in paused]
         wait = min(b.reopens_in() for b in breakers)
-        names = listed([t.model.id for t in candidates])
+        names = listed([t.model.id for t in paused])
         when = f"the first is tried again in {wait:.0f}s" if wait >= 1.0 else "the first is being probed now"
         error = NoCandidate(
             f"Every model that could serve this request is failing and paused ({names}); {when}."
@@ -448,6 +451,9 @@ def _passed_over(candidates: list[Target], served: str, run: _Run) -> list[str]:
     return skipped
 
 
+_NOT_CALLED = frozenset({"breaker_open", "rate_limited"})
+
+
 class _Run:
     """What one request's attempts have done so far."""
 
@@ -455,6 +461,10 @@ class _Run:
         self.attempts: list[Attempt] = []
         self.spent = 0.0  # seconds spent in failed upstream calls
         self.missing_keys: set[str] = set()  # key variables of candidates whose provider has none
+
+    def models_called(self) -> int:
+        """Models that were called (not passed over for an open breaker or a spent limit)."""
+        return len({a.model for a in self.attempts if a.outcome not in _NOT_CALLED})
 
     def tried(self, model: str) -> bool:
         return any(a.model == model for a in self.attempts)

@@ -147,3 +147,17 @@ def test_no_answer_promises_a_retry_in_zero_seconds(tight: Router, mock: Mock) -
         time.sleep(0.3)
     assert any("paused" in m for m in messages)
     assert not any("0.0s" in m or " 0s" in m for m in messages), messages
+
+
+def test_a_healthy_fourth_candidate_serves_when_three_fail(tight: Router, mock: Mock) -> None:
+    """Up to routing.max_models (5) models are called; a candidate passed over for an open breaker
+    does not use up one of them."""
+    mock.fault("gpt-5-mini", {"kind": "status", "status": 500}, times=-1)
+    mock.fault("claude-haiku-4-5", {"kind": "status", "status": 500}, times=-1, provider="anthropic")
+    mock.fault("gemini-3-flash-preview", {"kind": "status", "status": 500}, times=-1, provider="gemini")
+    for _ in range(3):  # the third time, the failing models' breakers are open and passed over
+        raw = client(tight).chat.completions.with_raw_response.create(
+            model="gpt-5-mini", messages=USER, extra_body={"models": ["claude", "gemini", "backup"]}
+        )
+        assert raw.headers["x-router-model"] == "backup"
+        assert raw.parse().choices[0].message.content

@@ -275,3 +275,38 @@ def test_stream_cut_mid_way(router: Router, subject: str, mock: Mock) -> None:
     assert any(
         json.loads(e).get("choices") and json.loads(e)["choices"][0]["delta"].get("content") for e in events
     )
+
+
+def test_stream_cut_after_its_finish_is_served_whole(router: Router, subject: str, mock: Mock) -> None:
+    """The upstream closes (abruptly) after the answer's finish signal but before its terminator: the
+    client already holds the whole answer, so it gets it as complete, and the model is not blamed."""
+    fault(mock, subject, {"kind": "cut", "after_finish": True})
+    client = OpenAI(base_url=router.url + "/v1", api_key="k", max_retries=0, timeout=20)
+    answer = ask(client, subject, True, messages=user("say words=6"))
+    assert answer.text.split() == ["lorem", "ipsum", "dolor", "sit", "amet", "consectetur"]
+    assert answer.finish == "stop"
+    breaker = next(m for m in router.http.get("/model-health").json()["models"] if m["id"] == subject)
+    assert breaker["breaker"]["consecutive_failures"] == 0
+    assert "upstream_early_close" in router.logs()
+
+
+@pytest.mark.parametrize("route", ["/v1/responses", "/v1/completions"])
+def test_other_routes_serve_a_stream_cut_after_its_finish_whole(
+    router: Router, subject: str, mock: Mock, route: str
+) -> None:
+    fault(mock, subject, {"kind": "cut", "after_finish": True})
+    body: dict[str, Any] = {"model": subject, "stream": True}
+    body.update({"input": "say words=4"} if route == "/v1/responses" else {"prompt": "say words=4"})
+    with router.http.stream("POST", route, json=body) as answer:
+        assert answer.status_code == 200
+        events = [line[6:] for line in answer.read().decode().split("\n") if line.startswith("data: ")]
+    if route == "/v1/responses" and subject == "gpt-5-mini":
+        # OpenAI's own Responses stream (passed through) has no finish signal before its terminal
+        # event: cut before response.completed, the answer is not known complete.
+        assert json.loads(events[-1])["type"] == "response.failed"
+    elif route == "/v1/responses":
+        assert json.loads(events[-1])["type"] == "response.completed"
+    else:
+        assert events[-1] == "[DONE]"
+        text = "".join(c["text"] for e in events[:-1] for c in json.loads(e)["choices"])
+        assert text.split() == ["lorem", "ipsum", "dolor", "sit"]
