@@ -128,3 +128,25 @@ def test_unknown_model_routes_by_the_catalog_default_strategy() -> None:
     strict = Engine(parse_catalog(CATALOG, {}), {}, FakeClock())
     with pytest.raises(ModelNotFound):
         strict.plan(request)
+
+
+def test_lists_in_error_messages_end_with_how_many_more_there_are() -> None:
+    from router.errors import listed
+
+    names = [f"m{i}" for i in range(9)]
+    assert listed(names) == "m0, m1, m2, m3, m4, m5 and 3 more"
+    assert listed(names[:6]) == "m0, m1, m2, m3, m4, m5"
+
+
+def test_a_strategy_only_keyless_models_could_serve_names_every_key_to_set() -> None:
+    from router.clock import FakeClock
+    from router.errors import NoCandidate
+    from router.routing import Engine
+
+    keyed = 'p: {kind: openai, base_url: "http://127.0.0.1:1/v1", api_key_env: P_KEY}'
+    text = CATALOG.replace('p: {kind: openai, base_url: "http://127.0.0.1:1/v1"}', keyed)
+    engine = Engine(parse_catalog(text, {}), {}, FakeClock())
+    request = ChatRequest(model="cost", messages=[Message(role="user", content="hi")])
+    with pytest.raises(NoCandidate) as info:
+        engine.plan(request)
+    assert "NEVER_SET or P_KEY" in info.value.message and not info.value.client_should_retry
