@@ -154,9 +154,18 @@ def _resource_checks(outcome: Outcome) -> list[Check]:
 
 
 def last_fault(phase: PhaseRun, result: Result) -> str:
-    """The fault the request's last upstream call met (the one it was answered from), by ``label``."""
+    """The fault the request's last upstream call met (the one it was answered from), by ``label``.
+
+    OpenAI's own Responses stream (passed through to a Responses client by an OpenAI model) has no
+    finish signal before its terminal ``response.completed``: cut before it, the answer is not known
+    whole, and the router rightly ends it with ``response.failed``. So there such a cut counts as any
+    other cut after output."""
     calls = phase.upstream.get(result.planned.id)
-    return label(calls[-1].get("fault")) if calls else "none"
+    if not calls:
+        return "none"
+    fault = label(calls[-1].get("fault"))
+    native = result.planned.route == "responses" and str(calls[-1].get("provider")) == "openai"
+    return "cut after output (native Responses)" if fault == "cut after finish" and native else fault
 
 
 def healthy_results(phases: Iterable[PhaseRun]) -> tuple[list[Result], int]:
