@@ -116,6 +116,7 @@ def create_app(
             live.update(build_adapters(catalog))
         _warn(keys.warnings)
         await state.start()
+        await services.bodies.start()
         await request_log.start()
         await metrics.start()
         hangup = _on_hangup(reloader)
@@ -124,6 +125,7 @@ def create_app(
         finally:
             hangup()
             await request_log.aclose()
+            await services.bodies.aclose()
             await state.aclose()
             await metrics.aclose()
             await reloader.aclose()

@@ -8,11 +8,14 @@ Errors raised here still reach the app's exception handlers (they run before any
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from litestar.response.streaming import ASGIStreamingResponse
 from litestar.types import Receive, Scope, Send
 
+from router.clock import Clock
 from router.errors import (
     IncompleteBody,
     InvalidRequest,
@@ -20,7 +23,6 @@ from router.errors import (
     PayloadTooLarge,
     RequestTimeout,
 )
-from router.settings import Settings
 
 JSON_TYPE = b"application/json"
 SSE_TYPE = "text/event-stream"  # Litestar adds the charset
@@ -43,15 +45,13 @@ async def allow_only(scope: Scope, send: Send, method: str) -> bool:
     )
 
 
-def require_json(scope: Scope) -> None:
-    """Bodies must be declared JSON: OpenAI's own rule, and what keeps a web page from posting to an
-    open router cross-origin without a preflight (a form or ``text/plain`` needs none)."""
-    declared: bytes | None = None
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            declared = value
-            break
-    if declared is not None and declared.split(b";", 1)[0].strip().lower() == JSON_TYPE:
+def require_json(declared: bytes | None) -> None:
+    """Bodies must be declared JSON (``declared`` is the Content-Type): OpenAI's own rule, and what
+    keeps a web page from posting to an open router cross-origin without a preflight (a form or
+    ``text/plain`` needs none)."""
+    if declared is not None and (
+        declared == JSON_TYPE or declared.split(b";", 1)[0].strip().lower() == JSON_TYPE
+    ):
         return
     if declared is None:
         said = "you did not send a Content-Type header"
@@ -64,21 +64,62 @@ def require_json(scope: Scope) -> None:
     )
 
 
-async def read_body(scope: Scope, receive: Receive, settings: Settings) -> bytes:
-    """The whole JSON body: declared as JSON, at most ``max_body_bytes``, arrived within
-    ``body_timeout_s`` (a client that stalls mid-body must not hold the request forever)."""
-    require_json(scope)
-    limit = settings.max_body_bytes
-    declared: int | None = None
-    for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit():
-            declared = int(value)
-            if declared > limit:
-                raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async with asyncio.timeout(settings.body_timeout_s):
+class BodyReader:
+    """Reads whole JSON request bodies: declared as JSON, at most ``max_bytes``, arrived within
+    ``timeout_s`` (a client that stalls mid-body must not hold its request, or its slot, forever).
+
+    The deadline is kept coarsely: a read in progress is an entry in a dict, and one task started in
+    the app's lifespan cancels the late ones four times a second. A timer per request (``asyncio.timeout``)
+    cost more than the rest of reading a body.
+    """
+
+    TICK_S = 0.25
+
+    def __init__(self, clock: Clock, max_bytes: int, timeout_s: float) -> None:
+        self._clock = clock
+        self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+        self._reading: dict[asyncio.Task[Any], float] = {}  # task → when its body must be in
+        self._late: set[asyncio.Task[Any]] = set()
+        self._watchdog: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+
+    async def aclose(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.TICK_S)
+            now = self._clock.monotonic()
+            late = [task for task, deadline in self._reading.items() if deadline <= now]
+            for task in late:
+                del self._reading[task]
+                self._late.add(task)
+                task.cancel()
+
+    async def read(self, scope: Scope, receive: Receive) -> bytes:
+        limit = self.max_bytes
+        content_type: bytes | None = None
+        declared: int | None = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length" and value.isdigit():
+                declared = int(value)
+        require_json(content_type)
+        if declared is not None and declared > limit:
+            raise _too_large(limit)
+        task = asyncio.current_task()
+        if task is not None:
+            self._reading[task] = self._clock.monotonic() + self.timeout_s
+        chunks: list[bytes] = []
+        size = 0
+        try:
             while True:
                 message = await receive()
                 if message["type"] != "http.request":
@@ -93,12 +134,19 @@ async def read_body(scope: Scope, receive: Receive, settings: Settings) -> bytes
                     if declared is not None and size < declared:
                         raise _incomplete(size, declared)
                     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    except TimeoutError:
-        of = f" of the {declared} declared" if declared is not None else ""
-        raise RequestTimeout(
-            f"The request body did not arrive within {settings.body_timeout_s:g}s "
-            f"({size} bytes{of} were received)."
-        ) from None
+        except asyncio.CancelledError:
+            if task is None or task not in self._late:
+                raise
+            self._late.discard(task)
+            task.uncancel()
+            of = f" of the {declared} declared" if declared is not None else ""
+            raise RequestTimeout(
+                f"The request body did not arrive within {self.timeout_s:g}s "
+                f"({size} bytes{of} were received)."
+            ) from None
+        finally:
+            if task is not None:
+                self._reading.pop(task, None)
 
 
 def _incomplete(size: int, declared: int | None) -> IncompleteBody:

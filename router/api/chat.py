@@ -14,7 +14,7 @@ from litestar.types import Receive, Scope, Send
 
 from router.access import ApiKey, Grant
 from router.access.limits import OPEN
-from router.api._asgi import allow_only, read_body, send_json, send_stream
+from router.api._asgi import allow_only, send_json, send_stream
 from router.api._log import log_fields, usage_tokens
 from router.api.access import admit, estimate_tokens, key_of, settler
 from router.api.decode import decode_chat
@@ -67,7 +67,7 @@ def chat_handlers(services: Services) -> list[ASGIRouteHandler]:
         try:
             if not await allow_only(scope, send, "POST"):
                 return
-            body = await read_body(scope, receive, services.settings)
+            body = await services.bodies.read(scope, receive)
             chat = decode_chat(body)
             estimate = estimate_tokens(body)
             grant = await admit(services, key, [chat.model, *(chat.models or ())], estimate)

@@ -24,7 +24,7 @@ from litestar.types import Receive, Scope, Send
 
 from router.access import ApiKey, Grant
 from router.access.limits import OPEN
-from router.api._asgi import allow_only, read_body, send_json, send_stream
+from router.api._asgi import allow_only, send_json, send_stream
 from router.api._log import log_fields, usage_tokens
 from router.api.access import admit, estimate_tokens, key_of, settler
 from router.api.chat import DONE, SSE_HEADERS, outcome_headers
@@ -268,7 +268,7 @@ def completion_handlers(services: Services) -> list[ASGIRouteHandler]:
         try:
             if not await allow_only(scope, send, "POST"):
                 return
-            body = await read_body(scope, receive, services.settings)
+            body = await services.bodies.read(scope, receive)
             request = decode_completion(body)
             estimate = estimate_tokens(body)
             grant = await admit(services, key, [request.model, *(request.models or ())], estimate)

@@ -87,8 +87,8 @@ def convert(data: dict[str, Any], kind: type[T]) -> T:
 
 def decode_chat(body: bytes) -> ChatRequest:
     data = decode_object(body)
-    _check_messages(data.get("messages"))
-    data = _chat_shaped(data)
+    mixed = _check_messages(data.get("messages"))
+    data = _chat_shaped(data, mixed)
     request = convert(data, ChatRequest)
     if request.stream_options is not None and not request.stream:
         raise InvalidRequest(
@@ -105,13 +105,18 @@ _CONTENT_REQUIRED = frozenset({"system", "developer", "user", "tool"})
 _INSTEAD_OF_CONTENT = ("tool_calls", "function_call", "refusal")
 
 
-def _check_messages(messages: Any) -> None:
+def _check_messages(messages: Any) -> bool:
     """What OpenAI requires of each chat message beyond its types: a known role, and the content that
-    role needs. Responses-shaped items among the messages are checked by their own translation."""
+    role needs. Responses-shaped items among the messages are checked by their own translation;
+    whether there are any is the answer."""
+    mixed = False
     if not isinstance(messages, list):
-        return  # the typed conversion names the field
+        return mixed  # the typed conversion names the field
     for i, message in enumerate(messages):
-        if not isinstance(message, dict) or _responses_shaped(message):
+        if not isinstance(message, dict):
+            continue
+        if _responses_shaped(message):
+            mixed = True
             continue
         where = f"messages[{i}]"
         role = message.get("role")
@@ -147,6 +152,7 @@ def _check_messages(messages: Any) -> None:
                 param=f"{where}.content",
                 code="missing_required_parameter",
             )
+    return mixed
 
 
 def check_chat(request: ChatRequest) -> None:
@@ -170,9 +176,9 @@ def _shown(value: Any) -> str:
     return f"'{value}'" if isinstance(value, str) else msgspec.json.encode(value).decode()[:40]
 
 
-def _chat_shaped(data: dict[str, Any]) -> dict[str, Any]:
+def _chat_shaped(data: dict[str, Any], mixed: bool) -> dict[str, Any]:
     """Chat bodies that carry Responses-shaped input, as Cursor sends them for some models: an
-    ``input`` instead of ``messages``, or Responses items and parts among the messages."""
+    ``input`` instead of ``messages``, or (``mixed``) Responses items and parts among the messages."""
     messages = data.get("messages")
     if messages is None and "input" in data:
         responses = convert(data, ResponsesRequest)
@@ -183,7 +189,7 @@ def _chat_shaped(data: dict[str, Any]) -> dict[str, Any]:
         elif body.get("stream"):
             del body["stream_options"]  # the client did not ask for the usage chunk
         return body
-    if isinstance(messages, list) and any(_responses_shaped(m) for m in messages):
+    if mixed and isinstance(messages, list):
         converted: list[dict[str, Any]] = []
         for i, message in enumerate(messages):
             if _responses_shaped(message):

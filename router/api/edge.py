@@ -168,10 +168,7 @@ class Edge:
     def _check(
         self, scope: Scope, headers: list[tuple[bytes, bytes]], state: dict[str, Any]
     ) -> RouterError | None:
-        # The server fills in an empty Host when a request has none.
-        if scope.get("http_version") == "1.1" and not any(
-            name == b"host" and value for name, value in headers
-        ):
+        if scope.get("http_version") == "1.1" and not _has_host(headers):
             return InvalidRequest("An HTTP/1.1 request must carry a Host header (RFC 9112, section 3.2).")
         if len(headers) > self.max_headers:
             return HeadersTooLarge(
@@ -232,6 +229,14 @@ class Edge:
         ]
         await send({"type": "http.response.start", "status": 204, "headers": headers})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _has_host(headers: list[tuple[bytes, bytes]]) -> bool:
+    # The server fills in an empty Host when a request has none; clients send it first.
+    for name, value in headers:
+        if name == b"host":
+            return bool(value)
+    return False
 
 
 _ROUTE_NAMES = {

@@ -22,7 +22,7 @@ from litestar.types import Receive, Scope, Send
 
 from router.access import ApiKey, Grant
 from router.access.limits import OPEN
-from router.api._asgi import allow_only, read_body, send_json, send_stream
+from router.api._asgi import allow_only, send_json, send_stream
 from router.api._log import log_fields, responses_tokens
 from router.api.access import admit, estimate_tokens, key_of, settler
 from router.api.chat import SSE_HEADERS, outcome_headers
@@ -104,7 +104,7 @@ def responses_handlers(services: Services) -> list[BaseRouteHandler]:
         try:
             if not await allow_only(scope, send, "POST"):
                 return
-            body = await read_body(scope, receive, services.settings)
+            body = await services.bodies.read(scope, receive)
             data = decode_object(body)
             request = convert(data, ResponsesRequest)
             request.raw = data

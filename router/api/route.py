@@ -7,7 +7,7 @@ from litestar import asgi
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
-from router.api._asgi import allow_only, read_body, send_json
+from router.api._asgi import allow_only, send_json
 from router.api.decode import decode_chat
 from router.api.services import Services
 from router.routing.explain import explain
@@ -20,7 +20,7 @@ def route_explain_handlers(services: Services) -> list[ASGIRouteHandler]:
     async def route(scope: Scope, receive: Receive, send: Send) -> None:
         if not await allow_only(scope, send, "POST"):
             return
-        chat = decode_chat(await read_body(scope, receive, services.settings))
+        chat = decode_chat(await services.bodies.read(scope, receive))
         await send_json(send, _encode(explain(services.engine, chat)), {})
 
     return [route]

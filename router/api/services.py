@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 
 from router.access import KeyRing, Limiter
+from router.api._asgi import BodyReader
 from router.catalog import Catalog
 from router.clock import Clock
 from router.routing import Engine
@@ -44,6 +45,7 @@ class Services:
     the catalog is reloaded; a request reads them once and keeps what it read."""
 
     __slots__ = (
+        "bodies",
         "clock",
         "engine",
         "keys",
@@ -83,6 +85,7 @@ class Services:
         self.traffic = traffic
         self.loaded = loaded
         self.reload: Callable[[str], Awaitable[ReloadResult]] = _no_reload
+        self.bodies = BodyReader(clock, settings.max_body_bytes, settings.body_timeout_s)
 
     @property
     def catalog(self) -> Catalog:

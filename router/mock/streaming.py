@@ -53,8 +53,8 @@ async def write_stream(
     """Write ``events`` (each through ``frame``), then ``end`` (nothing when empty), as ``fault`` shapes
     it: after ``after_chunks`` events, ``cut`` aborts, ``stream_error`` sends ``error_event``,
     ``malformed_sse`` sends a line that is not JSON and ends, ``stall_mid`` waits ``delay`` and goes on;
-    ``cut`` with ``after_finish`` closes the connection instead of sending ``end``; ``trickle`` waits ``interval`` before
-    each write. A gone client ends it quietly (and is noted in the request log)."""
+    ``cut`` with ``after_finish`` closes the connection instead of sending ``end``; ``trickle`` waits
+    ``interval`` before each write. A gone client ends it quietly (and is noted in the request log)."""
     response = web.StreamResponse(headers=tuple(headers))
     kind = fault.kind if fault is not None else None
     limit = fault.after_chunks if fault is not None and kind in _AT_CHUNK_KINDS else None

@@ -18,7 +18,15 @@ import msgspec
 from router.catalog import Catalog, Model, Target
 from router.catalog.schema import Speed
 from router.errors import InvalidRequest, NoCandidate, RouterError, listed
-from router.routing.strategies import CHAT_ENDPOINTS, Excluded, Needs, needs_of, rank, too_large_for
+from router.routing.strategies import (
+    CHAT_ENDPOINTS,
+    Excluded,
+    Needs,
+    needs_of,
+    prompt_floor,
+    rank,
+    too_large_for,
+)
 from router.types import ChatRequest
 
 
@@ -60,7 +68,6 @@ class Planner:
         """The candidates for a chat-shaped request. A model named outright must answer on one of
         ``endpoints``; ``output_param`` is the name the client gave its output limit."""
         catalog = self.catalog
-        needs = needs_of(request, catalog.routing.expected_output_tokens)
         named: list[Target] = []
         candidates: list[Target] = []
         excluded: list[Excluded] = []
@@ -68,30 +75,40 @@ class Planner:
         target = catalog.lookup(request.model)
         if target is not None:
             check_endpoints(target.model, endpoints, "model")
+            if not target.model.fallbacks and not request.models:  # the common case, kept short
+                limit = request.output_limit
+                reason = too_large_for(target.model, limit, prompt_floor(request), limit or 0)
+                if reason is None:
+                    return Plan(candidates=[target])
             named = [target, *(Target(catalog.models[f]) for f in target.model.fallbacks)]
         else:
             is_strategy = catalog.is_strategy(request.model)
             strategy = request.model if is_strategy else catalog.routing.unknown_model_strategy
             if strategy is None:
                 raise catalog.not_found(request.model)
+            needs = needs_of(request, catalog.routing.expected_output_tokens)
             ranked = rank(catalog, strategy, needs, self._unusable, self._speed)
             candidates, excluded = list(ranked.candidates), list(ranked.excluded)
         for i, name in enumerate(request.models or ()):
             named.append(self._listed_model(name, f"models[{i}]", endpoints))
-        seen = {t.model.id for t in candidates}
-        for target in named:
-            if target.model.id in seen:
-                continue
-            seen.add(target.model.id)
-            # Named outright: refused only when the prompt surely exceeds the model's context.
-            reason = too_large_for(target.model, needs, needs.prompt_floor, needs.output_limit or 0)
-            if reason is None:
-                candidates.append(target)
-            else:
-                excluded.append(Excluded(target.model.id, reason, "size"))
-        unconfigured = self._missing_keys(excluded)
+        if named:
+            # Named outright: refused only when the request surely cannot fit the model.
+            limit = request.output_limit
+            floor = prompt_floor(request)
+            seen = {t.model.id for t in candidates}
+            for target in named:
+                if target.model.id in seen:
+                    continue
+                seen.add(target.model.id)
+                reason = too_large_for(target.model, limit, floor, limit or 0)
+                if reason is None:
+                    candidates.append(target)
+                else:
+                    excluded.append(Excluded(target.model.id, reason, "size"))
+        unconfigured = self._missing_keys(excluded) if excluded else ()
         if not candidates:
             named_limit = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
+            needs = needs_of(request, catalog.routing.expected_output_tokens)
             raise self._nothing_fits(excluded, needs, output_param or named_limit, strategy, unconfigured)
         return Plan(candidates=candidates, strategy=strategy, unconfigured=unconfigured)
 

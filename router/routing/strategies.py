@@ -21,17 +21,13 @@ CHAT_ENDPOINTS = frozenset({"chat", "responses"})
 
 
 class Needs(msgspec.Struct, frozen=True, kw_only=True):
-    """What a request requires of the model that serves it.
-
-    ``prompt_tokens`` is an estimate for ranking; ``prompt_floor`` a count the prompt surely exceeds
-    (for refusing a model the client named); ``output_limit`` is the output limit the client set.
-    """
+    """What a request requires of the model that serves it: ``prompt_tokens`` is an estimate for
+    ranking, ``output_limit`` the output limit the client set."""
 
     prompt_tokens: int
     output_tokens: int
     capabilities: frozenset[str]
     output_limit: int | None = None
-    prompt_floor: int = 0
 
 
 # Why a model was left out of a ranking: the request is too large for it ("size"), it lacks a
@@ -74,6 +70,18 @@ def prompt_chars(request: ChatRequest) -> tuple[int, int]:
     return text, extra
 
 
+def prompt_floor(request: ChatRequest) -> int:
+    """Tokens the prompt surely holds: its text alone, at the densest packing a tokenizer achieves."""
+    text = 0
+    for message in request.messages:
+        content = message.content
+        if isinstance(content, str):
+            text += len(content)
+        elif content:
+            text += sum(len(part.text) for part in content if isinstance(part.text, str))
+    return text // MAX_CHARS_PER_TOKEN
+
+
 def estimate_prompt_tokens(request: ChatRequest) -> int:
     """A cheap estimate (four characters a token), good enough to rank models by context and cost."""
     text, extra = prompt_chars(request)
@@ -98,7 +106,6 @@ def needs_of(request: ChatRequest, default_output: int) -> Needs:
         output_tokens=request.output_limit or default_output,
         capabilities=frozenset(caps),
         output_limit=request.output_limit,
-        prompt_floor=text // MAX_CHARS_PER_TOKEN,
     )
 
 
@@ -155,15 +162,17 @@ def _unfit(model: Model, needs: Needs) -> tuple[ExclusionKind, str] | None:
     missing = needs.capabilities - model.capabilities
     if missing:
         return "capability", f"lacks {', '.join(sorted(missing))}"
-    size = too_large_for(model, needs, needs.prompt_tokens, needs.output_tokens)
+    size = too_large_for(model, needs.output_limit, needs.prompt_tokens, needs.output_tokens)
     return None if size is None else ("size", size)
 
 
-def too_large_for(model: Model, needs: Needs, prompt_tokens: int, output_tokens: int) -> str | None:
+def too_large_for(
+    model: Model, output_limit: int | None, prompt_tokens: int, output_tokens: int
+) -> str | None:
     """Why ``model`` cannot take a prompt of ``prompt_tokens`` and ``output_tokens`` of answer (or
-    the output limit the client set), if it cannot."""
-    if needs.output_limit is not None and needs.output_limit > model.max_output:
-        return f"writes at most {model.max_output} tokens, fewer than the {needs.output_limit} asked for"
+    the ``output_limit`` the client set), if it cannot."""
+    if output_limit is not None and output_limit > model.max_output:
+        return f"writes at most {model.max_output} tokens, fewer than the {output_limit} asked for"
     if prompt_tokens + output_tokens > model.context_window:
         return (
             f"context window {model.context_window} is smaller than the estimated "
