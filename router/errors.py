@@ -161,6 +161,27 @@ class InternalError(RouterError):
     code = "internal_error"
 
 
+# --- the attempt loop's reasons to move on to the next candidate ----------------------------------
+
+
+class BreakerOpen(NoCandidate):
+    """A model's breaker opened while its request was being retried; the next model may serve."""
+
+    may_fall_back = True
+
+
+class ModelLimited(RateLimited):
+    """A model's own rate limit is spent: the next candidate may serve; it says nothing of health."""
+
+    may_fall_back = True
+
+
+class FlexRefused(RouterError):
+    """A flex request refused for capacity; retried at once at the standard tier."""
+
+    may_fall_back = True
+
+
 # --- upstream failures ---------------------------------------------------------------------------
 
 

@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import TypeVar
 
-import msgspec
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -24,15 +23,18 @@ from router.catalog import Catalog, Model, Target
 from router.clock import Clock
 from router.errors import (
     AdapterUnavailable,
+    BreakerOpen,
+    FlexRefused,
+    ModelLimited,
     NoCandidate,
     ProviderNotConfigured,
-    RateLimited,
     RouterError,
     UpstreamTimeout,
     listed,
 )
 from router.providers import Call, ChatAdapter, UpstreamCall, supports
 from router.routing.breaker import Breaker, BreakerBoard
+from router.routing.outcome import Attempt, Outcome, Served
 from router.routing.planning import Plan, Planner, Routable
 from router.routing.stats import StatsBoard
 from router.routing.strategies import CHAT_ENDPOINTS
@@ -47,39 +49,6 @@ E = TypeVar("E")
 
 
 Q = TypeVar("Q", bound=Routable)
-
-
-class Attempt(msgspec.Struct, frozen=True, kw_only=True):
-    model: str
-    outcome: str  # "ok" or the error's type
-
-
-class Outcome(msgspec.Struct, kw_only=True):
-    """Which model served, and how it came to."""
-
-    model: Model
-    service_tier: str | None
-    strategy: str | None
-    attempts: list[Attempt]
-    attempt_ms: float = 0.0  # the successful attempt: whole answer, or time to the first output
-    upstream_ms: float = 0.0  # every attempt's upstream time, failed ones included
-    # Set by the API when the answer begins: time since the request arrived, and the router's share.
-    answered_ms: float = 0.0
-    overhead_ms: float = 0.0
-    # Candidates ranked before the one that served, passed over without a call (breaker open).
-    skipped: list[str] = msgspec.field(default_factory=list)
-
-    @property
-    def fallback_reason(self) -> str | None:
-        failed = [a for a in self.attempts if a.outcome != "ok"]
-        if failed:
-            return failed[0].outcome
-        return "breaker_open" if self.skipped else None
-
-
-class Served(msgspec.Struct, kw_only=True):
-    completion: ChatCompletion
-    outcome: Outcome
 
 
 class Engine:
@@ -272,9 +241,9 @@ class Engine:
             raise _with_attempts(error, run.attempts) from None
         if isinstance(last, ModelLimited) and all(a.outcome == "rate_limited" for a in run.attempts):
             raise _with_attempts(last, run.attempts)
-        if forced or last is None or isinstance(last, _BreakerOpen):
+        if forced or last is None or isinstance(last, BreakerOpen):
             final: RouterError = self._all_open(
-                plan.candidates, None if isinstance(last, _BreakerOpen) else last
+                plan.candidates, None if isinstance(last, BreakerOpen) else last
             )
         else:
             final = last
@@ -320,7 +289,7 @@ class Engine:
             ticket = breaker.acquire(force=forced and not run.tried(model.id))
             if ticket is None:
                 run.attempts.append(Attempt(model=model.id, outcome="breaker_open"))
-                raise _BreakerOpen(f"The circuit breaker of '{model.id}' is open.")
+                raise BreakerOpen(f"The circuit breaker of '{model.id}' is open.")
             started = self._clock.monotonic()
             try:
                 adapter, call = self._call(target, request, request_id, tier)
@@ -339,7 +308,7 @@ class Engine:
                 )
                 if flex_refused and routing.flex_fallback_to_standard:
                     tier = "default"
-                    raise _FlexRefused(exc.message) from None
+                    raise FlexRefused(exc.message) from None
                 raise
             except BaseException:
                 breaker.release(ticket)
@@ -367,9 +336,9 @@ class Engine:
         policy = routing.retry
 
         def retryable(exc: BaseException) -> bool:
-            if isinstance(exc, _FlexRefused):
+            if isinstance(exc, FlexRefused):
                 return True
-            if not isinstance(exc, RouterError) or isinstance(exc, _BreakerOpen):
+            if not isinstance(exc, RouterError) or isinstance(exc, BreakerOpen):
                 return False
             too_long = (exc.retry_after or 0.0) > policy.retry_after_cap_s
             return exc.counts_against_breaker and exc.may_fall_back and not too_long and breaker.available()
@@ -378,7 +347,7 @@ class Engine:
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, _FlexRefused):
+            if isinstance(exc, FlexRefused):
                 return 0.0
             retry_after = exc.retry_after if isinstance(exc, RouterError) else None
             return max(backoff(state), retry_after or 0.0)
@@ -389,7 +358,7 @@ class Engine:
             raise first
         retry_after = first.retry_after if isinstance(first, RouterError) else None
         await self._sleep(
-            0.0 if isinstance(first, _FlexRefused) else max(policy.initial_s, retry_after or 0.0)
+            0.0 if isinstance(first, FlexRefused) else max(policy.initial_s, retry_after or 0.0)
         )
         retrying = AsyncRetrying(
             stop=stop_after_attempt(tries - 1),
@@ -470,24 +439,6 @@ class _Run:
         return any(a.model == model for a in self.attempts)
 
 
-class _BreakerOpen(NoCandidate):
-    """A model's breaker opened while its request was being retried; the next model may serve."""
-
-    may_fall_back = True
-
-
-class ModelLimited(RateLimited):
-    """A model's own rate limit is spent: the next candidate may serve; it says nothing of health."""
-
-    may_fall_back = True
-
-
-class _FlexRefused(RouterError):
-    """A flex request refused for capacity; retried at once at the standard tier."""
-
-    may_fall_back = True
-
-
 def call_tier(request: Routable, tier: str | None) -> str | None:
     client_tier = request.raw.get("service_tier")
     return tier or (client_tier if isinstance(client_tier, str) else None)
@@ -510,4 +461,4 @@ def _with_attempts(exc: RouterError, attempts: list[Attempt]) -> RouterError:
     return exc
 
 
-__all__ = ["Engine", "OpenedStream", "Outcome", "Plan", "Routable", "Served", "chunk_tokens"]
+__all__ = ["Engine", "OpenedStream", "Plan", "Routable", "chunk_tokens"]

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from router.clock import Clock
 from router.errors import RouterError, UpstreamTimeout
 from router.providers import Call
 from router.routing.breaker import Breaker, LastError
+from router.routing.outcome import Outcome
 from router.routing.stats import ModelStats
-
-if TYPE_CHECKING:  # the engine builds the outcome and imports this module
-    from router.routing.engine import Outcome
 
 E = TypeVar("E")
 
