@@ -30,6 +30,7 @@ from router.settings import Settings
 from router.store import StateBackend, build_backend
 from router.telemetry.logging import RequestLog
 from router.telemetry.metrics import Metrics
+from router.telemetry.record import RequestRecord
 from router.telemetry.traffic import Traffic
 
 _log = logging.getLogger("router.app")
@@ -85,9 +86,9 @@ def create_app(
         if sync is not None:
             sync.transition(model, old, new, reason)
 
-    def observe(fields: dict[str, object]) -> None:
-        metrics.record_request(fields)
-        traffic.record(fields)
+    def observe(record: RequestRecord) -> None:
+        metrics.record_request(record)
+        traffic.record(record)
 
     breakers = BreakerBoard(catalog.routing.breaker, clock, on_transition=on_transition, shared=sync)
     if sync is not None:

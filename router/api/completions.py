@@ -12,27 +12,19 @@ prompt: a stream of several prompts needs a native model.
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import TypeVar
 
-import anyio
 import msgspec
 from litestar import asgi
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
-from router.access import ApiKey, Grant
-from router.access.limits import OPEN
-from router.api._asgi import allow_only, send_json, send_stream
-from router.api._log import log_fields, usage_tokens
-from router.api.access import admit, estimate_tokens, key_of, settler
-from router.api.chat import DONE, SSE_HEADERS, outcome_headers
+from router.api.chunks import ChunkWriter
 from router.api.decode import convert, decode_object
-from router.api.errors import error_json
-from router.api.middleware import request_id_of
+from router.api.exchange import Counted, Exchange, StreamWriter, chat_counted, serve
 from router.api.services import Services
-from router.errors import AdapterUnavailable, InternalError, InvalidRequest, RouterError
+from router.errors import AdapterUnavailable, InvalidRequest
 from router.providers import Call, ChatAdapter, UpstreamCall
 from router.providers._completions import (
     DEFAULT_MAX_TOKENS,
@@ -47,8 +39,6 @@ from router.providers._completions import (
     text_completion,
 )
 from router.routing import Engine, OpenedStream, Outcome, Plan
-from router.routing.cost import cost_usd
-from router.telemetry.logging import RequestLog
 from router.types import ChatCompletion, ChatRequest, CompletionRequest, Message, TextCompletion, Usage
 
 # Chat models answer translated, models with the legacy API natively.
@@ -56,7 +46,6 @@ COMPLETION_ENDPOINTS = frozenset({"chat", "responses", "completions"})
 PROMPT_CONCURRENCY = 8  # chat calls in flight for one request's list of prompts
 
 _encode = msgspec.json.Encoder().encode
-_errors = logging.getLogger("router.api")
 T = TypeVar("T")
 
 # --- decoding ------------------------------------------------------------------------------------
@@ -209,23 +198,39 @@ async def each_prompt(
         raise
 
 
-async def _complete(adapter: ChatAdapter, call: LegacyCall) -> TextCompletion:
-    if is_native(call.model):
-        return await complete_native(_native(adapter, call), call)
-    request = call.request
-    prompts = _translated_prompts(call)
+class _Complete:
+    """A whole legacy completion from one candidate: native, or one chat call per prompt."""
 
-    async def one(i: int) -> ChatCompletion:
-        return await adapter.complete(_chat_call(call, chat_request_for(request, prompts[i], stream=False)))
+    async def call(self, adapter: ChatAdapter, call: LegacyCall) -> TextCompletion:
+        if is_native(call.model):
+            return await complete_native(_native(adapter, call), call)
+        request = call.request
+        prompts = _translated_prompts(call)
 
-    answers = await each_prompt(one, len(prompts))
-    return text_completion(answers, prompts, request)
+        async def one(i: int) -> ChatCompletion:
+            chat = chat_request_for(request, prompts[i], stream=False)
+            return await adapter.complete(_chat_call(call, chat))
+
+        answers = await each_prompt(one, len(prompts))
+        return text_completion(answers, prompts, request)
+
+    def output_tokens(self, answer: TextCompletion) -> int:
+        return answer.usage.completion_tokens if isinstance(answer.usage, Usage) else 0
 
 
-def _open(adapter: ChatAdapter, call: LegacyCall) -> AsyncGenerator[TextCompletion, None]:
-    if is_native(call.model):
-        return stream_native(_native(adapter, call), call)
-    return _translated_stream(adapter, call, _translated_prompts(call)[0])
+class _Stream:
+    """A legacy completion stream from one candidate: native, or its one prompt's chat stream."""
+
+    def open(self, adapter: ChatAdapter, call: LegacyCall) -> AsyncGenerator[TextCompletion, None]:
+        if is_native(call.model):
+            return stream_native(_native(adapter, call), call)
+        return _translated_stream(adapter, call, _translated_prompts(call)[0])
+
+    def carries_output(self, event: TextCompletion) -> bool:
+        return event.carries_output()
+
+    def output_tokens(self, event: TextCompletion) -> int | None:
+        return event.usage.completion_tokens if isinstance(event.usage, Usage) else None
 
 
 async def _translated_stream(
@@ -242,148 +247,57 @@ async def _translated_stream(
         await chunks.aclose()
 
 
-def _event_tokens(event: TextCompletion) -> int | None:
-    return event.usage.completion_tokens if isinstance(event.usage, Usage) else None
-
-
-def _carries_output(event: TextCompletion) -> bool:
-    return event.carries_output()
+_COMPLETE = _Complete()
+_STREAM = _Stream()
 
 
 # --- route ---------------------------------------------------------------------------------------
 
 
+class CompletionsRoute:
+    name = "completions"
+
+    def decode(self, body: bytes) -> CompletionRequest:
+        return decode_completion(body)
+
+    def streams(self, request: CompletionRequest) -> bool:
+        return bool(request.stream)
+
+    async def answer(self, exchange: Exchange, request: CompletionRequest) -> tuple[TextCompletion, Outcome]:
+        engine = exchange.engine
+        plan = plan_completion(engine, request)
+        answer, outcome = await engine.run(
+            request, plan, exchange.request_id, _COMPLETE, estimate=exchange.estimate
+        )
+        exchange.native = is_native(outcome.model)
+        return answer, outcome
+
+    async def open(
+        self, exchange: Exchange, request: CompletionRequest
+    ) -> tuple[OpenedStream[TextCompletion], StreamWriter[TextCompletion]]:
+        engine = exchange.engine
+        plan = plan_completion(engine, request)
+        opened = await engine.run_stream(
+            request, plan, exchange.request_id, _STREAM, estimate=exchange.estimate
+        )
+        exchange.native = is_native(opened.outcome.model)
+        return opened, ChunkWriter(request.include_usage, opened.outcome.service_tier)
+
+    def encode(self, answer: TextCompletion) -> bytes:
+        return _encode(answer)
+
+    def counted(self, answer: TextCompletion, outcome: Outcome) -> Counted | None:
+        if not isinstance(answer.usage, Usage):
+            return None
+        return chat_counted(answer.usage, outcome.service_tier)
+
+
 def completion_handlers(services: Services) -> list[ASGIRouteHandler]:
     """The legacy completions route, bound to this app's services (with and without ``/v1``)."""
+    route = CompletionsRoute()
 
     @asgi(["/v1/completions", "/completions"])
     async def completions(scope: Scope, receive: Receive, send: Send) -> None:
-        clock = services.clock
-        started = clock.monotonic()
-        request_id = request_id_of(scope)
-        log = services.request_log
-        key = key_of(scope)
-        request: CompletionRequest | None = None
-        grant: Grant = OPEN
-        try:
-            if not await allow_only(scope, send, "POST"):
-                return
-            body = await services.bodies.read(scope, receive)
-            request = decode_completion(body)
-            estimate = estimate_tokens(body)
-            grant = await admit(services, key, [request.model, *(request.models or ())], estimate)
-            engine = services.engine
-            plan = plan_completion(engine, request)
-            if request.stream:
-                opened = await engine.run_stream(
-                    request, plan, request_id, _open, _carries_output, _event_tokens, estimate=estimate
-                )
-            else:
-                answer, outcome = await engine.run(request, plan, request_id, _complete, estimate=estimate)
-        except RouterError as exc:
-            # The exception handler renders the answer; this records the request.
-            elapsed = clock.monotonic() - started
-            exc.headers.update(grant.headers)
-            log.write(_fields(request_id, request, None, exc.status, elapsed, attempts=exc.attempts, key=key))
-            raise
-        if request.stream:
-            settle = settler(services, grant, opened.outcome.model.id)
-            events = _sse(opened, request, log, request_id, lambda: clock.monotonic() - started, key, settle)
-            headers = {
-                **SSE_HEADERS,
-                **outcome_headers(opened.outcome, clock.monotonic() - started),
-                **grant.headers,
-            }
-            await send_stream(scope, receive, send, events, headers)
-            return
-        elapsed = clock.monotonic() - started
-        headers = outcome_headers(outcome, elapsed)
-        headers.update(grant.headers)
-        fields = _fields(request_id, request, outcome, 200, elapsed, usage=answer.usage, key=key)
-        if isinstance(answer.usage, Usage):
-            cost = cost_usd(outcome.model, answer.usage, outcome.service_tier)
-            headers["x-router-cost-usd"] = f"{cost:.8f}"
-            fields["cost_usd"] = round(cost, 8)
-            settler(services, grant, outcome.model.id)(answer.usage.total_tokens)
-        await send_json(send, _encode(answer), headers)
-        log.write(fields)
+        await serve(services, route, scope, receive, send)
 
     return [completions]
-
-
-async def _sse(
-    opened: OpenedStream[TextCompletion],
-    request: CompletionRequest,
-    log: RequestLog,
-    request_id: str,
-    elapsed: Callable[[], float],
-    key: ApiKey | None,
-    settle: Callable[[int | None], None],
-) -> AsyncIterator[bytes]:
-    """Encode ``text_completion`` events as SSE; a failure after the commit point ends the stream with
-    an error event and no ``[DONE]``, so a cut answer never looks complete."""
-    include_usage = request.include_usage
-    usage: Usage | None = None
-    status = 200
-    try:
-        async for event in opened.chunks():
-            if isinstance(event.usage, Usage):
-                usage = event.usage
-            if not include_usage:
-                if not event.choices:
-                    continue  # the usage event the router asked for on its own account
-                event.usage = msgspec.UNSET
-            elif event.usage is msgspec.UNSET:
-                event.usage = None  # OpenAI's convention: every event before the usage one says null
-            yield b"data: " + _encode(event) + b"\n\n"
-        yield DONE
-    except RouterError as exc:
-        status = exc.status
-        yield b"data: " + error_json(exc) + b"\n\n"
-    except Exception:
-        status = 500
-        _errors.exception("completion stream failed after the commit point (request %s)", request_id)
-        yield (
-            b"data: " + error_json(InternalError("The router failed while streaming this answer.")) + b"\n\n"
-        )
-    finally:
-        fields = _fields(request_id, request, opened.outcome, status, elapsed(), usage=usage, key=key)
-        settle(usage.total_tokens if usage is not None else None)
-        if usage is not None:
-            fields["cost_usd"] = round(cost_usd(opened.outcome.model, usage, opened.outcome.service_tier), 8)
-        log.write(fields)
-        # A client that goes away cancels this generator's scope; the shield lets the upstream
-        # connection close now instead of at garbage collection.
-        with anyio.CancelScope(shield=True):
-            await opened.aclose()
-
-
-def _fields(
-    request_id: str,
-    request: CompletionRequest | None,
-    outcome: Outcome | None,
-    status: int,
-    elapsed_s: float,
-    *,
-    usage: Usage | msgspec.UnsetType | None = None,
-    attempts: tuple[str, ...] = (),
-    key: ApiKey | None = None,
-) -> dict[str, Any]:
-    tokens = usage_tokens(usage)
-    model = request.model if request else None
-    stream = bool(request and request.stream)
-    fields = log_fields(
-        "completions",
-        request_id,
-        model,
-        stream,
-        outcome,
-        status,
-        elapsed_s,
-        tokens=tokens,
-        attempts=attempts,
-        key=key,
-    )
-    if outcome is not None:
-        fields["native"] = is_native(outcome.model)
-    return fields

@@ -16,7 +16,7 @@ from typing import Any, cast
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from router.access import KeyRing
+from router.access import ApiKey, KeyRing
 from router.api.access import KEY_SCOPE
 from router.api.errors import error_headers, error_json
 from router.api.middleware import REQUEST_ID_KEY, new_request_id
@@ -31,6 +31,7 @@ from router.errors import (
 )
 from router.telemetry.logging import RequestLog
 from router.telemetry.metrics import Metrics
+from router.telemetry.record import RequestRecord
 
 _log = logging.getLogger("router.api")
 PUBLIC_PATHS = frozenset({"/", "/help", "/v1/help", "/health/live", "/dashboard", "/openapi.json"})
@@ -155,14 +156,20 @@ class Edge:
             self.active -= 1
 
     def _record(self, request_id: str, route: str, scope: Scope, status: int, error: str | None) -> None:
+        key: ApiKey | None = cast(dict[str, Any], scope).get(KEY_SCOPE)
         self.request_log.write(
-            {
-                "request_id": request_id,
-                "route": route,
-                "path": scope["path"][:200],
-                "status": status,
-                "error": error,
-            }
+            RequestRecord(
+                request_id=request_id,
+                route=route,
+                key=key.name if key is not None else None,
+                model_asked=None,
+                stream=False,
+                status=status,
+                duration_ms=0.0,
+                attempts=(),
+                error=error,
+                path=scope["path"][:200],
+            )
         )
 
     def _check(

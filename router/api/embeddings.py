@@ -10,26 +10,19 @@ import base64
 import struct
 import sys
 from array import array
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import asgi
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
-from router.access import ApiKey, Grant
-from router.access.limits import OPEN
-from router.api._asgi import allow_only, send_json
-from router.api._log import log_fields
-from router.api.access import admit, estimate_tokens, key_of, settler
-from router.api.chat import outcome_headers
 from router.api.decode import convert, decode_object
-from router.api.middleware import request_id_of
+from router.api.exchange import Counted, Exchange, StreamWriter, serve
 from router.api.services import Services
-from router.errors import InvalidRequest, RouterError, UpstreamBadResponse
+from router.errors import InvalidRequest, UpstreamBadResponse
 from router.providers import ChatAdapter, Embedder, EmbeddingCall
-from router.routing import Outcome
-from router.routing.cost import cost_usd
+from router.routing import OpenedStream, Outcome
 from router.types import EmbeddingRequest, EmbeddingResponse, Usage
 
 MAX_INPUTS = 2048  # OpenAI's limit on the inputs of one request
@@ -142,77 +135,68 @@ def in_encoding(answer: EmbeddingResponse, wanted: str, provider: str) -> Embedd
 # --- route ---------------------------------------------------------------------------------------
 
 
-async def _embed(adapter: ChatAdapter, call: EmbeddingCall) -> EmbeddingResponse:
-    if not isinstance(adapter, Embedder):
-        raise InvalidRequest(
-            f"The model '{call.model.id}' is served by provider '{call.provider.name}', which cannot embed.",
-            param="model",
-            code="model_not_supported",
+class _Embed:
+    """Vectors from one candidate, in the encoding the client asked for."""
+
+    async def call(self, adapter: ChatAdapter, call: EmbeddingCall) -> EmbeddingResponse:
+        if not isinstance(adapter, Embedder):
+            raise InvalidRequest(
+                f"The model '{call.model.id}' is served by provider '{call.provider.name}', "
+                "which cannot embed.",
+                param="model",
+                code="model_not_supported",
+            )
+        answer = await adapter.embed(call)
+        # Converted inside the attempt, so that a malformed vector lets the next model answer.
+        return in_encoding(answer, call.request.encoding_format or "float", call.provider.name)
+
+    def output_tokens(self, answer: EmbeddingResponse) -> int:
+        # The catalog's speed prior of an embeddings model is its input rate: the prompt is its "output".
+        return answer.usage.prompt_tokens
+
+
+_EMBED = _Embed()
+
+
+class EmbeddingsRoute:
+    name = "embeddings"
+
+    def decode(self, body: bytes) -> EmbeddingRequest:
+        return decode_embeddings(body)
+
+    def streams(self, request: EmbeddingRequest) -> bool:
+        return False
+
+    async def answer(
+        self, exchange: Exchange, request: EmbeddingRequest
+    ) -> tuple[EmbeddingResponse, Outcome]:
+        engine = exchange.engine
+        plan = engine.plan_fixed(request, "embeddings", "embeddings")
+        answer, outcome = await engine.run(
+            request, plan, exchange.request_id, _EMBED, estimate=exchange.estimate
         )
-    answer = await adapter.embed(call)
-    # Converted inside the attempt, so that a malformed vector lets the next model answer.
-    return in_encoding(answer, call.request.encoding_format or "float", call.provider.name)
+        exchange.inputs = len(answer.data)
+        return answer, outcome
 
+    async def open(
+        self, exchange: Exchange, request: EmbeddingRequest
+    ) -> tuple[OpenedStream[None], StreamWriter[None]]:
+        raise AssertionError("embeddings do not stream")  # streams() is False
 
-def _tokens(answer: EmbeddingResponse) -> int:
-    # The catalog's speed prior of an embeddings model is its input rate: the prompt is its "output".
-    return answer.usage.prompt_tokens
+    def encode(self, answer: EmbeddingResponse) -> bytes:
+        return _encode(answer)
+
+    def counted(self, answer: EmbeddingResponse, outcome: Outcome) -> Counted | None:
+        tokens = answer.usage.prompt_tokens
+        return Counted((tokens, 0, 0, 0), tokens, Usage(prompt_tokens=tokens, total_tokens=tokens), None)
 
 
 def embedding_handlers(services: Services) -> list[ASGIRouteHandler]:
     """The embeddings route, bound to this app's services (with and without the ``/v1`` prefix)."""
+    route = EmbeddingsRoute()
 
     @asgi(["/v1/embeddings", "/embeddings"])
     async def embeddings(scope: Scope, receive: Receive, send: Send) -> None:
-        clock = services.clock
-        started = clock.monotonic()
-        request_id = request_id_of(scope)
-        log = services.request_log
-        key = key_of(scope)
-        request: EmbeddingRequest | None = None
-        grant: Grant = OPEN
-        try:
-            if not await allow_only(scope, send, "POST"):
-                return
-            body = await services.bodies.read(scope, receive)
-            request = decode_embeddings(body)
-            estimate = estimate_tokens(body)
-            grant = await admit(services, key, [request.model, *(request.models or ())], estimate)
-            engine = services.engine
-            plan = engine.plan_fixed(request, "embeddings", "embeddings")
-            answer, outcome = await engine.run(request, plan, request_id, _embed, _tokens, estimate=estimate)
-        except RouterError as exc:
-            # The exception handler renders the answer; this records the request.
-            elapsed = clock.monotonic() - started
-            exc.headers.update(grant.headers)
-            log.write(_fields(request_id, request, None, exc.status, elapsed, attempts=exc.attempts, key=key))
-            raise
-        elapsed = clock.monotonic() - started
-        tokens = answer.usage.prompt_tokens
-        settler(services, grant, outcome.model.id)(tokens)
-        cost = cost_usd(outcome.model, Usage(prompt_tokens=tokens, total_tokens=tokens), None)
-        headers = outcome_headers(outcome, elapsed)
-        headers["x-router-cost-usd"] = f"{cost:.8f}"
-        headers.update(grant.headers)
-        fields = _fields(request_id, request, outcome, 200, elapsed, key=key)
-        fields.update(inputs=len(answer.data), tokens_in=tokens, cost_usd=round(cost, 8))
-        await send_json(send, _encode(answer), headers)
-        log.write(fields)
+        await serve(services, route, scope, receive, send)
 
     return [embeddings]
-
-
-def _fields(
-    request_id: str,
-    request: EmbeddingRequest | None,
-    outcome: Outcome | None,
-    status: int,
-    elapsed_s: float,
-    *,
-    attempts: tuple[str, ...] = (),
-    key: ApiKey | None = None,
-) -> dict[str, Any]:
-    model = request.model if request else None
-    return log_fields(
-        "embeddings", request_id, model, False, outcome, status, elapsed_s, attempts=attempts, key=key
-    )

@@ -9,27 +9,21 @@ output ends with ``response.failed``, never a bare close.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
-import anyio
 import msgspec
 from litestar import HttpMethod, Request, asgi, get, route
 from litestar.handlers import BaseRouteHandler
 from litestar.response import Response
 from litestar.types import Receive, Scope, Send
 
-from router.access import ApiKey, Grant
-from router.access.limits import OPEN
-from router.api._asgi import allow_only, send_json, send_stream
-from router.api._log import log_fields, responses_tokens
-from router.api.access import admit, estimate_tokens, key_of, settler
-from router.api.chat import SSE_HEADERS, outcome_headers
+from router.access import ApiKey
+from router.api.access import key_of
 from router.api.decode import convert, decode_object
-from router.api.middleware import request_id_of
+from router.api.exchange import Counted, Exchange, StreamWriter, serve
 from router.api.services import Services
-from router.errors import InternalError, InvalidRequest, NotFound, RouterError
+from router.errors import InvalidRequest, NotFound, RouterError
 from router.providers import Call, ChatAdapter, ResponsesNative, UpstreamCall
 from router.responses.answer import from_completion, new_id, shell
 from router.responses.native import passthrough_body
@@ -37,15 +31,13 @@ from router.responses.request import ResponsesRequest, check, input_items, to_ch
 from router.responses.stream import ChatToResponses, Event, carries_output, failed_event, output_tokens
 from router.responses.usage import responses_usage
 from router.routing import OpenedStream, Outcome
-from router.routing.cost import cost_usd
-from router.store import StoredResponse
+from router.store import ResponseStore, StoredResponse
 from router.types import ChatRequest
 
 _encode = msgspec.json.Encoder().encode
-_errors = logging.getLogger("router.api")
 
 
-class _Exchange:
+class _Conversation:
     """One Responses request: the request, its whole conversation, and the chat form of both."""
 
     __slots__ = ("chat", "created_at", "items", "request", "response_id")
@@ -89,96 +81,78 @@ class _Exchange:
         return response
 
 
+class ResponsesRoute:
+    name = "responses"
+
+    def __init__(self, store: ResponseStore, wall: Callable[[], float]) -> None:
+        self._store = store
+        self._wall = wall
+
+    def decode(self, body: bytes) -> ResponsesRequest:
+        data = decode_object(body)
+        request = convert(data, ResponsesRequest)
+        request.raw = data
+        check(request)
+        return request
+
+    def streams(self, request: ResponsesRequest) -> bool:
+        return bool(request.stream)
+
+    async def _conversation(self, exchange: Exchange, request: ResponsesRequest) -> _Conversation:
+        """The request with the conversation it continues, if any (the calling key's own)."""
+        items = input_items(request)
+        if request.previous_response_id is not None:
+            previous = _owned(await self._store.get(request.previous_response_id), exchange.key)
+            if previous is None:
+                raise InvalidRequest(
+                    f"Previous response with id '{request.previous_response_id}' not found.",
+                    param="previous_response_id",
+                    code="previous_response_not_found",
+                )
+            items = [*previous.continuation(), *items]
+        return _Conversation(request, items, int(self._wall()))
+
+    async def answer(self, exchange: Exchange, request: ResponsesRequest) -> tuple[Event, Outcome]:
+        conversation = await self._conversation(exchange, request)
+        engine = exchange.engine
+        plan = engine.plan(conversation.chat, output_param="max_output_tokens")
+        operation = _Complete(conversation, self._wall)
+        response, outcome = await engine.run(
+            conversation.chat, plan, exchange.request_id, operation, estimate=exchange.estimate
+        )
+        if request.stores:
+            owner = exchange.key.name if exchange.key else None
+            stored = StoredResponse(response=response, items=conversation.items, owner=owner)
+            await self._store.put(conversation.response_id, stored)
+        return response, outcome
+
+    async def open(
+        self, exchange: Exchange, request: ResponsesRequest
+    ) -> tuple[OpenedStream[Event], StreamWriter[Event]]:
+        conversation = await self._conversation(exchange, request)
+        engine = exchange.engine
+        plan = engine.plan(conversation.chat, output_param="max_output_tokens")
+        operation = _Stream(conversation, self._wall)
+        opened = await engine.run_stream(
+            conversation.chat, plan, exchange.request_id, operation, estimate=exchange.estimate
+        )
+        owner = exchange.key.name if exchange.key else None
+        return opened, ResponsesWriter(conversation, opened.outcome, self._store, owner)
+
+    def encode(self, answer: Event) -> bytes:
+        return _encode(answer)
+
+    def counted(self, answer: Event, outcome: Outcome) -> Counted | None:
+        return _counted(answer, outcome)
+
+
 def responses_handlers(services: Services) -> list[BaseRouteHandler]:
     store = services.responses
+    create = ResponsesRoute(store, services.clock.wall)
 
     @asgi(["/v1/responses", "/responses"])
     async def create_response(scope: Scope, receive: Receive, send: Send) -> None:
-        clock = services.clock
-        started = clock.monotonic()
-        request_id = request_id_of(scope)
-        log = services.request_log
-        key = key_of(scope)
-        exchange: _Exchange | None = None
-        grant: Grant = OPEN
-        try:
-            if not await allow_only(scope, send, "POST"):
-                return
-            body = await services.bodies.read(scope, receive)
-            data = decode_object(body)
-            request = convert(data, ResponsesRequest)
-            request.raw = data
-            check(request)
-            estimate = estimate_tokens(body)
-            grant = await admit(services, key, [request.model, *(request.models or ())], estimate)
-            items = input_items(request)
-            if request.previous_response_id is not None:
-                previous = _owned(await store.get(request.previous_response_id), key)
-                if previous is None:
-                    raise InvalidRequest(
-                        f"Previous response with id '{request.previous_response_id}' not found.",
-                        param="previous_response_id",
-                        code="previous_response_not_found",
-                    )
-                items = [*previous.continuation(), *items]
-            exchange = _Exchange(request, items, int(clock.wall()))
-            engine = services.engine
-            plan = engine.plan(exchange.chat, output_param="max_output_tokens")
-            if request.stream:
-                opened = await engine.run_stream(
-                    exchange.chat,
-                    plan,
-                    request_id,
-                    _stream_op(exchange, clock.wall),
-                    carries_output,
-                    output_tokens,
-                    estimate=estimate,
-                )
-            else:
-                response, outcome = await engine.run(
-                    exchange.chat,
-                    plan,
-                    request_id,
-                    _complete_op(exchange, clock.wall),
-                    _tokens,
-                    estimate=estimate,
-                )
-        except RouterError as exc:
-            elapsed = clock.monotonic() - started
-            chat = exchange.chat if exchange else None
-            exc.headers.update(grant.headers)
-            fields = _fields(request_id, chat, None, exc.status, elapsed, None, attempts=exc.attempts)
-            fields["key"] = key.name if key else None
-            log.write(fields)
-            raise
-        if request.stream:
-            settle = settler(services, grant, opened.outcome.model.id)
-            events = _sse(
-                opened, exchange, services, request_id, lambda: clock.monotonic() - started, key, settle
-            )
-            headers = {
-                **SSE_HEADERS,
-                **outcome_headers(opened.outcome, clock.monotonic() - started),
-                **grant.headers,
-            }
-            await send_stream(scope, receive, send, events, headers)
-            return
-        if request.stores:
-            owner = key.name if key else None
-            await store.put(exchange.response_id, StoredResponse(response=response, items=items, owner=owner))
-        elapsed = clock.monotonic() - started
-        headers = outcome_headers(outcome, elapsed)
-        headers.update(grant.headers)
-        usage = responses_usage(response.get("usage"))
-        fields = _fields(request_id, exchange.chat, outcome, 200, elapsed, response.get("usage"))
-        fields["key"] = key.name if key else None
-        if usage is not None:
-            settler(services, grant, outcome.model.id)(usage.total_tokens)
-            cost = cost_usd(outcome.model, usage.as_chat(), _tier(response, outcome))
-            headers["x-router-cost-usd"] = f"{cost:.8f}"
-            fields["cost_usd"] = round(cost, 8)
-        await send_json(send, _encode(response), headers)
-        log.write(fields)
+        await serve(services, create, scope, receive, send)
 
     @get(["/v1/responses/{response_id:str}/input_items", "/responses/{response_id:str}/input_items"])
     async def list_input_items(response_id: str, request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -211,102 +185,112 @@ def responses_handlers(services: Services) -> list[BaseRouteHandler]:
     return handlers
 
 
-def _complete_op(
-    exchange: _Exchange, wall: Callable[[], float]
-) -> Callable[[ChatAdapter, UpstreamCall], Any]:
-    async def op(adapter: ChatAdapter, call: UpstreamCall) -> dict[str, Any]:
-        native = exchange.native(adapter, call)
+class _Complete:
+    """A whole Response from one candidate: passed through to a model that speaks Responses itself,
+    or its chat answer translated."""
+
+    def __init__(self, conversation: _Conversation, wall: Callable[[], float]) -> None:
+        self._conversation = conversation
+        self._wall = wall
+
+    async def call(self, adapter: ChatAdapter, call: UpstreamCall) -> Event:
+        conversation = self._conversation
+        native = conversation.native(adapter, call)
         if native is not None:
             assert isinstance(adapter, ResponsesNative)
-            return exchange.own(await adapter.respond(native))
+            return conversation.own(await adapter.respond(native))
         completion = await adapter.complete(call)
-        return from_completion(completion, exchange.shell(call), int(wall()))
+        return from_completion(completion, conversation.shell(call), int(self._wall()))
 
-    return op
+    def output_tokens(self, answer: Event) -> int:
+        usage = responses_usage(answer.get("usage"))
+        return usage.output_tokens if usage else 0
 
 
-def _stream_op(
-    exchange: _Exchange, wall: Callable[[], float]
-) -> Callable[[ChatAdapter, UpstreamCall], AsyncGenerator[Event, None]]:
-    async def op(adapter: ChatAdapter, call: UpstreamCall) -> AsyncGenerator[Event, None]:
-        native = exchange.native(adapter, call)
+class _Stream:
+    """A Responses event stream from one candidate, passed through or translated from chat."""
+
+    def __init__(self, conversation: _Conversation, wall: Callable[[], float]) -> None:
+        self._conversation = conversation
+        self._wall = wall
+
+    async def open(self, adapter: ChatAdapter, call: UpstreamCall) -> AsyncGenerator[Event, None]:
+        conversation = self._conversation
+        native = conversation.native(adapter, call)
         if native is not None:
             assert isinstance(adapter, ResponsesNative)
             async for event in adapter.respond_stream(native):
                 response = event.get("response")
                 if isinstance(response, dict):
-                    exchange.own(response)
+                    conversation.own(response)
                 yield event
             return
-        writer = ChatToResponses(exchange.shell(call))
+        writer = ChatToResponses(conversation.shell(call))
         for event in writer.start():
             yield event
         async for chunk in adapter.stream(call):
             for event in writer.feed(chunk):
                 yield event
-        for event in writer.finish(int(wall())):
+        for event in writer.finish(int(self._wall())):
             yield event
 
-    return op
+    def carries_output(self, event: Event) -> bool:
+        return carries_output(event)
+
+    def output_tokens(self, event: Event) -> int | None:
+        return output_tokens(event)
 
 
-async def _sse(
-    opened: OpenedStream[Event],
-    exchange: _Exchange,
-    services: Services,
-    request_id: str,
-    elapsed: Callable[[], float],
-    key: ApiKey | None,
-    settle: Callable[[int | None], None],
-) -> AsyncIterator[bytes]:
-    """Number and encode the events; keep what a failure event and the store need."""
-    sequence = 0
-    response: Event | None = None  # the latest full Response seen
-    items: dict[int, Event] = {}  # finished output items by index
-    final: Event | None = None
-    status = 200
+class ResponsesWriter:
+    """Numbers and frames the events (each with its ``event:`` line); keeps what a failure event and
+    the stored conversation need; a break after the first output ends with ``response.failed``."""
 
-    def frame(event: Event) -> bytes:
-        nonlocal sequence
-        event["sequence_number"] = sequence
-        sequence += 1
-        kind = str(event.get("type", "message")).encode()
-        return b"event: " + kind + b"\ndata: " + _encode(event) + b"\n\n"
+    def __init__(
+        self, conversation: _Conversation, outcome: Outcome, store: ResponseStore, owner: str | None
+    ) -> None:
+        self._conversation = conversation
+        self._outcome = outcome
+        self._store = store
+        self._owner = owner
+        self._sequence = 0
+        self._response: Event | None = None  # the latest full Response seen
+        self._items: dict[int, Event] = {}  # finished output items by index
+        self._final: Event | None = None
 
-    try:
-        async for event in opened.chunks():
-            kind = event.get("type")
-            if isinstance(event.get("response"), dict):
-                response = event["response"]
-                if kind in ("response.completed", "response.incomplete"):
-                    final = response
-            elif kind == "response.output_item.done" and isinstance(event.get("item"), dict):
-                items[int(event.get("output_index", len(items)))] = event["item"]
-            yield frame(event)
-    except RouterError as exc:
-        status = exc.status
-        yield frame(failed_event(_partial(response, exchange, items), exc.message, _failure_code(exc)))
-    except Exception:
-        status = 500
-        _errors.exception("responses stream failed after the commit point (request %s)", request_id)
-        message = InternalError("The router failed while streaming this answer.").message
-        yield frame(failed_event(_partial(response, exchange, items), message))
-    finally:
-        reported = final.get("usage") if final else None
-        usage = responses_usage(reported)
-        fields = _fields(request_id, exchange.chat, opened.outcome, status, elapsed(), reported)
-        fields["key"] = key.name if key else None
-        settle(usage.total_tokens if usage is not None else None)
-        if usage is not None and final is not None:
-            cost = cost_usd(opened.outcome.model, usage.as_chat(), _tier(final, opened.outcome))
-            fields["cost_usd"] = round(cost, 8)
-        services.request_log.write(fields)
-        with anyio.CancelScope(shield=True):
-            if final is not None and exchange.request.stores:
-                owner = key.name if key else None
-                stored = StoredResponse(response=final, items=exchange.items, owner=owner)
-                await services.responses.put(exchange.response_id, stored)
-            await opened.aclose()
+    def frame(self, event: Event) -> bytes:
+        kind = event.get("type")
+        if isinstance(event.get("response"), dict):
+            self._response = event["response"]
+            if kind in ("response.completed", "response.incomplete"):
+                self._final = self._response
+        elif kind == "response.output_item.done" and isinstance(event.get("item"), dict):
+            self._items[int(event.get("output_index", len(self._items)))] = event["item"]
+        event["sequence_number"] = self._sequence
+        self._sequence += 1
+        return b"event: " + str(kind or "message").encode() + b"\ndata: " + _encode(event) + b"\n\n"
+
+    def end(self) -> bytes:
+        return b""  # the terminal event was the last one
+
+    def failure(self, error: RouterError) -> bytes:
+        partial = _partial(self._response, self._conversation, self._items)
+        return self.frame(failed_event(partial, error.message, _failure_code(error)))
+
+    def counted(self) -> Counted | None:
+        return _counted(self._final, self._outcome) if self._final is not None else None
+
+    async def close(self) -> None:
+        if self._final is not None and self._conversation.request.stores:
+            stored = StoredResponse(response=self._final, items=self._conversation.items, owner=self._owner)
+            await self._store.put(self._conversation.response_id, stored)
+
+
+def _counted(response: Event, outcome: Outcome) -> Counted | None:
+    usage = responses_usage(response.get("usage"))
+    if usage is None:
+        return None
+    tokens = (usage.input_tokens, usage.output_tokens, usage.cached, usage.reasoning)
+    return Counted(tokens, usage.total_tokens, usage.as_chat(), _tier(response, outcome))
 
 
 def _owned(stored: StoredResponse | None, key: ApiKey | None) -> StoredResponse | None:
@@ -316,19 +300,14 @@ def _owned(stored: StoredResponse | None, key: ApiKey | None) -> StoredResponse 
     return stored
 
 
-def _partial(response: Event | None, exchange: _Exchange, items: dict[int, Event]) -> Event:
-    partial: Event = dict(response) if response else {"id": exchange.response_id, "object": "response"}
+def _partial(response: Event | None, conversation: _Conversation, items: dict[int, Event]) -> Event:
+    partial: Event = dict(response) if response else {"id": conversation.response_id, "object": "response"}
     partial["output"] = [items[i] for i in sorted(items)]
     return partial
 
 
 def _failure_code(exc: RouterError) -> str:
     return "rate_limit_exceeded" if exc.status == 429 else "server_error"
-
-
-def _tokens(response: dict[str, Any]) -> int:
-    usage = responses_usage(response.get("usage"))
-    return usage.output_tokens if usage else 0
 
 
 def _tier(response: dict[str, Any], outcome: Outcome) -> str | None:
@@ -342,24 +321,6 @@ def _missing(response_id: str) -> NotFound:
 
 def _json(body: dict[str, Any]) -> Response[bytes]:
     return Response(_encode(body), media_type="application/json")
-
-
-def _fields(
-    request_id: str,
-    chat: ChatRequest | None,
-    outcome: Outcome | None,
-    status: int,
-    elapsed_s: float,
-    usage: Any,
-    *,
-    attempts: tuple[str, ...] = (),
-) -> dict[str, Any]:
-    tokens = responses_tokens(usage)
-    model = chat.model if chat else None
-    stream = bool(chat and chat.stream)
-    return log_fields(
-        "responses", request_id, model, stream, outcome, status, elapsed_s, tokens=tokens, attempts=attempts
-    )
 
 
 __all__ = ["responses_handlers"]

@@ -32,14 +32,15 @@ from router.errors import (
     UpstreamTimeout,
     listed,
 )
-from router.providers import Call, ChatAdapter, UpstreamCall, supports
+from router.providers import Call, ChatAdapter, supports
 from router.routing.breaker import Breaker, BreakerBoard
-from router.routing.outcome import Attempt, Outcome, Served
+from router.routing.operation import Operation, StreamOperation
+from router.routing.outcome import Attempt, Outcome
 from router.routing.planning import Plan, Planner, Routable
 from router.routing.stats import StatsBoard
 from router.routing.strategies import CHAT_ENDPOINTS
 from router.routing.streams import OpenedStream, last_error, until_first_output
-from router.types import ChatChunk, ChatCompletion, ChatRequest, Usage
+from router.types import ChatRequest
 
 # A model's own rate limit: (model id, estimated tokens) → ``None`` when admitted, else seconds to wait.
 ModelGate = Callable[[str, int], Awaitable[float | None]]
@@ -124,40 +125,13 @@ class Engine:
             created=int(self._clock.wall()),
         )
 
-    async def complete(self, request: ChatRequest, request_id: str, estimate: int = 0) -> Served:
-        completion, outcome = await self.run(
-            request, self.plan(request), request_id, _complete, estimate=estimate
-        )
-        return Served(completion=completion, outcome=outcome)
-
-    async def open_stream(
-        self, request: ChatRequest, request_id: str, estimate: int = 0
-    ) -> OpenedStream[ChatChunk]:
-        return await self.run_stream(
-            request,
-            self.plan(request),
-            request_id,
-            _open_chat,
-            ChatChunk.carries_output,
-            chunk_tokens,
-            estimate=estimate,
-        )
-
     async def run(
-        self,
-        request: Q,
-        plan: Plan,
-        request_id: str,
-        call_model: Callable[[ChatAdapter, Call[Q]], Awaitable[T]],
-        tokens_of: Callable[[T], int] | None = None,
-        *,
-        estimate: int = 0,
+        self, request: Q, plan: Plan, request_id: str, operation: Operation[Q, T], *, estimate: int = 0
     ) -> tuple[T, Outcome]:
         """One whole answer from the first of ``plan``'s candidates that gives one. ``estimate`` is
         the request's estimated tokens, charged to models with their own rate limits."""
-        result, outcome = await self._attempt(request, plan, request_id, call_model, estimate)
-        tokens = tokens_of(result) if tokens_of is not None else _tokens_in(result)
-        self.stats.get(outcome.model).answer(outcome.attempt_ms, tokens)
+        result, outcome = await self._attempt(request, plan, request_id, operation.call, estimate)
+        self.stats.get(outcome.model).answer(outcome.attempt_ms, operation.output_tokens(result))
         return result, outcome
 
     async def run_stream(
@@ -165,9 +139,7 @@ class Engine:
         request: Q,
         plan: Plan,
         request_id: str,
-        open_model: Callable[[ChatAdapter, Call[Q]], AsyncGenerator[E, None]],
-        carries_output: Callable[[E], bool],
-        tokens_of: Callable[[E], int | None],
+        operation: StreamOperation[Q, E],
         *,
         estimate: int = 0,
     ) -> OpenedStream[E]:
@@ -176,14 +148,20 @@ class Engine:
         async def until_output(
             adapter: ChatAdapter, call: Call[Q]
         ) -> tuple[list[E], AsyncGenerator[E, None] | None]:
-            return await until_first_output(open_model(adapter, call), call, carries_output)
+            return await until_first_output(operation.open(adapter, call), call, operation.carries_output)
 
         (prefix, rest), outcome = await self._attempt(request, plan, request_id, until_output, estimate)
         stats = self.stats.get(outcome.model)
         stats.first_token(outcome.attempt_ms)
         breaker = self.breakers.get(outcome.model.id)
         return OpenedStream(
-            prefix, rest, outcome, tokens_of=tokens_of, breaker=breaker, stats=stats, clock=self._clock
+            prefix,
+            rest,
+            outcome,
+            tokens_of=operation.output_tokens,
+            breaker=breaker,
+            stats=stats,
+            clock=self._clock,
         )
 
     def _order(self, candidates: list[Target]) -> tuple[list[Target], bool]:
@@ -393,23 +371,6 @@ class Engine:
         return error
 
 
-async def _complete(adapter: ChatAdapter, call: UpstreamCall) -> ChatCompletion:
-    return await adapter.complete(call)
-
-
-def _open_chat(adapter: ChatAdapter, call: UpstreamCall) -> AsyncGenerator[ChatChunk, None]:
-    return adapter.stream(call)
-
-
-def chunk_tokens(chunk: ChatChunk) -> int | None:
-    return chunk.usage.completion_tokens if isinstance(chunk.usage, Usage) else None
-
-
-def _tokens_in(result: object) -> int:
-    usage = getattr(result, "usage", None)
-    return usage.completion_tokens if isinstance(usage, Usage) else 0
-
-
 def _passed_over(candidates: list[Target], served: str, run: _Run) -> list[str]:
     skipped = []
     for target in candidates:
@@ -461,4 +422,4 @@ def _with_attempts(exc: RouterError, attempts: list[Attempt]) -> RouterError:
     return exc
 
 
-__all__ = ["Engine", "OpenedStream", "Plan", "Routable", "chunk_tokens"]
+__all__ = ["Engine", "OpenedStream", "Plan", "Routable"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import msgspec
 
 from router.catalog import Model
-from router.types import ChatCompletion
 
 
 class Attempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,8 +33,3 @@ class Outcome(msgspec.Struct, kw_only=True):
         if failed:
             return failed[0].outcome
         return "breaker_open" if self.skipped else None
-
-
-class Served(msgspec.Struct, kw_only=True):
-    completion: ChatCompletion
-    outcome: Outcome

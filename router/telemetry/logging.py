@@ -16,6 +16,8 @@ from typing import Any, BinaryIO
 
 import msgspec
 
+from router.telemetry.record import RequestRecord
+
 _encode = msgspec.json.Encoder().encode
 _NOISY = ("httpx", "httpcore", "aiohttp", "aiohttp.access", "aiohttp.client", "granian.access", "hpack")
 
@@ -73,7 +75,7 @@ class RequestLog:
         text: bool = False,
         stream: BinaryIO | None = None,
         interval: float = 0.25,
-        observer: Callable[[dict[str, Any]], None] | None = None,
+        observer: Callable[[RequestRecord], None] | None = None,
     ) -> None:
         self.enabled = enabled
         self._observer = observer  # sees every request's fields, logged or not (metrics)
@@ -83,17 +85,21 @@ class RequestLog:
         self._lines: list[bytes] = []
         self._task: asyncio.Task[None] | None = None
 
-    def write(self, fields: dict[str, Any]) -> None:
+    def write(self, record: RequestRecord) -> None:
         if self._observer is not None:
-            self._observer(fields)
+            self._observer(record)
         if not self.enabled:
             return
         if self._text:
             stamp = time.strftime("%H:%M:%S")
-            pairs = " ".join(f"{k}={v}" for k, v in fields.items())
+            pairs = " ".join(
+                f"{k}={v}" for k, v in msgspec.structs.asdict(record).items() if v not in (None, ())
+            )
             self._lines.append(f"{stamp} info    router.request: request {pairs}\n".encode())
         else:
-            self._lines.append(_encode({"ts": round(time.time(), 3), "msg": "request", **fields}) + b"\n")
+            # The record's own object, with the time and the message put in front.
+            head = b'{"ts":%.3f,"msg":"request",' % time.time()
+            self._lines.append(head + _encode(record)[1:] + b"\n")
 
     def flush(self) -> None:
         if self._lines:

@@ -22,6 +22,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 from router.catalog import Catalog
+from router.telemetry.record import RequestRecord
 
 # From sub-millisecond answers to minutes of generation.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -160,60 +161,57 @@ class Metrics:
 
     # --- the request path: one tally per label set, taken apart at flush -----------------------
 
-    def record_request(self, fields: dict[str, Any]) -> None:
-        """Count one request from its request-log fields (ids and names only, never content).
+    def record_request(self, record: RequestRecord) -> None:
+        """Count one request from its record (ids and names only, never content).
 
         The request path does one dictionary lookup and a few additions; which metric each number
         feeds, and the attempt sequences' retries and fallbacks, are worked out at flush."""
-        route = fields.get("route")
+        route = record.route
         if route not in ROUTES:
             return
-        get = fields.get
         labels = (
             route,
-            get("model_asked"),
-            get("model") or "",
-            get("provider") or "",
-            get("strategy") or "",
-            get("status", 0),
-            get("key") or "",
+            record.model_asked,
+            record.model or "",
+            record.provider or "",
+            record.strategy or "",
+            record.status,
+            record.key or "",
         )
         tally = self._requests.get(labels)
         if tally is None:
             tally = self._requests[labels] = _RequestTally()
         tally.count += 1
         # Histogram tallies inlined (this runs once a request): bucket count, then the sum.
-        duration = get("duration_ms")
-        if duration is not None:
-            seconds = duration / 1000.0
-            bins = tally.duration
-            bins[bisect_left(DURATION_BOUNDS, seconds)] += 1
-            bins[-1] += seconds
-        overhead = get("overhead_ms")
+        seconds = record.duration_ms / 1000.0
+        bins = tally.duration
+        bins[bisect_left(DURATION_BOUNDS, seconds)] += 1
+        bins[-1] += seconds
+        overhead = record.overhead_ms
         if overhead is not None:
             seconds = overhead / 1000.0
             bins = tally.overhead
             bins[bisect_left(OVERHEAD_BOUNDS, seconds)] += 1
             bins[-1] += seconds
-            seconds = get("upstream_ms", 0.0) / 1000.0
+            seconds = (record.upstream_ms or 0.0) / 1000.0
             bins = tally.upstream
             bins[bisect_left(DURATION_BOUNDS, seconds)] += 1
             bins[-1] += seconds
-            ttft = get("ttft_ms")
+            ttft = record.ttft_ms
             if ttft is not None:
                 seconds = ttft / 1000.0
                 bins = tally.ttft
                 bins[bisect_left(DURATION_BOUNDS, seconds)] += 1
                 bins[-1] += seconds
             tokens = tally.tokens
-            tokens[0] += get("tokens_in") or 0
-            tokens[1] += get("tokens_out") or 0
-            tokens[2] += get("tokens_cached") or 0
-            tokens[3] += get("tokens_reasoning") or 0
-            tally.cost += get("cost_usd") or 0.0
-        attempts = get("attempts")
+            tokens[0] += record.tokens_in or 0
+            tokens[1] += record.tokens_out or 0
+            tokens[2] += record.tokens_cached or 0
+            tokens[3] += record.tokens_reasoning or 0
+            tally.cost += record.cost_usd or 0.0
+        attempts = record.attempts
         if attempts:
-            sequence = (tuple(attempts), len(get("skipped") or ()))
+            sequence = (attempts, len(record.skipped))
             self._sequences[sequence] = self._sequences.get(sequence, 0) + 1
 
     def _flush_requests(self, requests: dict[tuple[Any, ...], _RequestTally]) -> None:

@@ -8,11 +8,11 @@ A request only adds to two counters and a bounded sample; the counters are sampl
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
 
 import msgspec
 
 from router.clock import Clock
+from router.telemetry.record import RequestRecord
 
 WINDOW_S = 60
 OVERHEAD_SAMPLES = 1024
@@ -37,15 +37,14 @@ class Traffic:
         self._samples: deque[tuple[float, int, int]] = deque([(clock.monotonic(), 0, 0)], maxlen=WINDOW_S + 1)
         self._overheads: deque[float] = deque(maxlen=OVERHEAD_SAMPLES)
 
-    def record(self, fields: dict[str, Any]) -> None:
-        if fields.get("route") not in MODEL_ROUTES:
+    def record(self, record: RequestRecord) -> None:
+        if record.route not in MODEL_ROUTES:
             return
         self.total += 1
-        if fields.get("status", 0) >= 500:
+        if record.status >= 500:
             self.errors += 1
-        overhead = fields.get("overhead_ms")
-        if overhead is not None:
-            self._overheads.append(overhead)
+        if record.overhead_ms is not None:
+            self._overheads.append(record.overhead_ms)
 
     def tick(self) -> None:
         self._samples.append((self._clock.monotonic(), self.total, self.errors))

@@ -11,8 +11,8 @@ import msgspec
 import pytest
 
 from router.api.completions import (
-    _complete,
-    _open,
+    _COMPLETE,
+    _STREAM,
     decode_completion,
     each_prompt,
     plan_completion,
@@ -40,7 +40,6 @@ from router.types import (
     ChunkChoice,
     CompletionRequest,
     Delta,
-    TextCompletion,
     Usage,
 )
 from tests.openapi import validate
@@ -359,7 +358,7 @@ async def test_native_model_gets_the_clients_body_and_its_answer_is_relayed() ->
     req = request(model="instruct", suffix="!", logprobs=1)
     plan = plan_completion(engine, req)
     assert [t.model.id for t in plan.candidates] == ["instruct"]  # the chat fallback cannot honour suffix
-    completion, outcome = await engine.run(req, plan, "req_1", _complete)
+    completion, outcome = await engine.run(req, plan, "req_1", _COMPLETE)
     assert completion.choices[0].text == "native" and outcome.model.id == "instruct"
     assert adapter.chat == [] and msgspec.json.decode(adapter.legacy[0])["suffix"] == "!"
 
@@ -368,7 +367,7 @@ async def test_native_failure_falls_back_to_a_translated_chat_model() -> None:
     adapter = FakeAdapter(fail_legacy=True)
     engine = engine_with(adapter)
     req = request(model="instruct", prompt="hello")
-    completion, outcome = await engine.run(req, plan_completion(engine, req), "req_1", _complete)
+    completion, outcome = await engine.run(req, plan_completion(engine, req), "req_1", _COMPLETE)
     assert outcome.model.id == "chatty"
     assert completion.choices[0].text == "re:hello"
     validate(msgspec.to_builtins(completion), "CreateCompletionResponse")
@@ -379,7 +378,7 @@ async def test_each_prompt_is_one_chat_call_and_choices_keep_prompt_order() -> N
     engine = engine_with(adapter)
     prompts = [f"p{i}" for i in range(20)]
     req = request(prompt=prompts)
-    completion, _ = await engine.run(req, plan_completion(engine, req), "req_1", _complete)
+    completion, _ = await engine.run(req, plan_completion(engine, req), "req_1", _COMPLETE)
     assert [c.text for c in completion.choices] == [f"re:p{i}" for i in range(20)]
     assert [c.index for c in completion.choices] == list(range(20))
     assert len(adapter.chat) == 20
@@ -392,7 +391,7 @@ async def test_translated_stream_events_end_with_usage() -> None:
     engine = engine_with(adapter)
     req = request(stream=True, echo=True, prompt="Q ")
     plan = plan_completion(engine, req)
-    opened = await engine.run_stream(req, plan, "req_1", _open, TextCompletion.carries_output, lambda e: None)
+    opened = await engine.run_stream(req, plan, "req_1", _STREAM)
     events = [e async for e in opened.chunks()]
     assert "".join(c.text for e in events for c in e.choices) == "Q one two"
     assert events[-1].choices == [] and events[-1].usage == Usage(2, 2, 4)
@@ -402,9 +401,7 @@ async def test_native_stream_relays_events() -> None:
     adapter = FakeAdapter()
     engine = engine_with(adapter)
     req = request(model="instruct", stream=True)
-    opened = await engine.run_stream(
-        req, plan_completion(engine, req), "req_1", _open, TextCompletion.carries_output, lambda e: None
-    )
+    opened = await engine.run_stream(req, plan_completion(engine, req), "req_1", _STREAM)
     events = [e async for e in opened.chunks()]
     assert [c.text for e in events for c in e.choices] == ["nat"]
     assert msgspec.json.decode(adapter.legacy[0])["stream_options"] == {"include_usage": True}

@@ -7,12 +7,15 @@ import asyncio
 import json
 from typing import Any
 
+import msgspec
+
 from router.access import build_keyring
 from router.api.edge import Edge
 from router.catalog import parse_catalog
 from router.catalog.schema import CorsSpec
 from router.telemetry.logging import RequestLog
 from router.telemetry.metrics import Metrics
+from router.telemetry.record import RequestRecord
 
 CATALOG = parse_catalog(
     """
@@ -63,7 +66,7 @@ def _edge(lines: list[dict[str, Any]]) -> Edge:
         _other_route,
         build_keyring(CATALOG, {}),
         CorsSpec(),
-        RequestLog(enabled=False, observer=lines.append),
+        RequestLog(enabled=False, observer=lambda record: lines.append(msgspec.structs.asdict(record))),
         Metrics(None),
         max_headers=64,
         max_header_bytes=32_768,
@@ -88,8 +91,19 @@ def test_a_5xx_from_any_other_route_writes_a_request_line() -> None:
 
 def test_a_logged_500_is_counted_in_the_requests_metric() -> None:
     metrics = Metrics(None)
-    metrics.record_request({"route": "other", "status": 500, "request_id": "r", "path": "/v1/models"})
-    metrics.record_request({"route": "chat", "status": 500, "request_id": "r", "model_asked": None})
+    for route in ("other", "chat"):
+        metrics.record_request(
+            RequestRecord(
+                request_id="r",
+                route=route,
+                key=None,
+                model_asked=None,
+                stream=False,
+                status=500,
+                duration_ms=1.0,
+                attempts=(),
+            )
+        )
     metrics.flush()
     scrape = metrics.exposition().decode()
     assert "router_requests_total{" in scrape

@@ -3,14 +3,35 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from router.catalog import parse_catalog
 from router.telemetry.metrics import DURATION_BUCKETS, Metrics
+from router.telemetry.record import RequestRecord
 from tests.unit.test_catalog import MINIMAL
 
 CATALOG = parse_catalog(MINIMAL, {})
+
+
+def record_request(metrics: Metrics, fields: dict[str, Any]) -> None:
+    """Count a request record with these fields (and neutral values for the rest)."""
+    base: dict[str, Any] = {
+        "request_id": "req_test",
+        "route": "chat",
+        "key": None,
+        "model_asked": None,
+        "stream": False,
+        "status": 200,
+        "duration_ms": 0.0,
+        "attempts": (),
+    }
+    values = {**base, **fields}
+    values["attempts"] = tuple(values["attempts"])
+    values["skipped"] = tuple(values.get("skipped") or ())
+    metrics.record_request(RequestRecord(**values))
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -36,7 +57,7 @@ def test_flushed_durations_match_observe_bucket_for_bucket() -> None:
         "router_request_duration_seconds", "", ["route"], buckets=DURATION_BUCKETS, registry=registry
     )
     for ms in [0.1, 5.0, 5.1, 200.0, 1000.0, 59_900.0, 700_000.0, 300.0, 10.0]:
-        metrics.record_request({"route": "chat", "status": 200, "duration_ms": ms})
+        record_request(metrics, {"route": "chat", "status": 200, "duration_ms": ms})
         reference.labels("chat").observe(ms / 1000.0)
     ours = lines(metrics.exposition(), "router_request_duration_seconds")
     theirs = lines(generate_latest(registry), "router_request_duration_seconds")
@@ -68,9 +89,9 @@ def test_a_served_request_counts_everywhere_with_catalog_labels() -> None:
     metrics = Metrics()
     metrics.bind(lambda: CATALOG)
     for _ in range(3):
-        metrics.record_request(SERVED)
+        record_request(metrics, SERVED)
     metrics.flush()
-    metrics.record_request(SERVED)
+    record_request(metrics, SERVED)
     labels = {"route": "chat", "model_asked": "mini", "model": "gpt-5-mini", "provider": "openai"}
     assert value(metrics, "router_requests_total", **labels, strategy="", status="200", key="team") == 4
     assert value(metrics, "router_tokens_total", model="gpt-5-mini", kind="input") == 40
@@ -86,19 +107,21 @@ def test_a_served_request_counts_everywhere_with_catalog_labels() -> None:
 def test_unknown_names_and_upstream_types_never_become_labels() -> None:
     metrics = Metrics()
     metrics.bind(lambda: CATALOG)
-    metrics.record_request(
+    record_request(
+        metrics,
         {
             "route": "chat",
             "model_asked": "made-up-model-1234",
             "status": 404,
             "attempts": ("not-in-catalog:ok",),
-        }
+        },
     )
-    metrics.record_request(
+    record_request(
+        metrics,
         {
             **SERVED,
             "attempts": ("gpt-5-mini:SomeVendorErrorType", "gpt-5-mini:upstream_timeout", "gpt-5-mini:ok"),
-        }
+        },
     )
     found = samples(metrics)
     text = str(found)
@@ -123,8 +146,8 @@ def test_fallbacks_count_each_move_to_another_model_with_its_reason() -> None:
         {},
     )
     metrics.bind(lambda: catalog)
-    metrics.record_request({**SERVED, "attempts": ("gpt-5-mini:breaker_open", "gpt-5-nano:ok")})
-    metrics.record_request({**SERVED, "attempts": ("gpt-5-mini:upstream_unreachable", "gpt-5-nano:ok")})
+    record_request(metrics, {**SERVED, "attempts": ("gpt-5-mini:breaker_open", "gpt-5-nano:ok")})
+    record_request(metrics, {**SERVED, "attempts": ("gpt-5-mini:upstream_unreachable", "gpt-5-nano:ok")})
     assert value(metrics, "router_fallbacks_total", reason="breaker_open") == 1
     assert value(metrics, "router_fallbacks_total", reason="upstream_unreachable") == 1
     # An open breaker is no upstream error.

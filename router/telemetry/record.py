@@ -1,0 +1,44 @@
+"""The request record: one answered request as its sinks see it (the log line, metrics, traffic).
+
+Ids, names, numbers and outcomes only, never prompts, answers, vectors or keys. The fields without a
+default are on every line; the others only when they apply (a model only once one served, tokens
+only when an upstream reported them).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class RequestRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
+    request_id: str
+    # chat, responses, completions or embeddings; edge (refused before any route) or other routes
+    route: str
+    key: str | None  # the key's name
+    model_asked: str | None
+    stream: bool
+    status: int
+    duration_ms: float
+    attempts: tuple[str, ...]  # "model:outcome" for each model tried
+    model: str | None = None  # the model that served
+    provider: str | None = None
+    strategy: str | None = None
+    fallback_reason: str | None = None
+    skipped: tuple[str, ...] = ()  # candidates passed over without a call (breaker open)
+    # The router's time before the answer began, outside upstream calls (x-router-overhead-ms).
+    overhead_ms: float | None = None
+    ttft_ms: float | None = None  # streams: from arrival to the first output sent
+    upstream_ms: float | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    tokens_cached: int | None = None
+    tokens_reasoning: int | None = None
+    cost_usd: float | None = None
+    error: str | None = None  # the error code of a request that failed
+    path: str | None = None  # for requests that reached no model route
+    native: bool | None = None  # completions: served by a model's own completions API
+    inputs: int | None = None  # embeddings: vectors returned
+
+
+# Tokens of one answer: (input, output, cached input, reasoning output).
+Tokens = tuple[int, int, int, int]
