@@ -103,11 +103,11 @@ def create_app(
         observer=observe,
     )
     loaded = CatalogState(source=settings.catalog_path, loaded_at=clock.wall())
-    services = Services(settings, engine, clock, request_log, state, keys, limiter, metrics, traffic, loaded)
-    metrics.bind(lambda: services.catalog)
+    services = Services(
+        settings, clock, request_log, state, metrics, traffic, loaded, current=(engine, keys, limiter)
+    )
     metrics.models(catalog)
-    metrics.routable_of = lambda: routable_count(services.engine)
-    metrics.on_flush = traffic.tick
+    reloader = Reloader(services, live, fixed_adapters=adapters is not None)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -119,7 +119,7 @@ def create_app(
         await state.start()
         await services.bodies.start()
         await request_log.start()
-        await metrics.start()
+        await metrics.start(services.gauges)
         hangup = _on_hangup(reloader)
         try:
             yield
@@ -128,12 +128,12 @@ def create_app(
             await request_log.aclose()
             await services.bodies.aclose()
             await state.aclose()
-            await metrics.aclose()
+            await metrics.aclose(services.gauges)
             await reloader.aclose()
             for adapter in reloader.live.values():
                 await adapter.aclose()
 
-    handlers = route_handlers(services)
+    handlers = route_handlers(services, reloader.reload)
     litestar = Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],
@@ -143,20 +143,7 @@ def create_app(
         logging_config=None,
         debug=False,
     )
-    access = catalog.access
-    edge = Edge(
-        litestar,
-        keys,
-        access.cors,
-        request_log,
-        metrics,
-        max_headers=access.max_headers,
-        max_header_bytes=access.max_header_bytes,
-        hot=hot_routes(handlers),
-    )
-    reloader = Reloader(services, edge, live, fixed_adapters=adapters is not None)
-    services.reload = reloader.reload
-
+    edge = Edge(litestar, services, request_log, hot=hot_routes(handlers))
     return RouterApp(edge, litestar, services)
 
 
@@ -166,11 +153,8 @@ class Reloader:
     Requests in flight finish on the engine they started with; breaker state and live latency
     statistics carry over for the models that remain."""
 
-    def __init__(
-        self, services: Services, edge: Edge, live: dict[str, ChatAdapter], *, fixed_adapters: bool
-    ) -> None:
+    def __init__(self, services: Services, live: dict[str, ChatAdapter], *, fixed_adapters: bool) -> None:
         self.services = services
-        self.edge = edge
         self.live = live
         self.fixed_adapters = fixed_adapters  # injected adapters (tests) are kept as they are
         self._lock = asyncio.Lock()
@@ -192,12 +176,9 @@ class Reloader:
             breakers.update(catalog.routing.breaker, set(catalog.models))
             gate = limiter.admit_model if limiter.model_rules else None
             engine = Engine(catalog, live, services.clock, breakers, gate=gate, stats=services.engine.stats)
-            # The swap: each assignment is atomic, and later requests read the new objects.
-            services.engine, services.keys, services.limiter, self.live = engine, keys, limiter, live
-            access = catalog.access
-            self.edge.configure(
-                keys, access.cors, max_headers=access.max_headers, max_header_bytes=access.max_header_bytes
-            )
+            # The swap: later requests read the new objects.
+            services.swap(engine, keys, limiter)
+            self.live = live
             services.metrics.models(catalog)
             services.metrics.reloaded(True)
             loaded = services.loaded
@@ -285,15 +266,6 @@ def _on_hangup(reloader: Reloader) -> Callable[[], None]:
             loop.remove_signal_handler(signal.SIGHUP)
 
     return remove
-
-
-def routable_count(engine: Engine) -> int:
-    """Models that could serve now: provider configured and breaker admitting calls."""
-    return sum(
-        1
-        for model in engine.catalog.models.values()
-        if engine.unusable_reason(model) is None and engine.breakers.available(model.id)
-    )
 
 
 def _limiter(catalog: Catalog, state: StateBackend, metrics: Metrics) -> Limiter:

@@ -16,10 +16,10 @@ from router.api.help import help_handlers
 from router.api.models import model_handlers
 from router.api.responses import responses_handlers
 from router.api.route import route_explain_handlers
-from router.api.services import Services
+from router.api.services import Reload, Services
 
 
-def route_handlers(services: Services) -> list[BaseRouteHandler]:
+def route_handlers(services: Services, reload_catalog: Reload) -> list[BaseRouteHandler]:
     return [
         *chat_handlers(services),
         *completion_handlers(services),
@@ -27,7 +27,7 @@ def route_handlers(services: Services) -> list[BaseRouteHandler]:
         *embedding_handlers(services),
         *model_handlers(services),
         *health_handlers(services),
-        *service_health_handlers(services),
+        *service_health_handlers(services, reload_catalog),
         *metrics_handlers(services),
         *help_handlers(services),
         *dashboard_handlers(services),

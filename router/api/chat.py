@@ -57,7 +57,7 @@ def chat_handlers(services: Services) -> list[ASGIRouteHandler]:
     """The chat route, bound to this app's services (with and without the ``/v1`` prefix)."""
     route = ChatRoute()
 
-    @asgi(["/v1/chat/completions", "/chat/completions"])
+    @asgi(["/v1/chat/completions", "/chat/completions"], copy_scope=False)
     async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
         await serve(services, route, scope, receive, send)
 

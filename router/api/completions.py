@@ -296,7 +296,7 @@ def completion_handlers(services: Services) -> list[ASGIRouteHandler]:
     """The legacy completions route, bound to this app's services (with and without ``/v1``)."""
     route = CompletionsRoute()
 
-    @asgi(["/v1/completions", "/completions"])
+    @asgi(["/v1/completions", "/completions"], copy_scope=False)
     async def completions(scope: Scope, receive: Receive, send: Send) -> None:
         await serve(services, route, scope, receive, send)
 

@@ -16,11 +16,12 @@ from typing import Any, cast
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from router.access import ApiKey, KeyRing
+from router.access import ApiKey
 from router.api.access import KEY_SCOPE
 from router.api.errors import error_headers, error_json
 from router.api.middleware import REQUEST_ID_KEY, new_request_id
-from router.catalog.schema import CorsSpec
+from router.api.policy import EdgePolicy
+from router.api.services import Services
 from router.errors import (
     AuthenticationFailed,
     HeadersTooLarge,
@@ -30,7 +31,6 @@ from router.errors import (
     RouterError,
 )
 from router.telemetry.logging import RequestLog
-from router.telemetry.metrics import Metrics
 from router.telemetry.record import RequestRecord
 
 _log = logging.getLogger("router.api")
@@ -63,32 +63,18 @@ class Edge:
     def __init__(
         self,
         app: ASGIApp,
-        keys: KeyRing,
-        cors: CorsSpec,
+        services: Services,
         request_log: RequestLog,
-        metrics: Metrics,
         *,
-        max_headers: int,
-        max_header_bytes: int,
         hot: Mapping[str, ASGIApp] | None = None,
     ) -> None:
-        """``hot`` maps exact paths to the raw ASGI routes that are called without Litestar."""
+        """``hot`` maps exact paths to the raw ASGI routes that are called without Litestar. The
+        keys, CORS and header bounds come from ``services.policy``, the catalog in force."""
         self.app = app
         self.hot: Mapping[str, ASGIApp] = hot or {}
+        self.services = services
         self.request_log = request_log
-        self.active = 0  # requests in flight; read by the metrics each second
-        metrics.in_flight_of = lambda: self.active
-        self.configure(keys, cors, max_headers=max_headers, max_header_bytes=max_header_bytes)
-
-    def configure(self, keys: KeyRing, cors: CorsSpec, *, max_headers: int, max_header_bytes: int) -> None:
-        """What a (re)loaded catalog says: the keys, CORS and header bounds; taken by later requests."""
-        self.keys = keys
-        self.max_headers = max_headers
-        self.max_header_bytes = max_header_bytes
-        self.origins = frozenset(cors.origins)
-        self.any_origin = "*" in self.origins
-        self.cors = cors
-        self.allow_headers = ", ".join(cors.allow_headers)
+        self.in_flight = services.in_flight
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -100,19 +86,20 @@ class Edge:
         extra: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode())]
         raw = scope["headers"]
         headers = raw if isinstance(raw, list) else list(raw)
-        origin = self._origin(headers) if self.origins else None
+        policy = self.services.policy  # read once: a reload swaps it whole
+        origin = _origin(policy, headers) if policy.origins else None
         if origin is not None:
             extra.append((b"access-control-allow-origin", origin.encode("latin-1")))
             extra.append((b"vary", b"origin"))
             extra.append((b"access-control-expose-headers", EXPOSED.encode()))
-            if self.cors.allow_credentials:
+            if policy.cors.allow_credentials:
                 extra.append((b"access-control-allow-credentials", b"true"))
             if scope["method"] == "OPTIONS" and any(
                 n == b"access-control-request-method" for n, _ in headers
             ):
-                await self._preflight(send, extra)
+                await _preflight(policy, send, extra)
                 return
-        problem = self._check(scope, headers, state)
+        problem = _check(policy, scope, headers, state)
         if problem is not None:
             self._record(request_id, "edge", scope, problem.status, problem.code)
             await _reject(send, problem, extra)
@@ -127,7 +114,8 @@ class Edge:
                 message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
-        self.active += 1
+        in_flight = self.in_flight
+        in_flight.count += 1
         try:
             route = self.hot.get(scope["path"])
             if route is None:
@@ -153,7 +141,7 @@ class Edge:
                     raise
                 await _reject(send, InternalError("The router failed to handle this request."), extra)
         finally:
-            self.active -= 1
+            in_flight.count -= 1
 
     def _record(self, request_id: str, route: str, scope: Scope, status: int, error: str | None) -> None:
         key: ApiKey | None = cast(dict[str, Any], scope).get(KEY_SCOPE)
@@ -172,70 +160,70 @@ class Edge:
             )
         )
 
-    def _check(
-        self, scope: Scope, headers: list[tuple[bytes, bytes]], state: dict[str, Any]
-    ) -> RouterError | None:
-        if scope.get("http_version") == "1.1" and not _has_host(headers):
-            return InvalidRequest("An HTTP/1.1 request must carry a Host header (RFC 9112, section 3.2).")
-        if len(headers) > self.max_headers:
-            return HeadersTooLarge(
-                f"The request has {len(headers)} headers; at most {self.max_headers} are accepted."
-            )
-        size = sum(map(len, chain.from_iterable(headers)))  # names and values, counted in C
-        if size > self.max_header_bytes:
-            return HeadersTooLarge(
-                f"The request's headers hold {size} bytes; at most {self.max_header_bytes} are accepted."
-            )
-        path: str = scope["path"]
-        if path in PUBLIC_PATHS:
-            return None
-        keys = self.keys
-        if path in OPS_PATHS or path.startswith(OPS_PREFIXES):
-            if path.startswith(OPS_PREFIXES) and not keys.ops_declared and not _loopback(scope):
-                return PermissionDenied(
-                    "Admin routes answer only local clients until an ops key is set (ROUTER_OPS_KEY)."
-                )
-            if keys.opens_ops(bearer_token(headers)):
-                return None
-            return AuthenticationFailed(
-                "This is an ops route: send the ops key (ROUTER_OPS_KEY) as 'Authorization: Bearer <key>'."
-            )
-        if not keys.declared:
-            return None
-        token = bearer_token(headers)
-        if token is None:
-            return AuthenticationFailed(
-                "You didn't provide an API key. "
-                "Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'."
-            )
-        key = keys.identify(token)
-        if key is None:
-            return AuthenticationFailed(
-                "Incorrect API key provided. Ask the router's operator for a valid key."
-            )
-        state[KEY_SCOPE] = key
-        return None
 
-    def _origin(self, headers: list[tuple[bytes, bytes]]) -> str | None:
-        """The value of ``access-control-allow-origin`` for this request, if its origin is allowed."""
-        for name, value in headers:
-            if name == b"origin":
-                origin = value.decode("latin-1")
-                if origin in self.origins:
-                    return origin
-                return "*" if self.any_origin else None
+def _check(
+    policy: EdgePolicy, scope: Scope, headers: list[tuple[bytes, bytes]], state: dict[str, Any]
+) -> RouterError | None:
+    if scope.get("http_version") == "1.1" and not _has_host(headers):
+        return InvalidRequest("An HTTP/1.1 request must carry a Host header (RFC 9112, section 3.2).")
+    if len(headers) > policy.max_headers:
+        return HeadersTooLarge(
+            f"The request has {len(headers)} headers; at most {policy.max_headers} are accepted."
+        )
+    size = sum(map(len, chain.from_iterable(headers)))  # names and values, counted in C
+    if size > policy.max_header_bytes:
+        return HeadersTooLarge(
+            f"The request's headers hold {size} bytes; at most {policy.max_header_bytes} are accepted."
+        )
+    path: str = scope["path"]
+    if path in PUBLIC_PATHS:
         return None
+    keys = policy.keys
+    if path in OPS_PATHS or path.startswith(OPS_PREFIXES):
+        if path.startswith(OPS_PREFIXES) and not keys.ops_declared and not _loopback(scope):
+            return PermissionDenied(
+                "Admin routes answer only local clients until an ops key is set (ROUTER_OPS_KEY)."
+            )
+        if keys.opens_ops(bearer_token(headers)):
+            return None
+        return AuthenticationFailed(
+            "This is an ops route: send the ops key (ROUTER_OPS_KEY) as 'Authorization: Bearer <key>'."
+        )
+    if not keys.declared:
+        return None
+    token = bearer_token(headers)
+    if token is None:
+        return AuthenticationFailed(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'."
+        )
+    key = keys.identify(token)
+    if key is None:
+        return AuthenticationFailed("Incorrect API key provided. Ask the router's operator for a valid key.")
+    state[KEY_SCOPE] = key
+    return None
 
-    async def _preflight(self, send: Send, extra: list[tuple[bytes, bytes]]) -> None:
-        headers = [
-            *extra,
-            (b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"),
-            (b"access-control-allow-headers", self.allow_headers.encode()),
-            (b"access-control-max-age", str(self.cors.max_age_s).encode()),
-            (b"content-length", b"0"),
-        ]
-        await send({"type": "http.response.start", "status": 204, "headers": headers})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+def _origin(policy: EdgePolicy, headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The value of ``access-control-allow-origin`` for this request, if its origin is allowed."""
+    for name, value in headers:
+        if name == b"origin":
+            origin = value.decode("latin-1")
+            if origin in policy.origins:
+                return origin
+            return "*" if policy.any_origin else None
+    return None
+
+
+async def _preflight(policy: EdgePolicy, send: Send, extra: list[tuple[bytes, bytes]]) -> None:
+    headers = [
+        *extra,
+        (b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"),
+        (b"access-control-allow-headers", policy.allow_headers.encode()),
+        (b"access-control-max-age", str(policy.cors.max_age_s).encode()),
+        (b"content-length", b"0"),
+    ]
+    await send({"type": "http.response.start", "status": 204, "headers": headers})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def _has_host(headers: list[tuple[bytes, bytes]]) -> bool:

@@ -195,7 +195,7 @@ def embedding_handlers(services: Services) -> list[ASGIRouteHandler]:
     """The embeddings route, bound to this app's services (with and without the ``/v1`` prefix)."""
     route = EmbeddingsRoute()
 
-    @asgi(["/v1/embeddings", "/embeddings"])
+    @asgi(["/v1/embeddings", "/embeddings"], copy_scope=False)
     async def embeddings(scope: Scope, receive: Receive, send: Send) -> None:
         await serve(services, route, scope, receive, send)
 

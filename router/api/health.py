@@ -8,7 +8,7 @@ from litestar.handlers import HTTPRouteHandler
 
 from router import __version__
 from router.api.errors import JSON
-from router.api.services import Services
+from router.api.services import Reload, Services
 from router.errors import InvalidRequest
 from router.routing.breaker import BreakerView
 from router.routing.stats import LatencyView
@@ -187,12 +187,12 @@ def health_report(services: Services, started: float) -> Health:
         workers=services.settings.workers,
         components=components,
         access=AccessHealth(keys_required=keys.declared, keys=keys.names, ops_key_required=keys.ops_declared),
-        traffic=services.traffic.view(services.metrics.in_flight_of()),
+        traffic=services.traffic.view(services.in_flight.count),
         warnings=warnings,
     )
 
 
-def service_health_handlers(services: Services) -> list[HTTPRouteHandler]:
+def service_health_handlers(services: Services, reload_catalog: Reload) -> list[HTTPRouteHandler]:
     started = services.clock.monotonic()
 
     @get("/health", sync_to_thread=False)
@@ -209,7 +209,7 @@ def service_health_handlers(services: Services) -> list[HTTPRouteHandler]:
     @post("/admin/reload", status_code=200)
     async def reload() -> Response[bytes]:
         """Reload the catalog file; a bad one is refused (400) and the one in force keeps serving."""
-        result = await services.reload("admin")
+        result = await reload_catalog("admin")
         if result.status != "reloaded":
             raise InvalidRequest(
                 f"The catalog was not reloaded: {result.error}", code="catalog_invalid", param=None
@@ -223,7 +223,7 @@ def metrics_handlers(services: Services) -> list[HTTPRouteHandler]:
     @get("/metrics", sync_to_thread=False)
     def metrics() -> Response[bytes]:
         return Response(
-            content=services.metrics.exposition(),
+            content=services.metrics.exposition(services.gauges),
             media_type="text/plain; version=0.0.4",  # Litestar adds the charset to text types
         )
 

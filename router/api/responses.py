@@ -150,7 +150,7 @@ def responses_handlers(services: Services) -> list[BaseRouteHandler]:
     store = services.responses
     create = ResponsesRoute(store, services.clock.wall)
 
-    @asgi(["/v1/responses", "/responses"])
+    @asgi(["/v1/responses", "/responses"], copy_scope=False)
     async def create_response(scope: Scope, receive: Receive, send: Send) -> None:
         await serve(services, create, scope, receive, send)
 

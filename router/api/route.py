@@ -16,7 +16,7 @@ _encode = msgspec.json.Encoder().encode
 
 
 def route_explain_handlers(services: Services) -> list[ASGIRouteHandler]:
-    @asgi(["/v1/route", "/route"])
+    @asgi(["/v1/route", "/route"], copy_scope=False)
     async def route(scope: Scope, receive: Receive, send: Send) -> None:
         if not await allow_only(scope, send, "POST"):
             return

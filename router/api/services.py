@@ -8,6 +8,7 @@ import msgspec
 
 from router.access import KeyRing, Limiter
 from router.api._asgi import BodyReader
+from router.api.policy import EdgePolicy
 from router.catalog import Catalog
 from router.clock import Clock
 from router.routing import Engine
@@ -15,7 +16,7 @@ from router.settings import Settings
 from router.store import ResponseStore, StateBackend
 from router.telemetry.logging import RequestLog
 from router.telemetry.metrics import Metrics
-from router.telemetry.traffic import Traffic
+from router.telemetry.traffic import InFlight, Traffic
 
 
 class CatalogState(msgspec.Struct, kw_only=True):
@@ -36,23 +37,25 @@ class ReloadResult(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
 
 
-async def _no_reload(trigger: str) -> ReloadResult:
-    raise NotImplementedError("this app was built without a reloader")
+Reload = Callable[[str], Awaitable[ReloadResult]]
 
 
 class Services:
-    """What one app instance serves with. The engine, keys and limiter are replaced as a whole when
-    the catalog is reloaded; a request reads them once and keeps what it read."""
+    """What one app instance serves with. The engine, keys, limiter and edge policy are replaced
+    together when the catalog is reloaded (``swap``); a request reads them once and keeps what it
+    read."""
 
     __slots__ = (
         "bodies",
         "clock",
         "engine",
+        "gauges",
+        "in_flight",
         "keys",
         "limiter",
         "loaded",
         "metrics",
-        "reload",
+        "policy",
         "request_log",
         "responses",
         "settings",
@@ -63,30 +66,56 @@ class Services:
     def __init__(
         self,
         settings: Settings,
-        engine: Engine,
         clock: Clock,
         request_log: RequestLog,
         state: StateBackend,
-        keys: KeyRing,
-        limiter: Limiter,
         metrics: Metrics,
         traffic: Traffic,
         loaded: CatalogState,
+        current: tuple[Engine, KeyRing, Limiter],
     ) -> None:
         self.settings = settings
-        self.engine = engine
         self.clock = clock
         self.request_log = request_log
         self.state = state
         self.responses: ResponseStore = state.responses
-        self.keys = keys
-        self.limiter = limiter
         self.metrics = metrics
         self.traffic = traffic
         self.loaded = loaded
-        self.reload: Callable[[str], Awaitable[ReloadResult]] = _no_reload
+        self.in_flight = InFlight()
         self.bodies = BodyReader(clock, settings.max_body_bytes, settings.body_timeout_s)
+        self.gauges = Gauges(self)
+        self.swap(*current)
+
+    def swap(self, engine: Engine, keys: KeyRing, limiter: Limiter) -> None:
+        """Serve later requests with what a (re)loaded catalog built; each assignment is atomic."""
+        self.policy = EdgePolicy(keys, engine.catalog.access)
+        self.engine = engine
+        self.keys = keys
+        self.limiter = limiter
 
     @property
     def catalog(self) -> Catalog:
         return self.engine.catalog
+
+
+class Gauges:
+    """What the metrics sample at each flush (``router.telemetry.metrics.Sources``), from the
+    services in force."""
+
+    __slots__ = ("_services",)
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def catalog(self) -> Catalog:
+        return self._services.catalog
+
+    def in_flight(self) -> int:
+        return self._services.in_flight.count
+
+    def routable(self) -> int:
+        return self._services.engine.routable()
+
+    def tick(self) -> None:
+        self._services.traffic.tick()

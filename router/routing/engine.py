@@ -84,6 +84,14 @@ class Engine:
             return f"no adapter for provider kind '{provider.kind}'"
         return None
 
+    def routable(self) -> int:
+        """Models that could serve now: provider configured and breaker admitting calls."""
+        return sum(
+            1
+            for model in self.catalog.models.values()
+            if self.unusable_reason(model) is None and self.breakers.available(model.id)
+        )
+
     def plan(
         self,
         request: ChatRequest,

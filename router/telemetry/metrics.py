@@ -16,8 +16,7 @@ import asyncio
 import contextlib
 import os
 from bisect import bisect_left
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
@@ -57,6 +56,19 @@ OUTCOMES = frozenset(
 )
 NOT_UPSTREAM = frozenset({"ok", "breaker_open", "rate_limited", "provider_not_configured", "not_implemented"})
 FLUSH_INTERVAL_S = 1.0
+
+
+class Sources(Protocol):
+    """What a flush samples besides the request tallies: the catalog in force (label values are
+    checked against it), the requests in flight, the routable models, and a once-a-second hook."""
+
+    def catalog(self) -> Catalog | None: ...
+
+    def in_flight(self) -> int: ...
+
+    def routable(self) -> int: ...
+
+    def tick(self) -> None: ...
 
 
 class Metrics:
@@ -147,17 +159,10 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livemax",
         )
-        self.in_flight_of: Callable[[], int] = lambda: 0
-        self.on_flush: Callable[[], None] = lambda: None  # a once-a-second hook (traffic sampling)
-        self.routable_of: Callable[[], int] = lambda: 0
-        self._catalog: Callable[[], Catalog | None] = lambda: None
+        self._catalog: Catalog | None = None  # what label values are checked against at flush
         self._requests: dict[tuple[Any, ...], _RequestTally] = {}
         self._sequences: dict[tuple[tuple[str, ...], int], int] = {}
         self._task: asyncio.Task[None] | None = None
-
-    def bind(self, catalog: Callable[[], Catalog]) -> None:
-        """Where label values are checked against: the catalog in force (it may be reloaded)."""
-        self._catalog = catalog
 
     # --- the request path: one tally per label set, taken apart at flush -----------------------
 
@@ -232,7 +237,7 @@ class Metrics:
                 self.cost.labels(model, key).inc(tally.cost)
 
     def _flush_sequences(self, sequences: dict[tuple[tuple[str, ...], int], int]) -> None:
-        catalog = self._catalog()
+        catalog = self._catalog
         for (attempts, skipped), times in sequences.items():
             if skipped:  # candidates passed over for an open breaker: fallbacks without an attempt
                 self.fallbacks.labels("breaker_open").inc(skipped * times)
@@ -253,7 +258,7 @@ class Metrics:
                 previous, previous_outcome = model, outcome
 
     def _asked(self, name: object) -> str:
-        catalog = self._catalog()
+        catalog = self._catalog
         if not isinstance(name, str) or catalog is None:
             return ""
         if name in catalog.models or name in catalog.aliases or catalog.is_strategy(name):
@@ -279,38 +284,41 @@ class Metrics:
 
     # --- flushing and exposition ---------------------------------------------------------------
 
-    def flush(self) -> None:
+    def flush(self, sources: Sources) -> None:
+        """Move the tallies into the metrics, and sample the gauges from ``sources``."""
+        self._catalog = sources.catalog()
         requests, self._requests = self._requests, {}
         self._flush_requests(requests)
         sequences, self._sequences = self._sequences, {}
         self._flush_sequences(sequences)
-        self.in_flight.set(self.in_flight_of())
-        self.models_routable.set(self.routable_of())
-        self.on_flush()
+        self.in_flight.set(sources.in_flight())
+        self.models_routable.set(sources.routable())
+        sources.tick()
 
-    def exposition(self) -> bytes:
-        self.flush()
+    def exposition(self, sources: Sources) -> bytes:
+        self.flush(sources)
         if self.multiprocess_dir:
             merged = CollectorRegistry()
             multiprocess.MultiProcessCollector(merged, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
             return generate_latest(merged)
         return generate_latest(self.registry)
 
-    async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+    async def start(self, sources: Sources) -> None:
+        """Flush every second, sampling ``sources``, until ``aclose``."""
+        self._task = asyncio.get_running_loop().create_task(self._run(sources))
 
-    async def _run(self) -> None:
+    async def _run(self, sources: Sources) -> None:
         while True:
             await asyncio.sleep(FLUSH_INTERVAL_S)
-            self.flush()
+            self.flush(sources)
 
-    async def aclose(self) -> None:
+    async def aclose(self, sources: Sources) -> None:
         """Flush what is left; a worker that stops takes its live gauges with it."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self.flush()
+        self.flush(sources)
         if self.multiprocess_dir:
             multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
 

@@ -68,3 +68,12 @@ def _percentile(ordered: list[float], q: float) -> float | None:
     if not ordered:
         return None
     return round(ordered[min(int(q * len(ordered)), len(ordered) - 1)], 3)
+
+
+class InFlight:
+    """Requests being served now: counted by the edge, read by ``/health`` and the metrics."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0

@@ -97,16 +97,16 @@ def test_inline_keys_need_the_explicit_switch() -> None:
 
 async def test_admin_routes_answer_only_local_clients_without_an_ops_key() -> None:
     from router.api.edge import Edge
-    from router.catalog.schema import CorsSpec
+    from router.app import create_app
+    from router.settings import Settings
     from router.telemetry.logging import RequestLog
-    from router.telemetry.metrics import Metrics
 
     async def app(scope: object, receive: object, send: object) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
         await send({"type": "http.response.body", "body": b"reloaded"})  # type: ignore[operator]
 
-    ring = build_keyring(parse_catalog(MINIMAL, {}), {})
-    edge = Edge(app, ring, CorsSpec(), RequestLog(False), Metrics(), max_headers=100, max_header_bytes=32768)
+    services = create_app(Settings(), catalog=parse_catalog(MINIMAL, {})).services
+    edge = Edge(app, services, RequestLog(False))
 
     async def status(client: str) -> int:
         sent: list[dict[str, object]] = []
@@ -129,5 +129,5 @@ async def test_admin_routes_answer_only_local_clients_without_an_ops_key() -> No
     assert await status("10.1.2.3") == 403
     # With an ops key it is the key that decides, wherever the client is.
     keyed = build_keyring(parse_catalog(MINIMAL, {}), {"ROUTER_OPS_KEY": "ops"})
-    edge.configure(keyed, CorsSpec(), max_headers=100, max_header_bytes=32768)
+    services.swap(services.engine, keyed, services.limiter)
     assert await status("10.1.2.3") == 401

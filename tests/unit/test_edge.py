@@ -9,10 +9,10 @@ from typing import Any
 
 import msgspec
 
-from router.access import build_keyring
 from router.api.edge import Edge
+from router.app import create_app
 from router.catalog import parse_catalog
-from router.catalog.schema import CorsSpec
+from router.settings import Settings
 from router.telemetry.logging import RequestLog
 from router.telemetry.metrics import Metrics
 from router.telemetry.record import RequestRecord
@@ -62,16 +62,9 @@ def _call(edge: Edge, path: str) -> tuple[int, dict[str, Any]]:
 
 
 def _edge(lines: list[dict[str, Any]]) -> Edge:
-    return Edge(
-        _other_route,
-        build_keyring(CATALOG, {}),
-        CorsSpec(),
-        RequestLog(enabled=False, observer=lambda record: lines.append(msgspec.structs.asdict(record))),
-        Metrics(None),
-        max_headers=64,
-        max_header_bytes=32_768,
-        hot={"/v1/chat/completions": _broken},
-    )
+    services = create_app(Settings(), catalog=CATALOG).services
+    log = RequestLog(enabled=False, observer=lambda record: lines.append(msgspec.structs.asdict(record)))
+    return Edge(_other_route, services, log, hot={"/v1/chat/completions": _broken})
 
 
 def test_an_unexpected_exception_in_a_model_route_is_a_logged_500_envelope() -> None:
@@ -104,7 +97,7 @@ def test_a_logged_500_is_counted_in_the_requests_metric() -> None:
                 attempts=(),
             )
         )
-    metrics.flush()
-    scrape = metrics.exposition().decode()
+    services = create_app(Settings(), catalog=CATALOG).services
+    scrape = metrics.exposition(services.gauges).decode()
     assert "router_requests_total{" in scrape
     assert scrape.count('status="500"') >= 2

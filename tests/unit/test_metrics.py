@@ -8,7 +8,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from router.catalog import parse_catalog
+from router.catalog import Catalog, parse_catalog
 from router.telemetry.metrics import DURATION_BUCKETS, Metrics
 from router.telemetry.record import RequestRecord
 from tests.unit.test_catalog import MINIMAL
@@ -34,16 +34,40 @@ def record_request(metrics: Metrics, fields: dict[str, Any]) -> None:
     metrics.record_request(RequestRecord(**values))
 
 
-def samples(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+class Sources:
+    """What a flush samples, fixed for a test (``router.telemetry.metrics.Sources``)."""
+
+    def __init__(self, catalog: Catalog = CATALOG, in_flight: int = 0, routable: int = 0) -> None:
+        self._catalog, self._in_flight, self._routable = catalog, in_flight, routable
+
+    def catalog(self) -> Catalog:
+        return self._catalog
+
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def routable(self) -> int:
+        return self._routable
+
+    def tick(self) -> None:
+        return None
+
+
+SOURCES = Sources()
+
+
+def samples(
+    metrics: Metrics, sources: Sources = SOURCES
+) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     found = {}
-    for family in text_string_to_metric_families(metrics.exposition().decode()):
+    for family in text_string_to_metric_families(metrics.exposition(sources).decode()):
         for sample in family.samples:
             found[(sample.name, frozenset(sample.labels.items()))] = sample.value
     return found
 
 
-def value(metrics: Metrics, name: str, **labels: str) -> float:
-    return samples(metrics).get((name, frozenset(labels.items())), 0.0)
+def value(metrics: Metrics, name: str, sources: Sources = SOURCES, **labels: str) -> float:
+    return samples(metrics, sources).get((name, frozenset(labels.items())), 0.0)
 
 
 def lines(text: bytes, prefix: str) -> list[str]:
@@ -59,7 +83,7 @@ def test_flushed_durations_match_observe_bucket_for_bucket() -> None:
     for ms in [0.1, 5.0, 5.1, 200.0, 1000.0, 59_900.0, 700_000.0, 300.0, 10.0]:
         record_request(metrics, {"route": "chat", "status": 200, "duration_ms": ms})
         reference.labels("chat").observe(ms / 1000.0)
-    ours = lines(metrics.exposition(), "router_request_duration_seconds")
+    ours = lines(metrics.exposition(SOURCES), "router_request_duration_seconds")
     theirs = lines(generate_latest(registry), "router_request_duration_seconds")
     assert len(ours) == len(DURATION_BUCKETS) + 3  # every bucket, +Inf, count and sum
     assert ours == theirs
@@ -87,10 +111,9 @@ SERVED = {
 
 def test_a_served_request_counts_everywhere_with_catalog_labels() -> None:
     metrics = Metrics()
-    metrics.bind(lambda: CATALOG)
     for _ in range(3):
         record_request(metrics, SERVED)
-    metrics.flush()
+    metrics.flush(SOURCES)
     record_request(metrics, SERVED)
     labels = {"route": "chat", "model_asked": "mini", "model": "gpt-5-mini", "provider": "openai"}
     assert value(metrics, "router_requests_total", **labels, strategy="", status="200", key="team") == 4
@@ -106,7 +129,6 @@ def test_a_served_request_counts_everywhere_with_catalog_labels() -> None:
 
 def test_unknown_names_and_upstream_types_never_become_labels() -> None:
     metrics = Metrics()
-    metrics.bind(lambda: CATALOG)
     record_request(
         metrics,
         {
@@ -145,13 +167,15 @@ def test_fallbacks_count_each_move_to_another_model_with_its_reason() -> None:
         ),
         {},
     )
-    metrics.bind(lambda: catalog)
     record_request(metrics, {**SERVED, "attempts": ("gpt-5-mini:breaker_open", "gpt-5-nano:ok")})
     record_request(metrics, {**SERVED, "attempts": ("gpt-5-mini:upstream_unreachable", "gpt-5-nano:ok")})
-    assert value(metrics, "router_fallbacks_total", reason="breaker_open") == 1
-    assert value(metrics, "router_fallbacks_total", reason="upstream_unreachable") == 1
+    sources = Sources(catalog)
+    assert value(metrics, "router_fallbacks_total", sources, reason="breaker_open") == 1
+    assert value(metrics, "router_fallbacks_total", sources, reason="upstream_unreachable") == 1
     # An open breaker is no upstream error.
-    assert value(metrics, "router_upstream_errors_total", provider="openai", kind="breaker_open") == 0
+    assert (
+        value(metrics, "router_upstream_errors_total", sources, provider="openai", kind="breaker_open") == 0
+    )
 
 
 def test_breaker_state_gauges_start_closed_and_follow_transitions() -> None:
@@ -165,7 +189,6 @@ def test_breaker_state_gauges_start_closed_and_follow_transitions() -> None:
 
 def test_in_flight_and_routable_are_sampled_at_scrape() -> None:
     metrics = Metrics()
-    metrics.in_flight_of = lambda: 7
-    metrics.routable_of = lambda: 3
-    assert value(metrics, "router_in_flight_requests") == 7
-    assert value(metrics, "router_models_routable") == 3
+    sources = Sources(in_flight=7, routable=3)
+    assert value(metrics, "router_in_flight_requests", sources) == 7
+    assert value(metrics, "router_models_routable", sources) == 3
