@@ -27,7 +27,8 @@ from router.mock._base import (
     fault_headers,
     split_validation_error,
 )
-from router.mock.faults import Fault, MockState
+from router.mock.faults import MockState
+from router.mock.faultspec import Fault
 from router.mock.streaming import SSE_HEADERS, paced, write_stream
 from router.mock.textgen import Finish, LastRole, Prompt, Reply, ToolSpec, plan_reply
 

@@ -21,7 +21,7 @@ import msgspec
 from aiohttp import web
 
 from router.mock._base import act_out, answer
-from router.mock.faults import Fault
+from router.mock.faultspec import Fault
 from router.mock.openai_fake import (
     PROVIDER,
     REASONING_MODEL,
