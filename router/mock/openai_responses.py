@@ -22,11 +22,11 @@ from aiohttp import web
 
 from router.mock._base import act_out, answer
 from router.mock.faultspec import Fault
-from router.mock.openai_fake import (
+from router.mock.openai_wire import (
     PROVIDER,
     REASONING_MODEL,
     STREAM_ERROR_MESSAGE,
-    OpenAIFake,
+    OpenAIGate,
     decode_failure,
     fault_error,
     invalid_request,
@@ -865,14 +865,14 @@ class Renderer:
 class ResponsesEndpoint:
     """``POST /openai/v1/responses`` on the OpenAI fake: its key check, request log, faults and speed."""
 
-    __slots__ = ("_decoder", "_fake")
+    __slots__ = ("_decoder", "_gate")
 
-    def __init__(self, fake: OpenAIFake) -> None:
-        self._fake = fake
+    def __init__(self, gate: OpenAIGate) -> None:
+        self._gate = gate
         self._decoder = msgspec.json.Decoder(ResponsesRequest)
 
     async def create(self, request: web.Request) -> web.StreamResponse:
-        body, denied = await self._fake.admit(request)
+        body, denied = await self._gate.admit(request)
         if denied is not None:
             return denied
         try:
@@ -883,7 +883,7 @@ class ResponsesEndpoint:
             parsed = parse(req)
         except _Rejected as rejected:
             return rejected.response
-        state = self._fake.state
+        state = self._gate.state
         streaming = bool(req.stream)
         fault = await act_out(
             request,
