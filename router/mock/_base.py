@@ -15,7 +15,8 @@ import msgspec
 from aiohttp import web
 
 from router.mock.connection import abort_connection, drop_connection, reset_connection
-from router.mock.faults import Fault, MockState
+from router.mock.faults import MockState
+from router.mock.faultspec import Fault
 from router.mock.requestlog import note_disconnect, note_fault
 
 MALFORMED_BODY: Final = b"<html>upstream proxy error</html>"

@@ -35,7 +35,8 @@ from router.mock.anthropic_wire import (
     ToolResult,
     ToolUse,
 )
-from router.mock.faults import Fault, MockState
+from router.mock.faults import MockState
+from router.mock.faultspec import Fault
 from router.mock.streaming import FIRST, SSE_HEADERS, Pace, write_stream
 from router.mock.textgen import LastRole, Prompt, Reply, ToolSpec, plan_reply, prompt_tokens, split_pieces
 

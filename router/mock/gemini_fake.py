@@ -19,7 +19,8 @@ import msgspec
 from aiohttp import web
 
 from router.mock._base import FakeProvider, act_out, answer
-from router.mock.faults import Behaviour, Fault, MockState
+from router.mock.faults import Behaviour, MockState
+from router.mock.faultspec import Fault
 from router.mock.gemini_schema import Json, content_problems, request_problems, violations
 from router.mock.streaming import paced, write_stream
 from router.mock.textgen import LastRole, Prompt, Reply, ToolSpec, plan_reply, prompt_tokens

@@ -22,10 +22,10 @@ import msgspec
 from aiohttp import web
 
 from router.mock._base import act_out, answer
-from router.mock.openai_fake import (
+from router.mock.openai_wire import (
     MODELS,
     PROVIDER,
-    OpenAIFake,
+    OpenAIGate,
     decode_failure,
     fault_error,
     invalid_request,
@@ -353,15 +353,15 @@ def embedding_body(req: EmbeddingRequest, inputs: list[_Input]) -> bytes:
 class LegacyEndpoints:
     """``/completions`` and ``/embeddings`` on the OpenAI fake: key check, request log, faults, speed."""
 
-    __slots__ = ("_completions", "_embeddings", "_fake")
+    __slots__ = ("_completions", "_embeddings", "_gate")
 
-    def __init__(self, fake: OpenAIFake) -> None:
-        self._fake = fake
+    def __init__(self, gate: OpenAIGate) -> None:
+        self._gate = gate
         self._completions = msgspec.json.Decoder(CompletionRequest)
         self._embeddings = msgspec.json.Decoder(EmbeddingRequest)
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
-        body, denied = await self._fake.admit(request)
+        body, denied = await self._gate.admit(request)
         if denied is not None:
             return denied
         try:
@@ -371,7 +371,7 @@ class LegacyEndpoints:
         problem = _check_completion(req)
         if problem is not None:
             return problem
-        state = self._fake.state
+        state = self._gate.state
         streaming = bool(req.stream)
         fault = await act_out(
             request,
@@ -394,7 +394,7 @@ class LegacyEndpoints:
         return await answer(request, completion_body(req, planned, hex_id), fault)
 
     async def embeddings(self, request: web.Request) -> web.StreamResponse:
-        body, denied = await self._fake.admit(request)
+        body, denied = await self._gate.admit(request)
         if denied is not None:
             return denied
         try:
@@ -407,7 +407,7 @@ class LegacyEndpoints:
         inputs = _inputs(req.input, empty_ok=False)
         if inputs is None or len(inputs) > MAX_EMBEDDING_INPUTS:
             return invalid_request(_INVALID_INPUT)
-        state = self._fake.state
+        state = self._gate.state
         fault = await act_out(
             request,
             state.faults.take(PROVIDER, req.model, streaming=False),

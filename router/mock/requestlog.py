@@ -10,13 +10,12 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import msgspec
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from router.mock.faults import Fault
+from router.mock.faultspec import Fault
 
 HISTORY: Final = 200
 

@@ -16,10 +16,12 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from router.mock.anthropic_fake import AnthropicFake
-from router.mock.faults import ANY_MODEL, Fault, MockState
+from router.mock.faults import ANY_MODEL, MockState
+from router.mock.faultspec import Fault
 from router.mock.gemini_fake import GeminiFake
-from router.mock.openai_fake import PREFIX as OPENAI_PREFIX
-from router.mock.openai_fake import OpenAIFake, invalid_request, not_found
+from router.mock.openai_fake import OpenAIFake
+from router.mock.openai_wire import PREFIX as OPENAI_PREFIX
+from router.mock.openai_wire import invalid_request, not_found
 from router.mock.requestlog import note_disconnect
 
 STATE_KEY: Final = web.AppKey("mock_state", MockState)

@@ -16,7 +16,8 @@ from typing import Final
 from aiohttp import web
 
 from router.mock.connection import abort_connection
-from router.mock.faults import Behaviour, Fault
+from router.mock.faults import Behaviour
+from router.mock.faultspec import Fault
 from router.mock.requestlog import note_disconnect
 
 Pace = int | None
