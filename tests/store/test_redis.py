@@ -63,7 +63,7 @@ async def test_two_instances_admit_exactly_the_burst_together(pair: list[StateBa
 
 
 async def test_a_request_is_charged_to_all_its_buckets_or_none(pair: list[StateBackend]) -> None:
-    requests = Bucket(key="key:a:requests", capacity=10, per_s=1, cost=1)
+    requests = Bucket(key="key:a:requests", capacity=10, per_s=0.01, cost=1)  # no refill to speak of
     tokens = Bucket(key="key:a:tokens", capacity=100, per_s=1, cost=80)
     first = await pair[0].limits.take([requests, tokens])
     assert first.failed is None and first.levels == pytest.approx((9, 20), abs=0.1)
