@@ -10,6 +10,7 @@ numbers them).
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterable
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
@@ -17,7 +18,7 @@ import msgspec
 from router.catalog import Model
 from router.errors import DECODE_ERRORS, RouterError, StreamInterrupted, UpstreamBadResponse
 from router.providers._errors import note_early_close
-from router.providers._sse import SSEParser
+from router.providers._sse import SSEParser, events_until_end
 from router.providers.base import Call
 from router.providers.openai import ROUTER_ONLY_FIELDS
 from router.types import (
@@ -186,21 +187,10 @@ async def stream_native(adapter: LegacyCompleter, call: LegacyCall) -> AsyncGene
     count = len(prompts) if prompts and not isinstance(prompts[0], int) else 1
     reader = LegacyStreamReader(call.provider.name, count * (call.request.n or 1))
     raw_stream = adapter.stream_legacy(build_legacy_body(call, stream=True), call.request_id)
+    early = partial(note_early_close, call.provider.name, call.model.id, call.request_id, "[DONE]")
     try:
-        try:
-            async for raw in raw_stream:
-                for event in reader.feed(raw):
-                    yield event
-                if reader.error is not None or reader.done:
-                    break
-        except StreamInterrupted:
-            if not reader.finished:
-                raise  # the connection broke before the answer was whole
-        if reader.error is not None:
-            raise reader.error
-        reader.check_complete()
-        if not reader.done:
-            note_early_close(call.provider.name, call.model.id, call.request_id, "[DONE]")
+        async for event in events_until_end(raw_stream, reader, early):
+            yield event
     finally:
         await raw_stream.aclose()
 

@@ -7,6 +7,13 @@ character. It accepts LF and CRLF line endings.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Protocol, TypeVar
+
+from router.errors import RouterError, StreamInterrupted
+
+E = TypeVar("E")
+
 
 class SSEEvent:
     __slots__ = ("data", "event")
@@ -60,3 +67,39 @@ class SSEParser:
     def pending(self) -> bool:
         """Whether an event was started but not terminated by a blank line."""
         return bool(self._data) or bool(self._buffer.strip())
+
+
+class FinishingReader(Protocol[E]):
+    """Reads an OpenAI-style stream: events, then ``[DONE]``; ``finished`` once every choice has
+    sent its finish reason; ``error`` for an in-band error (raised after the events before it)."""
+
+    done: bool
+    error: RouterError | None
+
+    @property
+    def finished(self) -> bool: ...
+
+    def feed(self, raw: bytes) -> list[E]: ...
+
+    def check_complete(self) -> None: ...
+
+
+async def events_until_end(
+    raw: AsyncIterator[bytes], reader: FinishingReader[E], early_close: Callable[[], None]
+) -> AsyncGenerator[E, None]:
+    """The events of an upstream stream, to its end. A connection that breaks after every choice
+    finished ends the stream normally (``early_close`` notes it); before, it raises."""
+    try:
+        async for chunk in raw:
+            for event in reader.feed(chunk):
+                yield event
+            if reader.error is not None or reader.done:
+                break
+    except StreamInterrupted:
+        if not reader.finished:
+            raise  # the connection broke before the answer was whole
+    if reader.error is not None:
+        raise reader.error
+    reader.check_complete()
+    if not reader.done:
+        early_close()

@@ -7,6 +7,7 @@ the service tier, the output-limit field and the stream options are rewritten.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -22,7 +23,7 @@ from router.errors import (
 from router.providers._embeddings import OPENAI_PATH, input_count, openai_body, parse_openai
 from router.providers._errors import note_early_close, refused_credentials, scrub
 from router.providers._http import UpstreamClient, retry_after_seconds
-from router.providers._sse import SSEParser
+from router.providers._sse import SSEParser, events_until_end
 from router.providers.base import Call, EmbeddingCall, UpstreamCall
 from router.responses.answer import WireResponse, to_completion
 from router.responses.native import from_chat_body
@@ -239,20 +240,9 @@ class OpenAIAdapter:
                     f"provider '{self.provider.name}' answered a stream request with {got}"
                 )
             reader = StreamReader(self.provider.name, call.request.n or 1)
-            try:
-                async for raw in response.chunks():
-                    for chunk in reader.feed(raw):
-                        yield chunk
-                    if reader.error is not None or reader.done:
-                        break
-            except StreamInterrupted:
-                if not reader.finished:
-                    raise  # the connection broke before the answer was whole
-            if reader.error is not None:
-                raise reader.error
-            reader.check_complete()
-            if not reader.done:
-                note_early_close(self.provider.name, call.model.id, call.request_id, "[DONE]")
+            early = partial(note_early_close, self.provider.name, call.model.id, call.request_id, "[DONE]")
+            async for chunk in events_until_end(response.chunks(), reader, early):
+                yield chunk
 
     # --- the Responses API: native pass-through, and chat clients of Responses-only models ---------
 
