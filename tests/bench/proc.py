@@ -1,0 +1,101 @@
+"""CPU time and resident memory of a process group, read from ``/proc`` (Linux only).
+
+The router runs as a Granian main process and its workers, all in one process group (the benchmark
+starts each service in a session of its own), so "the router's CPU" is the sum of ``utime + stime``
+over the group's members; a run's share is the difference of two snapshots.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+PROC = Path("/proc")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class Stat(NamedTuple):
+    """The fields of ``/proc/<pid>/stat`` the benchmark uses; CPU times in clock ticks."""
+
+    pid: int
+    ppid: int
+    pgrp: int
+    utime: int
+    stime: int
+
+
+class CpuSnapshot(NamedTuple):
+    """CPU ticks (user + system) of each process of a group at one moment."""
+
+    ticks: dict[int, int]
+
+
+class CpuDelta(NamedTuple):
+    """CPU seconds a group used between two snapshots, and the processes that came or went meanwhile
+    (a process that ended took its CPU time with it: the figure is then a lower bound)."""
+
+    seconds: float
+    started: frozenset[int]
+    ended: frozenset[int]
+
+
+def parse_stat(text: str) -> Stat:
+    """Parse one ``/proc/<pid>/stat`` line. The command name (field 2) is in parentheses and may hold
+    spaces and parentheses itself, so the other fields are counted from the last ``)``."""
+    head, _, tail = text.rpartition(")")
+    pid = int(head.split("(", 1)[0])
+    rest = tail.split()  # rest[0] is field 3 (state); field n is rest[n - 3]
+    return Stat(pid=pid, ppid=int(rest[1]), pgrp=int(rest[2]), utime=int(rest[11]), stime=int(rest[12]))
+
+
+def parse_status_kib(text: str, key: str) -> int | None:
+    """The value in KiB of a ``Key:  1234 kB`` line of ``/proc/<pid>/status`` (``None`` when absent)."""
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name == key:
+            return int(value.split()[0])
+    return None
+
+
+def group_stats(pgrp: int, proc: Path = PROC) -> list[Stat]:
+    """Every live process of process group ``pgrp``."""
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = parse_stat((entry / "stat").read_text())
+        except (OSError, ValueError, IndexError):
+            continue  # ended while we looked
+        if stat.pgrp == pgrp:
+            found.append(stat)
+    return sorted(found)
+
+
+def cpu_snapshot(pgrp: int, proc: Path = PROC) -> CpuSnapshot:
+    return CpuSnapshot({s.pid: s.utime + s.stime for s in group_stats(pgrp, proc)})
+
+
+def cpu_delta(before: CpuSnapshot, after: CpuSnapshot, clk_tck: int = CLK_TCK) -> CpuDelta:
+    """CPU seconds used between ``before`` and ``after``: a process that started meanwhile counts whole."""
+    ticks = sum(value - before.ticks.get(pid, 0) for pid, value in after.ticks.items())
+    return CpuDelta(
+        seconds=ticks / clk_tck,
+        started=frozenset(after.ticks.keys() - before.ticks.keys()),
+        ended=frozenset(before.ticks.keys() - after.ticks.keys()),
+    )
+
+
+def per_unit_us(cpu_seconds: float, count: int) -> float | None:
+    """Microseconds of CPU per request (or stream); ``None`` when nothing completed."""
+    return cpu_seconds * 1e6 / count if count > 0 else None
+
+
+def rss_mib(pid: int, key: str = "VmRSS", proc: Path = PROC) -> float | None:
+    """Resident memory (or another ``/proc/<pid>/status`` size such as ``VmHWM``) in MiB."""
+    try:
+        kib = parse_status_kib((proc / str(pid) / "status").read_text(), key)
+    except OSError:
+        return None
+    return None if kib is None else kib / 1024
