@@ -1,13 +1,26 @@
-"""The benchmark's pure parts: /proc parsing and CPU arithmetic."""
+"""The benchmark's pure parts: /proc parsing, CPU arithmetic, wrk output, stream events, the report."""
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.bench import proc
+from tests.bench import proc, report, streams, wrk
+
+WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:19556/openai/v1/chat/completions
+  1 threads and 2 connections
+  Latency Distribution
+     50%  463.00us
+     99%    0.87ms
+  4763 requests in 1.10s, 3.77MB read
+Requests/sec:   4331.39
+Transfer/sec:      3.43MB
+JSON {"p50": 0.463000, "p90": 0.584000, "p99": 0.874000, "requests": 4763, "errors": 0}
+"""
 
 
 def stat_line(pid: int, comm: str, ppid: int, pgrp: int, utime: int, stime: int) -> str:
@@ -72,3 +85,135 @@ def test_rss_of_this_process_and_of_none(tmp_path: Path) -> None:
     mib = proc.rss_mib(os.getpid())
     assert mib is not None and mib > 1
     assert proc.rss_mib(123, proc=tmp_path) is None
+
+
+# --- wrk ---------------------------------------------------------------------------------------------
+
+
+def test_parse_wrk_output() -> None:
+    assert wrk.parse(WRK_OUTPUT) == {
+        "rps": 4331.39,
+        "p50": 0.463,
+        "p90": 0.584,
+        "p99": 0.874,
+        "requests": 4763,
+        "errors": 0,
+    }
+
+
+def test_parse_wrk_output_without_the_summary_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unexpected wrk output"):
+        wrk.parse("unable to connect to 127.0.0.1:9 Connection refused\n")
+
+
+def test_the_script_carries_the_body_verbatim(tmp_path: Path) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": 'it\'s "quoted"'}]}
+    text = wrk.write_script(tmp_path, body).read_text()
+    assert (
+        """wrk.body   = [[{"model":"m","messages":[{"role":"user","content":"it's \\"quoted\\""}]}]]"""
+        in text
+    )
+    with pytest.raises(ValueError):
+        wrk.write_script(tmp_path, {"content": "a]]b"})
+
+
+# --- streams -----------------------------------------------------------------------------------------
+
+
+def test_content_of_stream_lines() -> None:
+    router = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"lorem "},"finish_reason":null}]}\n'
+    assert streams.content_of(router) == "lorem "
+    spaced = b'data:{"choices": [{"delta": {"content": "ipsum"}}], "object": "chat.completion.chunk"}'
+    assert streams.content_of(spaced) == "ipsum"
+    role = b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null}}]}\n'
+    finish = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n'
+    usage = b'data: {"choices":[],"usage":{"prompt_tokens":4}}\n'
+    for line in (role, finish, usage, b"data: [DONE]\n", b"\n", b": keep-alive\n", b"data: {not json\n"):
+        assert streams.content_of(line) is None, line
+    assert streams.is_done(b"data: [DONE]\n") and not streams.is_done(router)
+
+
+def test_the_stream_body_asks_the_simulated_provider_for_twenty_pieces() -> None:
+    from router.mock.textgen import Prompt, plan_reply
+
+    text = streams.BODY["messages"][0]["content"]
+    reply = plan_reply(Prompt(user_text=text, prompt_chars=len(text)), "00")
+    assert len(reply.pieces) == streams.CHUNKS == 20
+
+
+def test_percentile_nearest_rank() -> None:
+    samples = [float(i) for i in range(1, 201)]
+    assert streams.percentile(samples, 0.95) == 190.0
+    assert streams.percentile(samples, 0.5) == 100.0
+    assert streams.percentile([3.0], 0.95) == 3.0
+
+
+# --- report ------------------------------------------------------------------------------------------
+
+
+def _wrk_run(rps: float, p50: float, cpu: float | None = None) -> dict[str, Any]:
+    run: dict[str, Any] = {"rps": rps, "p50": p50, "p90": p50, "p99": p50 * 2, "requests": rps * 10}
+    run |= {"errors": 0, "provider_cpu_us": 150.0}
+    if cpu is not None:
+        run["router_cpu_us"] = cpu
+    return run
+
+
+RESULTS: dict[str, Any] = {
+    "seconds": 10,
+    "runs": {
+        str(c): {"direct": _wrk_run(5000, 0.3), "router": _wrk_run(rps, p50, cpu), "added_p50": p50 - 0.3}
+        for c, rps, p50, cpu in ((1, 2100, 0.65, 240.0), (16, 4000, 3.0, 190.0), (64, 4800, 12.0, 180.0))
+    },
+    "stream_first_chunk_ms": {"direct": {"p50": 0.8, "p95": 1.0}, "router": {"p50": 1.2, "p95": 1.6}},
+    "stream_load": {
+        "clients": 16,
+        "seconds": 10,
+        "chunks": 20,
+        "direct": {"streams": 9000, "failed": 0, "streams_per_s": 900.0, "provider_cpu_us": 400.0},
+        "router": {"streams": 4000, "failed": 0, "streams_per_s": 400.0, "router_cpu_us": 520.0}
+        | {"provider_cpu_us": 420.0},
+    },
+    "memory_mib": {
+        "1": {"warm_requests": 1, "main": 56.0, "workers": [80.0], "workers_peak": [82.0]}
+        | {"idle_cpu_ms_per_s": 0.0},
+        "2": {"warm_requests": 16, "main": 57.0, "workers": [79.0, 101.5], "workers_peak": [80.0, 102.0]}
+        | {"idle_cpu_ms_per_s": 5.0},
+    },
+    "two_workers": {"64": _wrk_run(6000, 9.0, 210.0)},
+    "warnings": ["router @64: wrk counted 3 errors"],
+}
+RESULTS["stream_first_chunk_ms"]["added_p50"] = 0.4
+
+
+def test_targets_compare_each_figure_with_its_limit() -> None:
+    found = {t.label: t for t in report.targets(RESULTS)}
+    assert found["added p50 @1 conn"].value == pytest.approx(0.35) and found["added p50 @1 conn"].passed
+    assert found["router req/s @1 conn"].passed
+    assert not found["router req/s @64 conns"].passed
+    assert found["router CPU per request @64"].value == 180.0 and found["router CPU per request @64"].passed
+    assert found["stream added first-event p50"].passed
+    assert not found["router CPU per 20-chunk stream"].passed
+    rss = found["RSS per worker when ready"]
+    assert rss.value == 101.5 and not rss.passed  # the largest worker of either layout
+
+
+def test_a_missing_figure_is_a_miss() -> None:
+    assert not report.Target("x", "<=", 1.0, None, "us").passed
+    assert report.Target("x", "<=", 1.0, None, "us").line() == "target x <= 1 us: n/a us MISS"
+    assert (
+        report.Target("y", ">=", 5000, 5123.4, "req/s").line() == "target y >= 5,000 req/s: 5,123 req/s PASS"
+    )
+
+
+def test_report_lines_show_every_figure_and_target() -> None:
+    results = copy.deepcopy(RESULTS)
+    results["runs"]["1"]["router"]["router_cpu_us"] = None  # no request completed
+    text = "\n".join(report.lines(results))
+    assert "router CPU us/req" in text and "provider us/req" in text
+    assert "  n/a |" in text  # the figure that could not be computed
+    assert "router CPU 520 us/stream (4000 streams)" in text
+    assert "each worker 79.0, 101.5 MiB" in text
+    assert "two router workers @64 conns: 6000 req/s" in text
+    assert "warning: router @64: wrk counted 3 errors" in text
+    assert text.count("target ") == 7 and "MISS" in text and "PASS" in text
