@@ -8,6 +8,7 @@ over the group's members; a run's share is the difference of two snapshots.
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 from typing import NamedTuple
 
@@ -90,6 +91,35 @@ def cpu_delta(before: CpuSnapshot, after: CpuSnapshot, clk_tck: int = CLK_TCK) -
 def per_unit_us(cpu_seconds: float, count: int) -> float | None:
     """Microseconds of CPU per request (or stream); ``None`` when nothing completed."""
     return cpu_seconds * 1e6 / count if count > 0 else None
+
+
+def parse_machine_busy(text: str) -> int:
+    """Ticks the machine's CPUs spent busy, from ``/proc/stat``'s first line: user, nice, system, irq,
+    softirq and steal (time a hypervisor gave to others counts too: it is contention all the same)."""
+    fields = text.split("\n", 1)[0].split()
+    if fields[0] != "cpu":
+        raise ValueError(f"not the total line of /proc/stat: {fields[:1]}")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[1:9])
+    return user + nice + system + irq + softirq + steal
+
+
+def machine_busy_seconds(proc: Path = PROC, clk_tck: int = CLK_TCK) -> float:
+    return parse_machine_busy((proc / "stat").read_text()) / clk_tck
+
+
+def own_cpu_seconds() -> float:
+    """CPU of this process and of its children already reaped (the wrk runs)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+def outside_cpus(busy: float, ours: float, wall: float) -> float:
+    """Average CPUs used by processes outside the benchmark over ``wall`` seconds in which the machine
+    was ``busy`` CPU-seconds and the benchmark (its servers, clients and wrk) used ``ours``."""
+    return max(0.0, busy - ours) / wall if wall > 0 else 0.0
 
 
 def rss_mib(pid: int, key: str = "VmRSS", proc: Path = PROC) -> float | None:

@@ -15,6 +15,7 @@ TARGET_CPU_US_PER_STREAM = 500.0
 TARGET_RSS_MIB = 100.0  # each worker when ready
 
 
+OUTSIDE_NOTICE_CPUS = 0.25
 DIGITS = {"ms": 3, "req/s": 0, "us": 0, "MiB": 1}
 
 
@@ -85,14 +86,15 @@ def lines(results: dict[str, Any]) -> list[str]:
         "the service (from /proc) / requests completed",
     ]
     head = ["conns", "direct req/s", "p50 ms", "router req/s", "p50 ms", "p99 ms", "added p50 ms"]
-    head += ["router CPU us/req", "provider us/req", "errors"]
-    out.append("{:>5} | {:>12} {:>7} | {:>12} {:>7} {:>7} | {:>12} | {} | {} | {}".format(*head))
+    head += ["router CPU us/req", "provider us/req", "errors", "outside CPUs"]
+    out.append("{:>5} | {:>12} {:>7} | {:>12} {:>7} {:>7} | {:>12} | {} | {} | {} | {}".format(*head))
     for connections, run in results["runs"].items():
         d, r = run["direct"], run["router"]
         out.append(
             f"{connections:>5} | {d['rps']:>12.0f} {d['p50']:>7.3f} | {r['rps']:>12.0f} {r['p50']:>7.3f} "
             f"{r['p99']:>7.3f} | {run['added_p50']:>12.3f} | {_num(r['router_cpu_us']):>17} | "
-            f"{_num(r['provider_cpu_us']):>15} | {d['errors'] + r['errors']:.0f}"
+            f"{_num(r['provider_cpu_us']):>15} | {d['errors'] + r['errors']:>6.0f} | "
+            f"{_num(d.get('outside_cpus'), '.2f'):>5} {_num(r.get('outside_cpus'), '.2f'):>5}"
         )
     s = results["stream_first_chunk_ms"]
     out.append(
@@ -105,7 +107,8 @@ def lines(results: dict[str, Any]) -> list[str]:
     out.append(
         f"stream load, {load['clients']} concurrent clients for {load['seconds']} s, {load['chunks']} "
         f"content events a stream: direct {d['streams_per_s']:.0f} streams/s, router "
-        f"{r['streams_per_s']:.0f} streams/s; {d['failed'] + r['failed']} failed"
+        f"{r['streams_per_s']:.0f} streams/s; {d['failed'] + r['failed']} failed; outside CPUs "
+        f"{_num(d.get('outside_cpus'), '.2f')} {_num(r.get('outside_cpus'), '.2f')}"
     )
     out.append(
         f"  router CPU {_num(r['router_cpu_us'])} us/stream ({r['streams']} streams), provider "
@@ -123,8 +126,17 @@ def lines(results: dict[str, Any]) -> list[str]:
     out.append(
         f"two router workers @64 conns: {two['rps']:.0f} req/s, p50 {two['p50']:.3f} ms, router CPU "
         f"{_num(two['router_cpu_us'])} us/req (one worker: {one['router']['rps']:.0f} req/s, "
-        f"{_num(one['router']['router_cpu_us'])} us/req; direct {one['direct']['rps']:.0f} req/s)"
+        f"{_num(one['router']['router_cpu_us'])} us/req; direct {one['direct']['rps']:.0f} req/s); "
+        f"outside CPUs {_num(two.get('outside_cpus'), '.2f')}"
     )
+    outside = results["outside_cpus"]
+    out.append(
+        f"outside CPUs: CPUs busy with other processes or stolen by the hypervisor during each measured "
+        f"run (direct, router); {outside['mean']:.2f} on average, {outside['max']:.2f} at most, of "
+        f"{results['cpus']}"
+    )
+    if outside["max"] > OUTSIDE_NOTICE_CPUS:
+        out.append("  (the servers competed for the CPUs: compare figures within one run, or repeat the run)")
     out.extend(f"warning: {warning}" for warning in results["warnings"])
     out.extend(target.line() for target in targets(results))
     return out

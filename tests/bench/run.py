@@ -6,8 +6,9 @@ router it reads the CPU time (utime + stime in ``/proc``) of all the router's pr
 provider's, before and after, and divides by the requests wrk completed. Then streams of 20 content
 events: time to the first one with a sequential client, and a load of concurrent clients reading
 every event, for CPU per stream. Resident memory of each worker once ready, and a second router with
-``--workers 2`` at 64 connections. Writes ``bench-results/latest.json`` and prints a table, then each
-target of the issue with PASS or MISS.
+``--workers 2`` at 64 connections. Each measured run also notes the CPUs that processes outside the
+benchmark used meanwhile (the machine is shared), so a disturbed figure shows as one. Writes
+``bench-results/latest.json`` and prints a table, then each target of the issue with PASS or MISS.
 
     python -m tests.bench.run [--seconds 10] [--streams 200] [--stream-clients 16]
 """
@@ -24,10 +25,10 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import aiohttp
 
@@ -53,12 +54,11 @@ def _peaks(router: Service) -> list[float | None]:
     return [_rounded(proc.rss_mib(pid, "VmHWM"), 2) for pid in router.workers()]
 
 
-def metered(services: dict[str, Service], work: Callable[[], T]) -> tuple[T, dict[str, proc.CpuDelta]]:
-    """Run ``work`` and return what it returned with the CPU each service's processes used meanwhile."""
-    before = {name: proc.cpu_snapshot(service.pid) for name, service in services.items()}
-    result = work()
-    after = {name: proc.cpu_snapshot(service.pid) for name, service in services.items()}
-    return result, {name: proc.cpu_delta(before[name], after[name]) for name in services}
+class Window(NamedTuple):
+    """What one measured stretch cost: CPU of each running service, and the load from outside."""
+
+    cpu: dict[str, proc.CpuDelta]
+    outside_cpus: float
 
 
 class Bench:
@@ -81,48 +81,96 @@ class Bench:
         self.mock = stack.enter_context(mock)
         self.env["ROUTER_OPENAI_BASE_URL"] = f"{self.mock.url}/openai/v1"
         self.direct_url = f"{self.mock.url}/openai/v1/chat/completions"
+        self.running: Service | None = None
         self.warnings: list[str] = []
+        self.outside: list[float] = []
 
-    def router(self, workers: int) -> Service:
+    @contextlib.contextmanager
+    def router(self, workers: int) -> Iterator[Service]:
+        """The router with ``workers`` workers, running for the ``with`` block."""
         port = free_port()
         args = python("serve", "--port", str(port), "--catalog", str(CATALOG), "--workers", str(workers))
         log = RESULTS / ("router.log" if workers == 1 else f"router-{workers}w.log")
+        name = f"the router ({workers} worker{'s' if workers > 1 else ''})"
         # Granian runs a main process and ``workers`` worker processes, even for one worker.
-        return Service(
-            f"the router ({workers} worker{'s' if workers > 1 else ''})",
-            args,
-            self.env,
-            port,
-            log,
-            processes=workers + 1,
-        )
+        with Service(name, args, self.env, port, log, processes=workers + 1) as service:
+            self.running = service
+            try:
+                yield service
+            finally:
+                self.running = None
 
-    def wrk(self, router: Service | None, connections: int, label: str) -> dict[str, Any]:
-        """One wrk run, direct (``router`` None) or through ``router``, with CPU per request."""
-        services = {"provider": self.mock} | ({"router": router} if router else {})
-        url = self.direct_url if router is None else f"{router.url}/v1/chat/completions"
-        measured, cpu = metered(services, lambda: wrk.run(url, connections, self.seconds, self.script))
+    def metered(self, work: Callable[[], T]) -> tuple[T, Window]:
+        """Run ``work``; return what it returned with the CPU the provider's and the router's processes
+        used meanwhile, and the CPUs used by everything else on the machine (other than this process
+        and its wrk runs) on average."""
+        services = {"provider": self.mock} | ({"router": self.running} if self.running else {})
+        before = {name: proc.cpu_snapshot(service.pid) for name, service in services.items()}
+        busy, own, started = proc.machine_busy_seconds(), proc.own_cpu_seconds(), time.monotonic()
+        result = work()
+        wall = time.monotonic() - started
+        busy, own = proc.machine_busy_seconds() - busy, proc.own_cpu_seconds() - own
+        after = {name: proc.cpu_snapshot(service.pid) for name, service in services.items()}
+        cpu = {name: proc.cpu_delta(before[name], after[name]) for name in services}
+        ours = own + sum(delta.seconds for delta in cpu.values())
+        return result, Window(cpu, proc.outside_cpus(busy, ours, wall))
+
+    def _per_unit(self, window: Window, count: int, names: tuple[str, ...], label: str) -> dict[str, Any]:
+        """CPU seconds and microseconds per request (or stream) of the services ``names``."""
+        figures: dict[str, Any] = {}
+        for name in names:
+            delta = window.cpu[name]
+            figures[f"{name}_cpu_s"] = round(delta.seconds, 3)
+            figures[f"{name}_cpu_us"] = _rounded(proc.per_unit_us(delta.seconds, count), 1)
+            if delta.started or delta.ended:
+                self.warnings.append(
+                    f"{label}: {name} processes changed during the run (started {sorted(delta.started)}, "
+                    f"ended {sorted(delta.ended)}); its CPU figure misses the ended ones' time"
+                )
+        figures["outside_cpus"] = round(window.outside_cpus, 2)
+        self.outside.append(window.outside_cpus)
+        return figures
+
+    def _url(self, direct: bool) -> str:
+        if direct:
+            return self.direct_url
+        if self.running is None:
+            raise BenchError("no router is running")
+        return f"{self.running.url}/v1/chat/completions"
+
+    def wrk(self, connections: int, *, direct: bool, label: str) -> dict[str, Any]:
+        """One wrk run, direct or through the running router, with CPU per request."""
+        url = self._url(direct)
+        measured, window = self.metered(lambda: wrk.run(url, connections, self.seconds, self.script))
         stats: dict[str, Any] = dict(measured)
-        requests = int(stats["requests"])
-        for name, delta in cpu.items():
-            stats[f"{name}_cpu_s"] = round(delta.seconds, 3)
-            stats[f"{name}_cpu_us"] = _rounded(proc.per_unit_us(delta.seconds, requests), 1)
-            self._check_processes(name, delta, label)
+        names = ("provider",) if direct else ("router", "provider")
+        stats |= self._per_unit(window, int(stats["requests"]), names, label)
         if stats["errors"]:
             self.warnings.append(f"{label}: wrk counted {stats['errors']:.0f} errors")
         return stats
 
-    def _check_processes(self, name: str, delta: proc.CpuDelta, label: str) -> None:
-        if delta.started or delta.ended:
-            self.warnings.append(
-                f"{label}: {name} processes changed during the run (started {sorted(delta.started)}, "
-                f"ended {sorted(delta.ended)}); its CPU figure misses the ended ones' time"
-            )
+    def stream_load(self, clients: int, *, direct: bool) -> dict[str, Any]:
+        """Concurrent 20-chunk streams for the run's duration, with CPU per whole stream."""
+        url = self._url(direct)
+        done, window = self.metered(lambda: asyncio.run(streams.load(url, clients, self.seconds)))
+        figures: dict[str, Any] = {
+            "streams": done.complete,
+            "failed": done.failed,
+            "streams_per_s": round(done.complete / done.seconds, 1),
+        }
+        label = f"stream load {'direct' if direct else 'through the router'}"
+        names = ("provider",) if direct else ("router", "provider")
+        figures |= self._per_unit(window, done.complete, names, label)
+        if done.failed:
+            self.warnings.append(f"{label}: {done.failed} streams failed or arrived incomplete")
+        return figures
 
-    def ready(self, router: Service, warm_requests: int) -> dict[str, Any]:
-        """Resident memory of each router process after ``warm_requests`` concurrent requests on new
-        connections (with several workers, enough that each is likely to have served one), and the CPU
-        the router then uses idle."""
+    def ready(self, warm_requests: int) -> dict[str, Any]:
+        """Resident memory of each process of the running router after ``warm_requests`` concurrent
+        requests on new connections (with several workers, enough that each is likely to have served
+        one), and the CPU the router then uses idle."""
+        router = self.running
+        assert router is not None
         statuses = asyncio.run(_warm_up(f"{router.url}/v1/chat/completions", warm_requests))
         if any(status != 200 for status in statuses):
             raise BenchError(f"{router.name} answered {statuses}; its log:\n{router.log_tail()}")
@@ -131,27 +179,9 @@ class Bench:
             "main": _rounded(proc.rss_mib(router.pid), 2),
             "workers": [_rounded(proc.rss_mib(pid), 2) for pid in router.workers()],
         }
-        _, cpu = metered({"router": router}, lambda: time.sleep(IDLE_SECONDS))
-        memory["idle_cpu_ms_per_s"] = round(cpu["router"].seconds * 1000 / IDLE_SECONDS, 1)
+        _, window = self.metered(lambda: time.sleep(IDLE_SECONDS))
+        memory["idle_cpu_ms_per_s"] = round(window.cpu["router"].seconds * 1000 / IDLE_SECONDS, 1)
         return memory
-
-    def stream_load(self, router: Service | None, clients: int) -> dict[str, Any]:
-        services = {"provider": self.mock} | ({"router": router} if router else {})
-        url = self.direct_url if router is None else f"{router.url}/v1/chat/completions"
-        done, cpu = metered(services, lambda: asyncio.run(streams.load(url, clients, self.seconds)))
-        figures: dict[str, Any] = {
-            "streams": done.complete,
-            "failed": done.failed,
-            "streams_per_s": round(done.complete / done.seconds, 1),
-        }
-        label = f"stream load {'direct' if router is None else 'through the router'}"
-        for name, delta in cpu.items():
-            figures[f"{name}_cpu_s"] = round(delta.seconds, 3)
-            figures[f"{name}_cpu_us"] = _rounded(proc.per_unit_us(delta.seconds, done.complete), 1)
-            self._check_processes(name, delta, label)
-        if done.failed:
-            self.warnings.append(f"{label}: {done.failed} streams failed or arrived incomplete")
-        return figures
 
 
 async def _warm_up(url: str, count: int) -> list[int]:
@@ -180,13 +210,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         bench = Bench(args, stack)
         with bench.router(1) as router:
-            results["memory_mib"]["1"] = bench.ready(router, warm_requests=1)
+            results["memory_mib"]["1"] = bench.ready(warm_requests=1)
             router_url = f"{router.url}/v1/chat/completions"
             wrk.run(router_url, 16, WARM_SECONDS, bench.script)
             wrk.run(bench.direct_url, 16, WARM_SECONDS, bench.script)
             for connections in CONNECTIONS:
-                direct = bench.wrk(None, connections, f"direct @{connections}")
-                routed = bench.wrk(router, connections, f"router @{connections}")
+                direct = bench.wrk(connections, direct=True, label=f"direct @{connections}")
+                routed = bench.wrk(connections, direct=False, label=f"router @{connections}")
                 results["runs"][str(connections)] = {
                     "direct": direct,
                     "router": routed,
@@ -203,16 +233,20 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 "clients": args.stream_clients,
                 "seconds": args.seconds,
                 "chunks": streams.CHUNKS,
-                "direct": bench.stream_load(None, args.stream_clients),
-                "router": bench.stream_load(router, args.stream_clients),
+                "direct": bench.stream_load(args.stream_clients, direct=True),
+                "router": bench.stream_load(args.stream_clients, direct=False),
             }
             results["memory_mib"]["1"]["workers_peak"] = _peaks(router)
         with bench.router(2) as router:
-            results["memory_mib"]["2"] = bench.ready(router, warm_requests=16)
+            results["memory_mib"]["2"] = bench.ready(warm_requests=16)
             wrk.run(f"{router.url}/v1/chat/completions", 16, WARM_SECONDS, bench.script)
-            results["two_workers"] = {"64": bench.wrk(router, 64, "two workers @64")}
+            results["two_workers"] = {"64": bench.wrk(64, direct=False, label="two workers @64")}
             results["memory_mib"]["2"]["workers_peak"] = _peaks(router)
         results["warnings"] = bench.warnings
+        results["outside_cpus"] = {
+            "mean": round(sum(bench.outside) / len(bench.outside), 2),
+            "max": round(max(bench.outside), 2),
+        }
     results["targets"] = [{**target._asdict(), "passed": target.passed} for target in report.targets(results)]
     return results
 

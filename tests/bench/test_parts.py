@@ -81,6 +81,27 @@ def test_cpu_per_request_in_microseconds() -> None:
     assert proc.per_unit_us(1.0, 0) is None
 
 
+def test_machine_busy_counts_work_and_steal_not_idle_nor_iowait() -> None:
+    text = "cpu  476165 693 70940 1064049 2908 0 11075 2782 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\nintr 1\n"
+    assert proc.parse_machine_busy(text) == 476165 + 693 + 70940 + 0 + 11075 + 2782
+    with pytest.raises(ValueError):
+        proc.parse_machine_busy("cpu0 1 2 3 4 5 6 7 8\n")
+    assert proc.machine_busy_seconds() > 0
+
+
+def test_outside_load_is_what_the_machine_did_besides_the_benchmark() -> None:
+    # 10 s in which the machine was busy 14 CPU-seconds, 11 of them the benchmark's: 0.3 CPUs outside.
+    assert proc.outside_cpus(busy=14.0, ours=11.0, wall=10.0) == pytest.approx(0.3)
+    assert proc.outside_cpus(busy=10.0, ours=10.04, wall=10.0) == 0.0  # tick rounding: never negative
+    assert proc.outside_cpus(busy=1.0, ours=0.0, wall=0.0) == 0.0
+
+
+def test_own_cpu_grows_with_work() -> None:
+    before = proc.own_cpu_seconds()
+    sum(i * i for i in range(200_000))
+    assert proc.own_cpu_seconds() >= before
+
+
 def test_rss_of_this_process_and_of_none(tmp_path: Path) -> None:
     mib = proc.rss_mib(os.getpid())
     assert mib is not None and mib > 1
@@ -182,6 +203,8 @@ RESULTS: dict[str, Any] = {
     },
     "two_workers": {"64": _wrk_run(6000, 9.0, 210.0)},
     "warnings": ["router @64: wrk counted 3 errors"],
+    "outside_cpus": {"mean": 0.31, "max": 0.72},
+    "cpus": 2,
 }
 RESULTS["stream_first_chunk_ms"]["added_p50"] = 0.4
 
@@ -216,4 +239,5 @@ def test_report_lines_show_every_figure_and_target() -> None:
     assert "each worker 79.0, 101.5 MiB" in text
     assert "two router workers @64 conns: 6000 req/s" in text
     assert "warning: router @64: wrk counted 3 errors" in text
+    assert "0.31 on average, 0.72 at most, of 2" in text and "competed for the CPUs" in text
     assert text.count("target ") == 7 and "MISS" in text and "PASS" in text
