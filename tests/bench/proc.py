@@ -122,6 +122,47 @@ def outside_cpus(busy: float, ours: float, wall: float) -> float:
     return max(0.0, busy - ours) / wall if wall > 0 else 0.0
 
 
+def parse_tcp_table(text: str) -> list[tuple[int, str, str]]:
+    """``/proc/net/tcp`` or ``tcp6`` -> (local port, state in hex, socket inode) for each socket."""
+    found = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 9:
+            found.append((int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]))
+    return found
+
+
+ESTABLISHED = "01"
+
+
+def connections_by_pid(pids: list[int], local_port: int, proc: Path = PROC) -> dict[int, int]:
+    """How many established TCP connections on ``local_port`` each process of ``pids`` holds: which
+    of a router's workers accepted the connections a client keeps open."""
+    owner: dict[str, int] = {}
+    for pid in pids:
+        try:
+            fds = list((proc / str(pid) / "fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                owner[target[8:-1]] = pid
+    counts = dict.fromkeys(pids, 0)
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = parse_tcp_table((proc / "net" / table).read_text())
+        except OSError:
+            continue
+        for port, state, inode in rows:
+            if port == local_port and state == ESTABLISHED and inode in owner:
+                counts[owner[inode]] += 1
+    return counts
+
+
 def rss_mib(pid: int, key: str = "VmRSS", proc: Path = PROC) -> float | None:
     """Resident memory (or another ``/proc/<pid>/status`` size such as ``VmHWM``) in MiB."""
     try:

@@ -118,7 +118,8 @@ def lines(results: dict[str, Any]) -> list[str]:
         warm = memory["warm_requests"]
         out.append(
             f"memory, {WORKERS.get(workers, workers)} worker{'s' if workers != '1' else ''}: when ready "
-            f"(VmRSS after {warm} request{'s' if warm != 1 else ''}) main process {_mib(memory['main'])} "
+            f"(VmRSS at rest after {warm} request{'s' if warm != 1 else ''}, at least one per worker) "
+            f"main process {_mib(memory['main'])} "
             f"MiB, each worker {_mib(*memory['workers'])} MiB; worker peak after the load (VmHWM) "
             f"{_mib(*memory['workers_peak'])} MiB; router idle CPU {memory['idle_cpu_ms_per_s']:.1f} ms/s"
         )

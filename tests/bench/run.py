@@ -42,6 +42,7 @@ BODY = {"model": "gpt-5-mini", "messages": [{"role": "user", "content": "Say hel
 CONNECTIONS = (1, 16, 64)
 WARM_SECONDS = 2
 IDLE_SECONDS = 2.0
+WARM_ROUNDS = 10
 T = TypeVar("T")
 
 
@@ -165,17 +166,33 @@ class Bench:
             self.warnings.append(f"{label}: {done.failed} streams failed or arrived incomplete")
         return figures
 
-    def ready(self, warm_requests: int) -> dict[str, Any]:
-        """Resident memory of each process of the running router after ``warm_requests`` concurrent
-        requests on new connections (with several workers, enough that each is likely to have served
-        one), and the CPU the router then uses idle."""
+    def ready(self, per_round: int) -> dict[str, Any]:
+        """Resident memory of each process of the running router once its workers have started (their
+        CPU at rest) and each has answered a request: rounds of ``per_round`` concurrent requests on
+        new connections until every worker holds one of them. Then the CPU the router uses idle."""
         router = self.running
         assert router is not None
-        statuses = asyncio.run(_warm_up(f"{router.url}/v1/chat/completions", warm_requests))
-        if any(status != 200 for status in statuses):
-            raise BenchError(f"{router.name} answered {statuses}; its log:\n{router.log_tail()}")
+        self._settle(router)
+        url, port = f"{router.url}/v1/chat/completions", int(router.url.rsplit(":", 1)[1])
+        workers, served, sent = set(router.workers()), set[int](), 0
+        for _ in range(WARM_ROUNDS):
+            statuses, held = asyncio.run(
+                _warm_up(url, per_round, lambda: proc.connections_by_pid(sorted(workers), port))
+            )
+            sent += per_round
+            if any(status != 200 for status in statuses):
+                raise BenchError(f"{router.name} answered {statuses}; its log:\n{router.log_tail()}")
+            served |= {pid for pid, count in held.items() if count}
+            if served >= workers:
+                break
+        else:
+            self.warnings.append(
+                f"{router.name}: workers {sorted(workers - served)} took none of {sent} warm-up connections; "
+                "their memory when ready is before any request"
+            )
+        self._settle(router)
         memory: dict[str, Any] = {
-            "warm_requests": warm_requests,
+            "warm_requests": sent,
             "main": _rounded(proc.rss_mib(router.pid), 2),
             "workers": [_rounded(proc.rss_mib(pid), 2) for pid in router.workers()],
         }
@@ -183,9 +200,26 @@ class Bench:
         memory["idle_cpu_ms_per_s"] = round(window.cpu["router"].seconds * 1000 / IDLE_SECONDS, 1)
         return memory
 
+    def _settle(self, service: Service, timeout: float = 30.0) -> None:
+        """Until the service's processes are at rest: at most one clock tick of CPU in half a second
+        (Granian's workers import the application after their process starts)."""
+        deadline = time.monotonic() + timeout
+        last = proc.cpu_snapshot(service.pid)
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = proc.cpu_snapshot(service.pid)
+            if now.ticks.keys() == last.ticks.keys() and proc.cpu_delta(last, now, clk_tck=1).seconds <= 1:
+                return
+            last = now
+        self.warnings.append(f"{service.name} was still using CPU {timeout:.0f} s after it started")
 
-async def _warm_up(url: str, count: int) -> list[int]:
-    connector = aiohttp.TCPConnector(force_close=True)
+
+async def _warm_up(
+    url: str, count: int, inspect: Callable[[], dict[int, int]]
+) -> tuple[list[int], dict[int, int]]:
+    """``count`` concurrent requests, each on a connection of its own; ``inspect`` runs while those
+    connections are still open. Returns the statuses and what ``inspect`` returned."""
+    connector = aiohttp.TCPConnector(limit=count)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
 
         async def one() -> int:
@@ -193,7 +227,8 @@ async def _warm_up(url: str, count: int) -> list[int]:
                 await answer.read()
                 return answer.status
 
-        return list(await asyncio.gather(*(one() for _ in range(count))))
+        statuses = list(await asyncio.gather(*(one() for _ in range(count))))
+        return statuses, inspect()
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -210,7 +245,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         bench = Bench(args, stack)
         with bench.router(1) as router:
-            results["memory_mib"]["1"] = bench.ready(warm_requests=1)
+            results["memory_mib"]["1"] = bench.ready(per_round=1)
             router_url = f"{router.url}/v1/chat/completions"
             wrk.run(router_url, 16, WARM_SECONDS, bench.script)
             wrk.run(bench.direct_url, 16, WARM_SECONDS, bench.script)
@@ -238,7 +273,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             }
             results["memory_mib"]["1"]["workers_peak"] = _peaks(router)
         with bench.router(2) as router:
-            results["memory_mib"]["2"] = bench.ready(warm_requests=16)
+            results["memory_mib"]["2"] = bench.ready(per_round=8)
             wrk.run(f"{router.url}/v1/chat/completions", 16, WARM_SECONDS, bench.script)
             results["two_workers"] = {"64": bench.wrk(64, direct=False, label="two workers @64")}
             results["memory_mib"]["2"]["workers_peak"] = _peaks(router)

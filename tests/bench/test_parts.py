@@ -102,6 +102,33 @@ def test_own_cpu_grows_with_work() -> None:
     assert proc.own_cpu_seconds() >= before
 
 
+TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 500 1 0 100
+   1: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000  1000        0 501 1 0 20 4
+   2: 0100007F:1F90 0100007F:D432 01 00000000:00000000 00:00000000 00000000  1000        0 502 1 0 20 4
+   3: 0100007F:1F90 0100007F:D433 06 00000000:00000000 00:00000000 00000000     0        0 0 3 0
+   4: 0100007F:D431 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 503 1 0 20 4
+"""
+
+
+def test_parse_tcp_table() -> None:
+    rows = proc.parse_tcp_table(TCP)
+    assert rows[0] == (8080, "0A", "500") and rows[1] == (8080, "01", "501") and rows[4][0] == 0xD431
+
+
+def test_connections_by_pid_counts_the_accepted_connections_each_worker_holds(tmp_path: Path) -> None:
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "tcp").write_text(TCP)
+    sockets = {10: ["500"], 11: ["501", "502"], 12: [], 13: ["503"]}  # main (listener), workers, client
+    for pid, inodes in sockets.items():
+        (tmp_path / str(pid) / "fd").mkdir(parents=True)
+        (tmp_path / str(pid) / "fd" / "0").symlink_to("/dev/null")
+        for fd, inode in enumerate(inodes, start=3):
+            (tmp_path / str(pid) / "fd" / str(fd)).symlink_to(f"socket:[{inode}]")
+    assert proc.connections_by_pid([11, 12], 8080, tmp_path) == {11: 2, 12: 0}
+    assert proc.connections_by_pid([10, 13, 99], 8080, tmp_path) == {10: 0, 13: 0, 99: 0}
+
+
 def test_rss_of_this_process_and_of_none(tmp_path: Path) -> None:
     mib = proc.rss_mib(os.getpid())
     assert mib is not None and mib > 1
