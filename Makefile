@@ -62,8 +62,9 @@ typecheck: $(STAMP) ## mypy --strict on router/
 
 check: lint typecheck test ## lint, types and tests: the same as CI
 
-bench: $(STAMP) ## measure direct vs through-router throughput and latency (needs wrk; installs it with apt if missing)
-	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
+bench: $(STAMP) ## direct vs through the router: req/s, added latency, router CPU per request and per stream, worker memory, one and two workers (needs wrk; tries apt if missing; about 2 minutes)
+	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null) 2>/dev/null \
+		|| echo "make: could not install wrk with apt-get"
 	$(BIN)/python -m tests.bench.run
 
 chaos: $(STAMP) ## fault suite: thousands of requests under injected upstream faults, 1 worker then 2 with Redis; prints the table and asserts (a few minutes)
