@@ -3,7 +3,6 @@ models it names (403), and whether its limits admit the request (429, with the l
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, cast
 
 from litestar.types import Scope
@@ -42,19 +41,3 @@ async def admit(services: Services, key: ApiKey | None, names: list[str], estima
     if key is None and limiter.open:
         return limiter.unlimited(estimate)
     return await limiter.admit(key.name if key else None, key.limits if key else None, estimate)
-
-
-def settler(services: Services, grant: Grant, model: str) -> Callable[[int | None], None]:
-    """What corrects the key's and the served model's token charges once the usage is known."""
-    limiter = services.limiter
-    if not grant.token_buckets and not limiter.model_rules:
-        return _ignore
-
-    def settle(total_tokens: int | None) -> None:
-        limiter.settle(grant, total_tokens, model)
-
-    return settle
-
-
-def _ignore(_: int | None) -> None:
-    return None

@@ -101,7 +101,7 @@ class Edge:
                 return
         problem = _check(policy, scope, headers, state)
         if problem is not None:
-            self._record(request_id, "edge", scope, problem.status, problem.code)
+            self._record(request_id, "edge", scope, problem.status, problem.code, 0.0)
             await _reject(send, problem, extra)
             return
 
@@ -116,13 +116,16 @@ class Edge:
 
         in_flight = self.in_flight
         in_flight.count += 1
+        clock = self.services.clock
+        started = clock.monotonic()
         try:
             route = self.hot.get(scope["path"])
             if route is None:
                 await self.app(scope, receive, send_with_headers)
                 if status >= 500:
                     # The other routes write no request line of their own; a failure must be seen.
-                    self._record(request_id, "other", scope, status, "server_error")
+                    elapsed = clock.monotonic() - started
+                    self._record(request_id, "other", scope, status, "server_error", elapsed)
                 return
             # The model routes are called directly: Litestar's routing and middleware cost more
             # per request than the rest of the edge. Their errors are rendered here, the same way.
@@ -136,14 +139,17 @@ class Edge:
                 # A defect, not a request the route could refuse: it wrote no request line, so the
                 # edge does, and the answer is the envelope (never a trace).
                 _log.exception("unhandled error on %s %s", scope.get("method"), scope["path"])
-                self._record(request_id, _route_name(scope["path"]), scope, 500, "internal_error")
+                elapsed = clock.monotonic() - started
+                self._record(request_id, _route_name(scope["path"]), scope, 500, "internal_error", elapsed)
                 if status:
                     raise
                 await _reject(send, InternalError("The router failed to handle this request."), extra)
         finally:
             in_flight.count -= 1
 
-    def _record(self, request_id: str, route: str, scope: Scope, status: int, error: str | None) -> None:
+    def _record(
+        self, request_id: str, route: str, scope: Scope, status: int, error: str | None, elapsed_s: float
+    ) -> None:
         key: ApiKey | None = cast(dict[str, Any], scope).get(KEY_SCOPE)
         self.request_log.write(
             RequestRecord(
@@ -153,7 +159,7 @@ class Edge:
                 model_asked=None,
                 stream=False,
                 status=status,
-                duration_ms=0.0,
+                duration_ms=round(elapsed_s * 1000.0, 2),
                 attempts=(),
                 error=error,
                 path=scope["path"][:200],

@@ -14,6 +14,7 @@ System and developer messages anywhere in the conversation are joined, in order,
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -29,7 +30,7 @@ from router.errors import (
 )
 from router.providers._errors import note_early_close, refused_credentials, scrub
 from router.providers._http import UpstreamClient, retry_after_seconds
-from router.providers._sse import SSEParser
+from router.providers._sse import SSEParser, events_until_end
 from router.providers._translate import append_turn, chosen_function, data_url, text_of, tool_arguments
 from router.providers.base import UpstreamCall
 from router.types import (
@@ -365,7 +366,7 @@ class StreamTranslator:
         self._tools: dict[int, int] = {}
         self._input = _Usage()
         self.finished = False  # saw message_delta with the stop reason: the answer is whole
-        self.stopped = False  # saw message_stop
+        self.done = False  # saw message_stop
         self.error: RouterError | None = None
 
     def feed(self, raw: bytes) -> list[ChatChunk]:
@@ -431,7 +432,7 @@ class StreamTranslator:
             self.finished = True
             return self._chunk(Delta(), FINISH.get(event.delta.stop_reason or "end_turn", "stop"))
         if kind == "message_stop":
-            self.stopped = True
+            self.done = True
             return self.usage_chunk()
         return None  # ping, content_block_stop, and event types added later
 
@@ -518,19 +519,11 @@ class AnthropicAdapter:
                     f"provider '{self.provider.name}' did not answer with an event stream"
                 )
             translator = StreamTranslator(self.provider.name, call.created)
-            try:
-                async for raw in response.chunks():
-                    for chunk in translator.feed(raw):
-                        yield chunk
-                    if translator.error is not None or translator.stopped:
-                        break
-            except StreamInterrupted:
-                if not translator.finished:
-                    raise  # the connection broke before the answer was whole
-            if translator.error is not None:
-                raise translator.error
-            translator.check_complete()
-            if not translator.stopped:
+            early = partial(
+                note_early_close, self.provider.name, call.model.id, call.request_id, "message_stop"
+            )
+            async for chunk in events_until_end(response.chunks(), translator, early):
+                yield chunk
+            if not translator.done:
                 # The stop reason and the output count came in message_delta: the answer is whole.
-                note_early_close(self.provider.name, call.model.id, call.request_id, "message_stop")
                 yield translator.usage_chunk()

@@ -82,12 +82,6 @@ def prompt_floor(request: ChatRequest) -> int:
     return text // MAX_CHARS_PER_TOKEN
 
 
-def estimate_prompt_tokens(request: ChatRequest) -> int:
-    """A cheap estimate (four characters a token), good enough to rank models by context and cost."""
-    text, extra = prompt_chars(request)
-    return (text + extra) // 4 + 1
-
-
 def needs_of(request: ChatRequest, default_output: int) -> Needs:
     caps: set[str] = set()
     if request.tools:

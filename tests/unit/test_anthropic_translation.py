@@ -334,7 +334,7 @@ def test_stream_golden_text_then_tool_call() -> None:
     assert chunks[5]["choices"][0]["finish_reason"] == "tool_calls"
     assert chunks[6]["usage"]["prompt_tokens"] == 9 and chunks[6]["usage"]["completion_tokens"] == 12
     assert {c["id"] for c in chunks} == {"msg_1"}
-    assert translator.stopped
+    assert translator.done
 
 
 def test_stream_split_anywhere_gives_the_same_chunks() -> None:
