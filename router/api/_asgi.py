@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from litestar.response.streaming import ASGIStreamingResponse
 from litestar.types import Receive, Scope, Send
 
 from router.clock import Clock
@@ -25,7 +24,6 @@ from router.errors import (
 )
 
 JSON_TYPE = b"application/json"
-SSE_TYPE = "text/event-stream"  # Litestar adds the charset
 
 
 async def allow_only(scope: Scope, send: Send, method: str) -> bool:
@@ -163,11 +161,3 @@ async def send_json(send: Send, body: bytes, headers: Mapping[str, str], status:
     raw.extend((k.encode(), v.encode()) for k, v in headers.items())
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-async def send_stream(
-    scope: Scope, receive: Receive, send: Send, events: AsyncIterator[bytes], headers: Mapping[str, str]
-) -> None:
-    """Stream ``events``; a client that goes away cancels the iterator, which closes the upstream."""
-    response = ASGIStreamingResponse(iterator=events, media_type=SSE_TYPE, headers=dict(headers))
-    await response(scope, receive, send)

@@ -19,10 +19,11 @@ from litestar.types import Receive, Scope, Send
 
 from router.access import Grant
 from router.access.limits import OPEN
-from router.api._asgi import allow_only, send_json, send_stream
+from router.api._asgi import allow_only, send_json
 from router.api.access import admit, estimate_tokens, key_of
 from router.api.middleware import request_id_of
 from router.api.services import Services
+from router.api.streaming import send_stream
 from router.errors import InternalError, RouterError
 from router.routing import Engine, OpenedStream, Outcome, Routable
 from router.routing.cost import cost_usd
@@ -241,7 +242,7 @@ async def serve(
         raise  # rendered by the edge, as every error before an answer begins
     if exchange.stream:
         headers = {**SSE_HEADERS, **exchange.answer_headers(opened.outcome)}
-        await send_stream(scope, receive, send, _events(exchange, opened, writer), headers)
+        await send_stream(receive, send, _events(exchange, opened, writer), headers)
         return
     headers = exchange.answer_headers(outcome)
     counted = route.counted(answer, outcome)

@@ -357,30 +357,35 @@ class Connection(asyncio.Protocol):
             self._emit(data)
 
     def _feed_chunked(self, data: bytes) -> None:
-        buf = self._head_buf
-        buf += data
+        buf = self._head_buf  # what an earlier read left of a size line or a chunk's CRLF
+        if buf:
+            buf += data
+            data = bytes(buf)
+            buf.clear()
         pos = 0
-        size = len(buf)
+        size = len(data)
         while pos < size and not self.complete:
-            if self._chunk_left > 0:
-                take = min(self._chunk_left, size - pos)
-                self._emit(bytes(buf[pos : pos + take]))
+            left = self._chunk_left
+            if left > 0:
+                take = left if left < size - pos else size - pos
+                self._emit(data[pos : pos + take] if pos or take < size else data)
                 pos += take
-                self._chunk_left -= take
+                self._chunk_left = left - take
                 continue
-            eol = buf.find(b"\r\n", pos)
+            eol = data.find(b"\r\n", pos)
             if eol < 0:
                 if size - pos > 4096:
                     raise WireError("a chunk size line longer than 4 KiB")
-                break
-            line = bytes(buf[pos:eol])
+                buf += data[pos:]
+                return
+            line = data[pos:eol]
             pos = eol + 2
-            if self._chunk_left == 0:  # the CRLF that ends a chunk's data
+            if left == 0:  # the CRLF that ends a chunk's data
                 if line:
                     raise WireError("a chunk whose data does not end with CRLF")
                 self._chunk_left = -1
                 continue
-            if self._chunk_left == -2:  # trailers, until an empty line
+            if left == -2:  # trailers, until an empty line
                 if not line:
                     self._finish()
                 continue
@@ -391,7 +396,6 @@ class Connection(asyncio.Protocol):
             if length < 0:
                 raise WireError("a negative chunk size")
             self._chunk_left = length if length else -2
-        del buf[:pos]
 
     def _emit(self, data: bytes) -> None:
         if self._decoder is not None:

@@ -96,6 +96,13 @@ def lines(results: dict[str, Any]) -> list[str]:
             f"{_num(r['provider_cpu_us']):>15} | {d['errors'] + r['errors']:>6.0f} | "
             f"{_num(d.get('outside_cpus'), '.2f'):>5} {_num(r.get('outside_cpus'), '.2f'):>5}"
         )
+    for connections, floor in results.get("floor", {}).items():
+        added = floor["p50"] - results["runs"][connections]["direct"]["p50"]
+        out.append(
+            f"floor @{connections} (the same server and the router's upstream client, nothing else): "
+            f"{floor['rps']:.0f} req/s, p50 {floor['p50']:.3f} ms (added {added:.3f}), "
+            f"CPU {_num(floor['router_cpu_us'])} us/req"
+        )
     s = results["stream_first_chunk_ms"]
     out.append(
         f"stream first content event p50/p95 ms (sequential): direct {s['direct']['p50']:.3f}/"

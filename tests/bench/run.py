@@ -40,6 +40,7 @@ CATALOG = ROOT / "tests" / "fixtures" / "catalog.yaml"
 RESULTS = ROOT / "bench-results"
 BODY = {"model": "gpt-5-mini", "messages": [{"role": "user", "content": "Say hello words=12"}]}
 CONNECTIONS = (1, 16, 64)
+FLOOR_CONNECTIONS = (1, 64)
 WARM_SECONDS = 2
 IDLE_SECONDS = 2.0
 WARM_ROUNDS = 10
@@ -87,6 +88,23 @@ class Bench:
         self.outside: list[float] = []
 
     @contextlib.contextmanager
+    def floor(self) -> Iterator[Service]:
+        """The server and the upstream client alone (``tests.bench.floor``), running for the block."""
+        port = free_port()
+        args = [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--workers", "1"]
+        args += ["--http", "1", "--loop", "uvloop", "--port", str(port), "--no-access-log"]
+        args += ["tests.bench.floor:app"]
+        env = self.env | {"FLOOR_UPSTREAM": self.direct_url}
+        with Service(
+            "the floor (server and upstream client only)", args, env, port, RESULTS / "floor.log", processes=2
+        ) as service:
+            self.running = service
+            try:
+                yield service
+            finally:
+                self.running = None
+
+    @contextlib.contextmanager
     def router(self, workers: int) -> Iterator[Service]:
         """The router with ``workers`` workers, running for the ``with`` block."""
         port = free_port()
@@ -132,16 +150,18 @@ class Bench:
         self.outside.append(window.outside_cpus)
         return figures
 
-    def _url(self, direct: bool) -> str:
+    def _url(self, direct: bool, path: str = "/v1/chat/completions") -> str:
         if direct:
             return self.direct_url
         if self.running is None:
             raise BenchError("no router is running")
-        return f"{self.running.url}/v1/chat/completions"
+        return f"{self.running.url}{path}"
 
-    def wrk(self, connections: int, *, direct: bool, label: str) -> dict[str, Any]:
-        """One wrk run, direct or through the running router, with CPU per request."""
-        url = self._url(direct)
+    def wrk(
+        self, connections: int, *, direct: bool, label: str, path: str = "/v1/chat/completions"
+    ) -> dict[str, Any]:
+        """One wrk run, direct or through the running service, with CPU per request."""
+        url = self._url(direct, path)
         measured, window = self.metered(lambda: wrk.run(url, connections, self.seconds, self.script))
         stats: dict[str, Any] = dict(measured)
         names = ("provider",) if direct else ("router", "provider")
@@ -272,6 +292,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 "router": bench.stream_load(args.stream_clients, direct=False),
             }
             results["memory_mib"]["1"]["workers_peak"] = _peaks(router)
+        with bench.floor() as floor:
+            wrk.run(floor.url, 16, WARM_SECONDS, bench.script)
+            results["floor"] = {
+                str(c): bench.wrk(c, direct=False, label=f"floor @{c}", path="/") for c in FLOOR_CONNECTIONS
+            }
         with bench.router(2) as router:
             results["memory_mib"]["2"] = bench.ready(per_round=8)
             wrk.run(f"{router.url}/v1/chat/completions", 16, WARM_SECONDS, bench.script)

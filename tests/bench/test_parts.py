@@ -229,6 +229,7 @@ RESULTS: dict[str, Any] = {
         | {"idle_cpu_ms_per_s": 5.0},
     },
     "two_workers": {"64": _wrk_run(6000, 9.0, 210.0)},
+    "floor": {"1": _wrk_run(1900, 0.55, 300.0), "64": _wrk_run(11000, 5.5, 70.0)},
     "warnings": ["router @64: wrk counted 3 errors"],
     "outside_cpus": {"mean": 0.31, "max": 0.72},
     "cpus": 2,
@@ -265,6 +266,8 @@ def test_report_lines_show_every_figure_and_target() -> None:
     assert "router CPU 520 us/stream (4000 streams)" in text
     assert "each worker 79.0, 101.5 MiB" in text
     assert "two router workers @64 conns: 6000 req/s" in text
+    assert "floor @1 (the same server and the router's upstream client, nothing else): 1900 req/s" in text
+    assert "p50 0.550 ms (added 0.250), CPU 300 us/req" in text
     assert "warning: router @64: wrk counted 3 errors" in text
     assert "0.31 on average, 0.72 at most, of 2" in text and "competed for the CPUs" in text
     assert text.count("target ") == 7 and "MISS" in text and "PASS" in text

@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import gzip
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 import uvloop
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from router.catalog import parse_catalog
 from router.errors import StreamInterrupted, UpstreamBadResponse, UpstreamTimeout, UpstreamUnreachable
 from router.providers._http import UpstreamClient
+from router.providers._wire import Connection
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 T = TypeVar("T")
@@ -428,3 +431,56 @@ def test_a_stream_left_early_closes_its_connection(run: Run[Any]) -> None:
 
     run(scenario())
     assert server.connections == 2
+
+
+class _Transport:
+    """Enough of a transport for the parser alone."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def writelines(self, data: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pieces=st.lists(st.binary(min_size=0, max_size=300), max_size=12),
+    cuts=st.lists(st.integers(min_value=1, max_value=4000), max_size=30),
+    gzipped=st.booleans(),
+)
+def test_any_chunked_body_split_at_any_points_is_unframed_exactly(
+    pieces: list[bytes], cuts: list[int], gzipped: bool
+) -> None:
+    body = b"".join(pieces)
+    data = gzip.compress(body) if gzipped else body
+    parts = [data[i : i + 97] for i in range(0, len(data), 97)] if gzipped else [p for p in pieces if p]
+    head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n"
+    head += b"content-encoding: gzip\r\n\r\n" if gzipped else b"\r\n"
+    wire = head + b"".join(b"%x\r\n" % len(p) + p + b"\r\n" for p in parts) + b"0\r\n\r\n"
+    loop = asyncio.new_event_loop()
+    try:
+        conn = Connection(loop)
+        conn.connection_made(cast(asyncio.Transport, _Transport()))
+        conn.send(b"", b"", 60.0, loop.time() + 60.0)
+        start = 0
+        for cut in sorted(set(cuts)):
+            if start < cut < len(wire):
+                conn.data_received(wire[start:cut])
+                start = cut
+        conn.data_received(wire[start:])
+        assert conn.complete and conn.reusable()
+        received = b"".join(conn._body)
+        conn.done()
+    finally:
+        loop.close()
+    assert received == body
