@@ -161,3 +161,31 @@ def test_a_healthy_fourth_candidate_serves_when_three_fail(tight: Router, mock: 
         )
         assert raw.headers["x-router-model"] == "backup"
         assert raw.parse().choices[0].message.content
+
+
+@pytest.fixture(scope="module")
+def hurried(
+    mock_process: Mock, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Router]:
+    """A router whose routing deadline (1 s) is shorter than one upstream's read timeout (2 s)."""
+    text = TEST_CATALOG.read_text()
+    catalog = tmp_path_factory.mktemp("deadline") / "catalog.yaml"
+    catalog.write_text(text.replace("routing:\n", "routing:\n  deadline_s: 1\n", 1))
+    router = start_router(mock_process, artifacts, catalog, "router-deadline")
+    try:
+        yield router
+    finally:
+        router.process.stop()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_routing_deadline_bounds_the_whole_request(hurried: Router, mock: Mock, stream: bool) -> None:
+    kind = "stall" if stream else "timeout"  # no first event / no answer at all
+    mock.fault("primary-upstream", {"kind": kind, "delay": 5}, times=-1)
+    started = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as info:
+        client(hurried).chat.completions.create(model="primary", messages=USER, stream=stream)
+    elapsed = time.monotonic() - started
+    assert info.value.status_code == 504
+    assert "routing deadline of 1s" in info.value.message
+    assert 0.9 <= elapsed < 1.8  # neither the stalled model's read timeout nor its fallback's answer
