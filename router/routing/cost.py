@@ -33,6 +33,12 @@ def cost_usd(model: Model, usage: Usage, service_tier: str | None) -> float:
     return total / 1_000_000
 
 
+def cache_writes(usage: Usage) -> int | None:
+    """The prompt tokens written to a prompt cache, for the request record (``None``: none)."""
+    details = usage.prompt_tokens_details if isinstance(usage.prompt_tokens_details, dict) else {}
+    return _count(details, "cache_write_tokens") or None
+
+
 def _count(details: dict[str, Any], name: str) -> int:
     """A token count from a usage detail: an upstream's missing or odd value counts as none."""
     value = details.get(name)
