@@ -135,6 +135,13 @@ def without_cache_control(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def unmarked(items: list[Any]) -> list[Any]:
+    """Messages or input items without their breakpoints: the earlier turns of a conversation the
+    router replays (``previous_response_id``) keep none, or a long one would pass Anthropic's four.
+    Anthropic still reads them from its cache: the prefix, not the marker, is what was cached."""
+    return _list_without(items)
+
+
 def _list_without(items: list[Any]) -> list[Any]:
     cleaned = [_item_without(item) for item in items]
     return items if all(a is b for a, b in zip(cleaned, items, strict=True)) else cleaned

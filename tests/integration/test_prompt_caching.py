@@ -261,3 +261,42 @@ def test_gemini_implicit_cache_is_reported_and_priced(client: OpenAI, mock: Mock
     assert details(first)[0] == 0 and details(second)[0] >= 1024
     assert second_cost == pytest.approx(priced("gem", second), rel=1e-6) and second_cost < first_cost
     assert "cache_control" not in json.dumps(mock.requests("gemini")[-1]["body"])
+
+
+def test_a_long_responses_chain_replays_no_old_breakpoints(client: OpenAI, mock: Mock) -> None:
+    mark = {"cache_control": EPHEMERAL}
+    previous = None
+    for turn in range(6):  # each turn marks its own input: six markers in all, never more than one sent
+        response = client.responses.create(
+            model="claude",
+            instructions=SYSTEM,
+            input=[{"role": "user", "content": [{"type": "input_text", "text": f"Clause {turn}?", **mark}]}],
+            previous_response_id=previous,
+            max_output_tokens=20,
+        )
+        previous = response.id
+    assert response.usage is not None and response.usage.input_tokens_details.cached_tokens > 1024
+    sent = mock.requests("anthropic")[-1]["body"]
+    assert json.dumps(sent).count('"cache_control"') == 1
+    assert "cache_control" in sent["messages"][-1]["content"][-1]
+
+
+def test_responses_passed_through_to_openai_carry_no_marker(client: OpenAI, mock: Mock) -> None:
+    part = {"type": "input_text", "text": "Hello", "cache_control": EPHEMERAL}
+    tool = {
+        "type": "function",
+        "name": "lookup",
+        "parameters": {"type": "object"},
+        "cache_control": EPHEMERAL,
+    }
+    response = client.responses.create(
+        model="gpt",
+        input=[{"role": "user", "content": [part]}],
+        tools=[tool],  # type: ignore[list-item]
+        prompt_cache_key="contract-42",
+        max_output_tokens=20,
+    )
+    assert response.status == "completed"
+    sent = mock.requests("openai")[-1]
+    assert sent["path"].endswith("/responses") and "cache_control" not in json.dumps(sent["body"])
+    assert sent["body"]["prompt_cache_key"] == "contract-42"
