@@ -160,6 +160,8 @@ class ChatRequest(Struct):
     # OpenAI's prompt-cache routing key and retention: passed to OpenAI-kind upstreams, dropped elsewhere.
     prompt_cache_key: str | None = None
     prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    # OpenRouter's automatic caching: a breakpoint after the last message (Anthropic models only).
+    cache_control: CacheControl | UnsetType = UNSET
     # An ordered fallback list, as OpenRouter accepts it: tried after ``model``.
     models: list[str] | None = None
     # Set by the decoder after validation; the odd wire name keeps a client field from landing here.

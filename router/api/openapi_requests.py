@@ -86,6 +86,7 @@ _MARK: dict[str, Schema] = {"cache_control": CACHE_CONTROL}
 PROMPT_CACHE: dict[str, Schema] = {
     "prompt_cache_key": STRING,
     "prompt_cache_retention": nullable({"type": "string", "enum": ["in_memory", "24h"]}),
+    "cache_control": CACHE_CONTROL,  # on the request: after the last message (OpenRouter's form)
 }
 
 # --- chat messages -------------------------------------------------------------------------------

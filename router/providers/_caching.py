@@ -52,6 +52,19 @@ def mark_last(blocks: list[dict[str, Any]], control: Control) -> None:
         marked(blocks[-1], control)
 
 
+def system_field(groups: list[list[dict[str, Any]]]) -> str | list[dict[str, Any]]:
+    """Anthropic's ``system`` from the text blocks of each system message: one string, joined as ever,
+    or, when a breakpoint marks one, the blocks (each message's first after the joining blank line)."""
+    if not any("cache_control" in block for group in groups for block in group):
+        return "\n\n".join("".join(block["text"] for block in group) for group in groups)
+    blocks: list[dict[str, Any]] = []
+    for group in groups:
+        if blocks:
+            group[0]["text"] = "\n\n" + group[0]["text"]
+        blocks.extend(group)
+    return blocks
+
+
 # --- Anthropic: the limits it enforces -----------------------------------------------------------
 
 

@@ -11,8 +11,9 @@ Translation policy for Chat parameters with no Messages counterpart:
 - emulated: ``response_format: json_object`` becomes an instruction in ``system``.
 System and developer messages anywhere in the conversation are joined, in order, into ``system``.
 
-Prompt caching: ``cache_control`` on a content part, tool, tool call or message (its last block) reaches
-the block it marks, as OpenRouter and LiteLLM pass it; a marked system prompt goes as text blocks. A
+Prompt caching: ``cache_control`` on a content part, tool, tool call, message (its last block) or request
+(the last message's) reaches the block it marks, as OpenRouter and LiteLLM pass it; a marked system
+prompt goes as text blocks. A
 model's ``auto_cache`` marks a request that has no marker (``_caching``); ``usage_of`` maps the counts.
 """
 
@@ -33,7 +34,7 @@ from router.errors import (
     UpstreamBadResponse,
     UpstreamStatusError,
 )
-from router.providers._caching import auto_mark, check_breakpoints, mark_last, marked
+from router.providers._caching import auto_mark, check_breakpoints, mark_last, marked, system_field
 from router.providers._errors import note_early_close, refused_credentials, scrub
 from router.providers._http import UpstreamClient, retry_after_seconds
 from router.providers._sse import SSEParser, events_until_end
@@ -149,6 +150,8 @@ def build_body(call: UpstreamCall, *, stream: bool) -> bytes:
     request = call.request
     _refuse_unsupported(request)
     groups, messages = _messages(request.messages)
+    if messages:  # a top-level marker (OpenRouter's automatic caching): the conversation's end
+        mark_last(messages[-1]["content"], request.cache_control)
     max_tokens = request.output_limit or call.model.max_output
     body: dict[str, Any] = {"model": call.model.upstream, "max_tokens": max_tokens, "messages": messages}
     fmt = request.response_format
@@ -157,7 +160,7 @@ def build_body(call: UpstreamCall, *, stream: bool) -> bytes:
     elif fmt is not None and fmt.type == "json_schema":
         schema = fmt.json_schema.schema if fmt.json_schema and fmt.json_schema.schema is not None else {}
         body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
-    system = _system(groups)
+    system = system_field(groups)
     if system:
         body["system"] = system
     if request.temperature is not None:
@@ -243,18 +246,6 @@ def _system_blocks(message: Message, i: int) -> list[dict[str, Any]]:
     else:
         blocks = [{"type": "text", "text": content}] if content else []
     mark_last(blocks, message.cache_control)
-    return blocks
-
-
-def _system(groups: list[list[dict[str, Any]]]) -> str | list[dict[str, Any]]:
-    """The ``system`` field: a string joined as ever, or text blocks when a breakpoint marks one."""
-    if not any("cache_control" in block for group in groups for block in group):
-        return "\n\n".join("".join(block["text"] for block in group) for group in groups)
-    blocks: list[dict[str, Any]] = []
-    for group in groups:
-        if blocks:
-            group[0]["text"] = "\n\n" + group[0]["text"]
-        blocks.extend(group)
     return blocks
 
 

@@ -37,7 +37,7 @@ HOSTED_TOOLS = frozenset(
 )
 # Chat Completions carries these the same way under the same name.
 _SAME_NAME = ("temperature", "top_p", "parallel_tool_calls", "service_tier", "user", "safety_identifier")
-_SAME_NAME_EXTRA = ("prompt_cache_key", "prompt_cache_retention")
+_SAME_NAME_EXTRA = ("prompt_cache_key", "prompt_cache_retention", "cache_control")
 
 
 class ResponsesRequest(Struct):

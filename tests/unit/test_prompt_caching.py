@@ -141,6 +141,18 @@ def test_message_level_markers_and_tool_turns_as_litellm_accepts_them() -> None:
     ]
 
 
+def test_a_top_level_marker_marks_the_end_of_the_conversation_as_openrouter_does() -> None:
+    sent = to_anthropic(
+        {
+            "messages": [user("one"), {"role": "assistant", "content": "two"}, user("three")],
+            "cache_control": HOUR,
+        }
+    )
+    assert sent["messages"][-1]["content"] == [{"type": "text", "text": "three", "cache_control": HOUR}]
+    assert "cache_control" not in sent  # Anthropic's own top-level form is not on every deployment
+    assert json.dumps(sent).count("cache_control") == 1
+
+
 def test_an_unmarked_system_prompt_stays_one_string() -> None:
     sent = to_anthropic(
         {"messages": [{"role": "system", "content": "A"}, {"role": "system", "content": "B"}, user("hi")]}
