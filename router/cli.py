@@ -51,6 +51,13 @@ def check(settings: Settings) -> int:
         print(
             f"  provider {provider.name:<10} {provider.kind:<9} {provider.base_url}  {count} models, {state}"
         )
+    cached = [
+        f"{m.id} ({m.auto_cache.ttl}, from {m.auto_cache.min_tokens} tokens)"
+        for m in catalog.models.values()
+        if m.auto_cache is not None
+    ]
+    if cached:
+        print(f"  auto_cache: {', '.join(cached)}")
     print(f"  {_access_summary(settings, catalog)}")
     return 0
 

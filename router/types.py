@@ -21,6 +21,15 @@ Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 # --- request -------------------------------------------------------------------------------------
 
 
+class CacheControl(Struct, forbid_unknown_fields=True):
+    """An Anthropic prompt-cache breakpoint, as OpenRouter and LiteLLM accept it on OpenAI-format
+    requests: the prompt up to and including the part that carries it is cached. Only Anthropic
+    models read it; the adapters of other providers leave it out."""
+
+    type: Literal["ephemeral"]
+    ttl: Literal["5m", "1h"] | UnsetType = UNSET
+
+
 class ImageURL(Struct):
     url: str
     detail: str | UnsetType = UNSET
@@ -46,6 +55,7 @@ class ContentPart(Struct):
     input_audio: InputAudio | UnsetType = UNSET
     file: FilePart | UnsetType = UNSET
     refusal: str | UnsetType = UNSET
+    cache_control: CacheControl | UnsetType = UNSET
 
 
 class FunctionCall(Struct):
@@ -57,6 +67,7 @@ class ToolCall(Struct):
     id: str
     function: FunctionCall
     type: str = "function"
+    cache_control: CacheControl | UnsetType = UNSET
 
 
 class Message(Struct):
@@ -66,6 +77,8 @@ class Message(Struct):
     tool_calls: list[ToolCall] | UnsetType | None = UNSET
     tool_call_id: str | UnsetType = UNSET
     refusal: str | UnsetType | None = UNSET
+    # On the message as a whole: a breakpoint after its last part (LiteLLM's form for string content).
+    cache_control: CacheControl | UnsetType = UNSET
 
 
 class FunctionDef(Struct):
@@ -73,11 +86,24 @@ class FunctionDef(Struct):
     description: str | UnsetType = UNSET
     parameters: dict[str, Any] | UnsetType = UNSET
     strict: bool | UnsetType | None = UNSET
+    cache_control: CacheControl | UnsetType = UNSET
 
 
 class Tool(Struct):
     type: str
     function: FunctionDef | UnsetType = UNSET
+    # LiteLLM accepts the marker here or on the function; this one wins.
+    cache_control: CacheControl | UnsetType = UNSET
+
+    @property
+    def cache_mark(self) -> CacheControl | None:
+        """The tool's prompt-cache breakpoint, wherever the client put it."""
+        if isinstance(self.cache_control, CacheControl):
+            return self.cache_control
+        function = self.function
+        if isinstance(function, FunctionDef) and isinstance(function.cache_control, CacheControl):
+            return function.cache_control
+        return None
 
 
 class StreamOptions(Struct):
@@ -131,6 +157,11 @@ class ChatRequest(Struct):
     safety_identifier: str | None = None
     metadata: dict[str, str] | None = None
     store: bool | None = None
+    # OpenAI's prompt-cache routing key and retention: passed to OpenAI-kind upstreams, dropped elsewhere.
+    prompt_cache_key: str | None = None
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    # OpenRouter's automatic caching: a breakpoint after the last message (Anthropic models only).
+    cache_control: CacheControl | UnsetType = UNSET
     # An ordered fallback list, as OpenRouter accepts it: tried after ``model``.
     models: list[str] | None = None
     # Set by the decoder after validation; the odd wire name keeps a client field from landing here.

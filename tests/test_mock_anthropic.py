@@ -119,6 +119,7 @@ async def test_non_stream_answer_has_the_message_shape(fake: Fake, http: httpx.A
             "output_tokens": 3,  # "Echo: ", "Hello ", "there"
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 0,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
             "service_tier": "standard",
         },
     }
@@ -172,7 +173,13 @@ async def test_stream_events_in_order_and_sdk_assembles_them(
     assert events[7] == {
         "type": "message_delta",
         "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-        "usage": {"output_tokens": 3},
+        # Cumulative counts, as the SDK's MessageDeltaUsage has them.
+        "usage": {
+            "input_tokens": 2,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": 3,
+        },
     }
 
     async with client.messages.stream(
@@ -273,6 +280,116 @@ async def test_cache_knob_reports_cached_input_apart(
 
     counted = await client.messages.count_tokens(model="claude-opus-4-5", system=system, messages=user("hi"))
     assert counted.input_tokens == 206
+
+
+LONG = "The agreement. " * 400  # 6,000 characters: 1,500 tokens, past Sonnet's 1,024 minimum
+EPHEMERAL: Any = {"type": "ephemeral"}
+
+
+def marked_system(ttl: str | None = None) -> list[Any]:
+    control = {"type": "ephemeral", "ttl": ttl} if ttl else EPHEMERAL
+    return [
+        {"type": "text", "text": "You read contracts."},
+        {"type": "text", "text": LONG, "cache_control": control},
+    ]
+
+
+async def test_a_breakpoint_writes_its_prefix_and_a_repeat_reads_it(client: anthropic.AsyncAnthropic) -> None:
+    ask_once = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 10,
+        "system": marked_system(),
+        "messages": user("hi"),
+    }
+    first = (await client.messages.create(**ask_once)).usage
+    assert first.cache_read_input_tokens == 0 and first.cache_creation_input_tokens == 1504
+    assert first.cache_creation is not None and first.cache_creation.ephemeral_5m_input_tokens == 1504
+    assert first.input_tokens == 1  # what follows the breakpoint
+    second = (await client.messages.create(**ask_once)).usage
+    assert (second.cache_read_input_tokens, second.cache_creation_input_tokens) == (1504, 0)
+
+    # The next turn marks its own end: the system prompt is read, the new turns written.
+    turns: list[MessageParam] = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "Hello. " * 300},
+        {"role": "user", "content": [{"type": "text", "text": "More?", "cache_control": EPHEMERAL}]},
+    ]
+    third = (await client.messages.create(**{**ask_once, "messages": turns})).usage
+    assert third.cache_read_input_tokens == 1504 and third.cache_creation_input_tokens == 527
+    other_model = (await client.messages.create(**{**ask_once, "model": "claude-opus-4-1-20250805"})).usage
+    assert other_model.cache_read_input_tokens == 0  # caches are per model
+
+
+async def test_a_prefix_under_the_models_minimum_is_not_cached(client: anthropic.AsyncAnthropic) -> None:
+    body = {"max_tokens": 10, "system": marked_system(), "messages": user("hi")}
+    for model in ("claude-haiku-4-5", "claude-haiku-4-5"):  # 1,504 tokens: Haiku 4.5 caches from 4,096
+        usage = (await client.messages.create(model=model, **body)).usage
+        assert (usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (0, 0)
+        assert usage.input_tokens == 1505
+
+
+async def test_one_hour_writes_are_reported_apart(client: anthropic.AsyncAnthropic) -> None:
+    usage = (
+        await client.messages.create(
+            model="claude-sonnet-4-5", max_tokens=10, system=marked_system("1h"), messages=user("hi")
+        )
+    ).usage
+    assert usage.cache_creation is not None
+    assert (
+        usage.cache_creation.ephemeral_1h_input_tokens,
+        usage.cache_creation.ephemeral_5m_input_tokens,
+    ) == (
+        1504,
+        0,
+    )
+
+
+async def test_top_level_cache_control_marks_the_last_block(client: anthropic.AsyncAnthropic) -> None:
+    body: Any = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 10,
+        "messages": user(LONG),
+        "cache_control": EPHEMERAL,
+    }
+    assert (await client.messages.create(**body)).usage.cache_creation_input_tokens == 1500
+    assert (await client.messages.create(**body)).usage.cache_read_input_tokens == 1500
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {
+                "system": [{"type": "text", "text": "s", "cache_control": EPHEMERAL}],
+                "tools": [{**WEATHER_TOOL, "cache_control": EPHEMERAL}],
+                "messages": [{"role": "user", "content": [
+                    {"type": "text", "text": t, "cache_control": EPHEMERAL} for t in "abc"]}],
+            },
+            "A maximum of 4 blocks with cache_control may be provided. Found 5.",
+        ),
+        (
+            {
+                "tools": [{**WEATHER_TOOL, "cache_control": EPHEMERAL}],
+                "messages": [{"role": "user", "content": [
+                    {"type": "text", "text": "a", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}],
+            },
+            "messages.0.content.0.cache_control.ttl: a ttl='1h' cache_control block must not come after a "
+            "ttl='5m' cache_control block. Note that blocks are processed in the following order: `tools`, "
+            "`system`, `messages`.",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [
+                {"type": "text", "text": "a", "cache_control": {"type": "persistent"}}]}]},
+            "messages.0.content.0.cache_control.type: ",
+        ),
+    ],
+)  # fmt: skip
+async def test_breakpoint_limits_are_refused_as_anthropic_refuses_them(
+    http: httpx.AsyncClient, body: dict[str, Any], message: str
+) -> None:
+    response = await http.post(MESSAGES, json={"model": "claude-sonnet-4-5", "max_tokens": 9, **body})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith(message)
 
 
 # --- request checks --------------------------------------------------------------------------------

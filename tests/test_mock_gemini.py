@@ -574,3 +574,17 @@ async def test_fake_also_serves_from_a_bare_aiohttp_app() -> None:
         assert [r.provider for r in state.requests()] == ["gemini", "gemini"]
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_a_repeated_long_prompt_is_cached_implicitly(http: httpx.AsyncClient) -> None:
+    long = user("The agreement. " * 400)  # 6,000 characters: 1,500 tokens, past 2.5 Flash's 1,024
+    first = (await http.post(FLASH, json=long)).json()["usageMetadata"]
+    assert first["promptTokenCount"] == 1500 and "cachedContentTokenCount" not in first
+    again = (await http.post(FLASH, json=long)).json()["usageMetadata"]
+    assert again["promptTokenCount"] == 1500  # it counts the cached tokens in
+    assert 1024 <= again["cachedContentTokenCount"] <= 1500
+    assert again["totalTokenCount"] == 1500 + again["candidatesTokenCount"]
+    old = f"{BASE}/gemini-2.0-flash:generateContent"  # Gemini 2.0 has no implicit caching
+    await http.post(old, json=long)
+    assert "cachedContentTokenCount" not in (await http.post(old, json=long)).json()["usageMetadata"]

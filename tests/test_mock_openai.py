@@ -620,3 +620,23 @@ def test_reply_planning_is_deterministic() -> None:
     assert plan_reply(prompt, "ab" * 12) == plan_reply(prompt, "ab" * 12)
     assert plan_reply(prompt, "ab" * 12).pieces == ["lorem ", "ipsum ", "dolor"]
     assert plan_reply(Prompt(user_text="x" * 500, prompt_chars=500), "0" * 24).text == "Echo: " + "x" * 200
+
+
+async def test_a_repeated_long_prompt_reports_cached_tokens(client: openai.AsyncOpenAI) -> None:
+    long = user("The agreement. " * 400)  # 6,000 characters: 1,500 tokens
+    first = await client.chat.completions.create(model="gpt-5-mini", messages=long)
+    assert first.usage is not None and first.usage.prompt_tokens_details is not None
+    assert first.usage.prompt_tokens_details.cached_tokens == 0
+    again = await client.chat.completions.create(model="gpt-5-mini", messages=[*long, *user("More?")])
+    assert again.usage is not None and again.usage.prompt_tokens_details is not None
+    cached = again.usage.prompt_tokens_details.cached_tokens
+    assert cached is not None and 1024 <= cached <= 1500 and (cached - 1024) % 128 == 0
+    short = user("hi")  # under 1,024 tokens nothing is cached
+    await client.chat.completions.create(model="gpt-5-mini", messages=short)
+    repeat = await client.chat.completions.create(model="gpt-5-mini", messages=short)
+    assert repeat.usage is not None and repeat.usage.prompt_tokens_details is not None
+    assert repeat.usage.prompt_tokens_details.cached_tokens == 0
+    responses = [
+        await client.responses.create(model="gpt-5-mini", input="The agreement. " * 400) for _ in "ab"
+    ]
+    assert [r.usage.input_tokens_details.cached_tokens > 1000 for r in responses if r.usage] == [False, True]

@@ -26,7 +26,7 @@ from router.api.services import Services
 from router.api.streaming import send_stream
 from router.errors import InternalError, RouterError
 from router.routing import Engine, OpenedStream, Outcome, Routable
-from router.routing.cost import cost_usd
+from router.routing.cost import cache_writes, cost_usd
 from router.telemetry.record import RequestRecord, Tokens
 from router.types import Usage
 
@@ -210,6 +210,7 @@ class Exchange:
                 tokens_in=tokens[0],
                 tokens_out=tokens[1],
                 tokens_cached=tokens[2],
+                tokens_cache_write=cache_writes(counted.usage) if counted is not None else None,
                 tokens_reasoning=tokens[3],
                 cost_usd=round(cost, 8) if cost is not None else None,
                 native=self.native,

@@ -46,6 +46,8 @@ def help_document(services: Services, base_url: str) -> dict[str, Any]:
                 "input": m.price.input,
                 "output": m.price.output,
                 "cached_input": m.price.cached_input,
+                "cache_write": m.price.cache_write,
+                "cache_write_1h": m.price.cache_write_1h,
                 **(
                     {"flex_input": m.flex_price.input, "flex_output": m.flex_price.output}
                     if m.flex_price

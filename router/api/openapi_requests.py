@@ -75,9 +75,23 @@ STOP: Schema = {
     "anyOf": [STRING, {"type": "array", "items": STRING, "minItems": 1, "maxItems": 4}],
 }
 
+CACHE_CONTROL: Schema = obj(
+    ["type"],
+    {"type": const("ephemeral"), "ttl": {"enum": ["5m", "1h"]}},
+    additionalProperties=False,
+    description="Anthropic's prompt-cache breakpoint: the prompt up to here is cached (Anthropic models "
+    "only; left out for every other provider). At most 4 per request, 1h ones before 5m ones.",
+)
+_MARK: dict[str, Schema] = {"cache_control": CACHE_CONTROL}
+PROMPT_CACHE: dict[str, Schema] = {
+    "prompt_cache_key": STRING,
+    "prompt_cache_retention": nullable({"type": "string", "enum": ["in_memory", "24h"]}),
+    "cache_control": CACHE_CONTROL,  # on the request: after the last message (OpenRouter's form)
+}
+
 # --- chat messages -------------------------------------------------------------------------------
 
-_TEXT_PART = obj(["type", "text"], {"type": const("text"), "text": STRING})
+_TEXT_PART = obj(["type", "text"], {"type": const("text"), "text": STRING, **_MARK})
 _REFUSAL_PART = obj(["type", "refusal"], {"type": const("refusal"), "refusal": STRING})
 _IMAGE_PART = obj(
     ["type", "image_url"],
@@ -93,6 +107,7 @@ _IMAGE_PART = obj(
                 "detail": {"enum": ["auto", "low", "high"]},
             },
         ),
+        **_MARK,
     },
 )
 _AUDIO_PART = obj(
@@ -104,7 +119,11 @@ _AUDIO_PART = obj(
 )
 _FILE_PART = obj(
     ["type", "file"],
-    {"type": const("file"), "file": obj([], {"file_data": STRING, "file_id": STRING, "filename": STRING})},
+    {
+        "type": const("file"),
+        "file": obj([], {"file_data": STRING, "file_id": STRING, "filename": STRING}),
+        **_MARK,
+    },
 )
 
 
@@ -119,16 +138,19 @@ _TOOL_CALL = obj(
         "id": STRING,
         "type": const("function"),
         "function": obj(["name", "arguments"], {"name": STRING, "arguments": STRING}),
+        **_MARK,
     },
 )
 _NAME = {"type": "string", "description": "An optional name for the participant."}
 
 CHAT_MESSAGES: dict[str, Schema] = {
     "ChatSystemMessage": obj(
-        ["role", "content"], {"role": const("system"), "content": _content(_TEXT_PART), "name": _NAME}
+        ["role", "content"],
+        {"role": const("system"), "content": _content(_TEXT_PART), "name": _NAME, **_MARK},
     ),
     "ChatDeveloperMessage": obj(
-        ["role", "content"], {"role": const("developer"), "content": _content(_TEXT_PART), "name": _NAME}
+        ["role", "content"],
+        {"role": const("developer"), "content": _content(_TEXT_PART), "name": _NAME, **_MARK},
     ),
     "ChatUserMessage": obj(
         ["role", "content"],
@@ -136,6 +158,7 @@ CHAT_MESSAGES: dict[str, Schema] = {
             "role": const("user"),
             "content": _content(_TEXT_PART, _IMAGE_PART, _AUDIO_PART, _FILE_PART),
             "name": _NAME,
+            **_MARK,
         },
     ),
     "ChatAssistantMessage": obj(
@@ -146,11 +169,12 @@ CHAT_MESSAGES: dict[str, Schema] = {
             "refusal": nullable(STRING),
             "name": _NAME,
             "tool_calls": {"type": "array", "items": _TOOL_CALL},
+            **_MARK,
         },
     ),
     "ChatToolMessage": obj(
         ["role", "content", "tool_call_id"],
-        {"role": const("tool"), "content": _content(_TEXT_PART), "tool_call_id": STRING},
+        {"role": const("tool"), "content": _content(_TEXT_PART), "tool_call_id": STRING, **_MARK},
     ),
     "ChatFunctionMessage": obj(
         ["role", "content", "name"],
@@ -166,6 +190,7 @@ _FUNCTION = obj(
         "description": STRING,
         "parameters": {"type": "object", "description": "The parameters as a JSON Schema object."},
         "strict": nullable(BOOLEAN),
+        **_MARK,
     },
 )
 _TOOL_CHOICE: Schema = {
@@ -220,7 +245,7 @@ CHAT_REQUEST: Schema = obj(
         "stop": nullable(STOP),
         "tools": {
             "type": "array",
-            "items": obj(["type", "function"], {"type": const("function"), "function": _FUNCTION}),
+            "items": obj(["type", "function"], {"type": const("function"), "function": _FUNCTION, **_MARK}),
         },
         "tool_choice": _TOOL_CHOICE,
         "parallel_tool_calls": BOOLEAN,
@@ -228,6 +253,7 @@ CHAT_REQUEST: Schema = obj(
         "service_tier": nullable(SERVICE_TIER),
         "seed": nullable(integer()),
         "user": STRING,
+        **PROMPT_CACHE,
         "models": FALLBACKS,
     },
     dependentSchemas=STREAM_OPTIONS_NEED_STREAM,
@@ -237,17 +263,17 @@ CHAT_REQUEST: Schema = obj(
 
 # --- Responses -----------------------------------------------------------------------------------
 
-_INPUT_TEXT = obj(["type", "text"], {"type": const("input_text"), "text": STRING})
+_INPUT_TEXT = obj(["type", "text"], {"type": const("input_text"), "text": STRING, **_MARK})
 _INPUT_IMAGE = obj(
     ["type", "image_url"],
-    {"type": const("input_image"), "image_url": TEXT, "detail": {"enum": ["low", "high", "auto"]}},
+    {"type": const("input_image"), "image_url": TEXT, "detail": {"enum": ["low", "high", "auto"]}, **_MARK},
 )
 _INPUT_FILE = obj(
     ["type"],
-    {"type": const("input_file"), "file_data": STRING, "file_id": STRING, "filename": STRING},
+    {"type": const("input_file"), "file_data": STRING, "file_id": STRING, "filename": STRING, **_MARK},
     anyOf=[{"required": ["file_data"]}, {"required": ["file_id"]}],
 )
-_OUTPUT_TEXT = obj(["type", "text"], {"type": const("output_text"), "text": STRING})
+_OUTPUT_TEXT = obj(["type", "text"], {"type": const("output_text"), "text": STRING, **_MARK})
 
 
 def _items(*parts: Schema) -> Schema:
@@ -261,6 +287,7 @@ RESPONSE_INPUT_ITEMS: dict[str, Schema] = {
             "type": const("message"),
             "role": {"type": "string", "enum": ["user", "system", "developer"]},
             "content": _items(_INPUT_TEXT, _INPUT_IMAGE, _INPUT_FILE),
+            **_MARK,
         },
     ),
     "ResponseAssistantMessage": obj(
@@ -269,11 +296,19 @@ RESPONSE_INPUT_ITEMS: dict[str, Schema] = {
             "type": const("message"),
             "role": const("assistant"),
             "content": _items(_OUTPUT_TEXT, _REFUSAL_PART),
+            **_MARK,
         },
     ),
     "ResponseFunctionCall": obj(
         ["type", "call_id", "name", "arguments"],
-        {"type": const("function_call"), "call_id": TEXT, "name": TEXT, "arguments": STRING, "id": STRING},
+        {
+            "type": const("function_call"),
+            "call_id": TEXT,
+            "name": TEXT,
+            "arguments": STRING,
+            "id": STRING,
+            **_MARK,
+        },
     ),
     "ResponseFunctionCallOutput": obj(
         ["type", "call_id", "output"],
@@ -281,6 +316,7 @@ RESPONSE_INPUT_ITEMS: dict[str, Schema] = {
             "type": const("function_call_output"),
             "call_id": TEXT,
             "output": {"anyOf": [STRING, {"type": "array", "items": _INPUT_TEXT}]},
+            **_MARK,
         },
     ),
     "ResponseReasoningInput": obj(
@@ -297,6 +333,7 @@ _RESPONSE_TOOL = obj(
         "description": nullable(STRING),
         "parameters": nullable({"type": "object"}),
         "strict": nullable(BOOLEAN),
+        **_MARK,
     },
     description="Function tools only: hosted tools (web_search, ...) answer 400 unsupported_tool.",
 )
@@ -354,7 +391,7 @@ RESPONSES_REQUEST: Schema = obj(
         "service_tier": nullable(SERVICE_TIER),
         "user": STRING,
         "safety_identifier": STRING,
-        "prompt_cache_key": STRING,
+        **PROMPT_CACHE,
         "truncation": nullable({"type": "string", "enum": ["auto", "disabled"]}),
         "max_tool_calls": nullable(integer(1)),
         "models": FALLBACKS,

@@ -25,6 +25,7 @@ from router.api.exchange import Counted, Exchange, StreamWriter, serve
 from router.api.services import Services
 from router.errors import InvalidRequest, NotFound, RouterError
 from router.providers import Call, ChatAdapter, ResponsesNative, UpstreamCall
+from router.providers._caching import unmarked
 from router.responses.answer import from_completion, new_id, shell
 from router.responses.native import passthrough_body
 from router.responses.request import ResponsesRequest, check, input_items, to_chat_body
@@ -109,7 +110,7 @@ class ResponsesRoute:
                     param="previous_response_id",
                     code="previous_response_not_found",
                 )
-            items = [*previous.continuation(), *items]
+            items = [*unmarked(previous.continuation()), *items]
         return _Conversation(request, items, int(self._wall()))
 
     async def answer(self, exchange: Exchange, request: ResponsesRequest) -> tuple[Event, Outcome]:

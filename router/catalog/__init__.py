@@ -2,10 +2,11 @@
 
 from router.catalog.loader import CatalogError, load_catalog, parse_catalog
 from router.catalog.model import Catalog, Model, Provider, Target
-from router.catalog.schema import STRATEGIES
+from router.catalog.schema import STRATEGIES, AutoCacheSpec
 
 __all__ = [
     "STRATEGIES",
+    "AutoCacheSpec",
     "Catalog",
     "CatalogError",
     "Model",

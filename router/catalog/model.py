@@ -12,6 +12,7 @@ from router.catalog.schema import (
     STRATEGIES,
     AccessSpec,
     AliasSpec,
+    AutoCacheSpec,
     Capability,
     CatalogFile,
     Endpoint,
@@ -46,6 +47,7 @@ class Provider(msgspec.Struct, frozen=True, kw_only=True):
     max_tokens_param: str
     headers: dict[str, str]
     description: str = ""
+    auto_cache: AutoCacheSpec | None = None
 
     @property
     def configured(self) -> bool:
@@ -70,6 +72,8 @@ class Model(msgspec.Struct, frozen=True, kw_only=True):
     speed: Speed
     description: str
     fallbacks: tuple[str, ...]
+    # The prompt-cache breakpoints the router adds by itself (Anthropic models), or None.
+    auto_cache: AutoCacheSpec | None = None
 
 
 class Target(msgspec.Struct, frozen=True):
@@ -160,6 +164,9 @@ def build_catalog(spec: CatalogFile, environ: Mapping[str, str]) -> Catalog:
             description=m.description,
             endpoints=_endpoints(model_id, m, providers[m.provider].kind),
             fallbacks=tuple(m.fallbacks),
+            auto_cache=providers[m.provider].auto_cache
+            if m.auto_cache is None
+            else _auto_cache(("models", model_id), m.auto_cache, providers[m.provider].kind),
         )
     for model_id, m in spec.models.items():
         for i, fallback in enumerate(m.fallbacks):
@@ -226,6 +233,20 @@ def _endpoints(model_id: str, m: ModelSpec, kind: ProviderKind) -> frozenset[End
     return endpoints
 
 
+def _auto_cache(
+    path: tuple[str, ...], value: bool | AutoCacheSpec | None, kind: ProviderKind
+) -> AutoCacheSpec | None:
+    """What an ``auto_cache`` entry means (``true``: the defaults); only Anthropic models take one."""
+    spec = (AutoCacheSpec() if value else None) if isinstance(value, bool) or value is None else value
+    if spec is not None and kind != "anthropic":
+        raise EntryError(
+            (*path, "auto_cache"),
+            f"auto_cache marks Anthropic prompt-cache breakpoints; a provider of kind '{kind}' caches "
+            "prompts on its own (OpenAI and Gemini need no markers)",
+        )
+    return spec
+
+
 def _alias(name: str, value: str | AliasSpec, models: dict[str, Model]) -> AliasSpec:
     alias = AliasSpec(model=value) if isinstance(value, str) else value
     if name in models:
@@ -247,6 +268,7 @@ def _provider(name: str, p: ProviderSpec, environ: Mapping[str, str]) -> Provide
     if not re.match(r"^https?://[^/\s]+", base_url):
         raise EntryError(("providers", name, "base_url"), f"{base_url!r} is not an http(s) URL")
     key = environ.get(p.api_key_env) if p.api_key_env else None
+    auto_cache = _auto_cache(("providers", name), p.auto_cache, p.kind)
     return Provider(
         name=name,
         kind=p.kind,
@@ -258,6 +280,7 @@ def _provider(name: str, p: ProviderSpec, environ: Mapping[str, str]) -> Provide
         max_tokens_param=p.max_tokens_param,
         headers=dict(p.headers),
         description=p.description,
+        auto_cache=auto_cache,
     )
 
 

@@ -45,11 +45,26 @@ class Timeouts(Spec, frozen=True):
 
 
 class Price(Spec, frozen=True):
-    """USD per one million tokens."""
+    """USD per one million tokens. Prompt-cache reads cost ``cached_input`` and writes ``cache_write``
+    (``cache_write_1h`` for Anthropic's one-hour entries); either absent means the ``input`` price."""
 
     input: NonNegative
     output: NonNegative
     cached_input: NonNegative | None = None
+    cache_write: NonNegative | None = None
+    cache_write_1h: NonNegative | None = None
+
+
+CacheTTL = Literal["5m", "1h"]
+
+
+class AutoCacheSpec(Spec, frozen=True):
+    """Prompt-cache breakpoints the router adds to an Anthropic request that carries none of its own:
+    on the tools, the system prompt and the latest turns, once the prompt is ``min_tokens`` long
+    (Anthropic caches nothing shorter: 1,024 tokens for Sonnet 4.5, 4,096 for Haiku 4.5 and Opus 4.5)."""
+
+    ttl: CacheTTL = "5m"
+    min_tokens: PositiveInt = 1024
 
 
 class Speed(Spec, frozen=True):
@@ -70,6 +85,8 @@ class ProviderSpec(Spec, frozen=True):
     max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     headers: dict[str, str] = {}
     description: str = ""
+    # Anthropic only: ``true`` or ``{ttl, min_tokens}`` marks cache breakpoints on every model of it.
+    auto_cache: bool | AutoCacheSpec = False
 
 
 class ModelSpec(Spec, frozen=True):
@@ -86,6 +103,8 @@ class ModelSpec(Spec, frozen=True):
     endpoints: list[Endpoint] | None = None
     description: str = ""
     fallbacks: list[str] = []
+    # Anthropic only; overrides the provider's ``auto_cache`` (``false`` turns it off for this model).
+    auto_cache: bool | AutoCacheSpec | None = None
 
 
 class AliasSpec(Spec, frozen=True):

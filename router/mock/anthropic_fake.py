@@ -2,8 +2,9 @@
 
 Order: constants, response wire types (request views are in ``anthropic_wire``), error envelope, request
 checks, prompt extraction, answer rendering (JSON and SSE), then the handler class that wires state to
-routes. Knobs beyond the shared ones of ``textgen``: ``cache=N`` / ``cache_write=N`` in the system prompt
-report cached input tokens; ``preamble`` in the user text puts a text block before the ``tool_use`` blocks.
+routes. Prompt caching follows the request's ``cache_control`` breakpoints (``anthropic_cache``); the knobs
+``cache=N`` / ``cache_write=N`` in the system prompt report cache reads and writes instead. ``preamble`` in
+the user text puts a text block before the ``tool_use`` blocks.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from router.mock._base import (
     fault_headers,
     split_validation_error,
 )
+from router.mock.anthropic_cache import NO_CACHE, CacheUsage, breakpoint_problem, cache_usage
 from router.mock.anthropic_wire import (
     Block,
     Document,
@@ -82,11 +84,17 @@ class _ToolUseOut(Tagged, tag="tool_use"):
     input: msgspec.Raw
 
 
+class _CacheCreation(msgspec.Struct):
+    ephemeral_5m_input_tokens: int = 0
+    ephemeral_1h_input_tokens: int = 0
+
+
 class _Usage(msgspec.Struct):
     input_tokens: int
     output_tokens: int
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    cache_creation: _CacheCreation = msgspec.field(default_factory=_CacheCreation)
     service_tier: str = "standard"
 
 
@@ -210,7 +218,7 @@ def _check(req: MessagesRequest, *, counting: bool) -> str | None:
         return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
     if budget is not None and isinstance(req.max_tokens, int) and req.max_tokens <= budget:
         return "`max_tokens` must be greater than `thinking.budget_tokens`."
-    return None
+    return breakpoint_problem(req)
 
 
 def _check_tool_pairing(messages: list[Message], index: int, blocks: list[Block]) -> str | None:
@@ -300,9 +308,10 @@ def _knob(pattern: re.Pattern[str], text: str) -> int:
 
 
 def answer_of(
-    req: MessagesRequest, prompt: Prompt, reply: Reply, hex_id: str
+    req: MessagesRequest, prompt: Prompt, reply: Reply, hex_id: str, cached: CacheUsage = NO_CACHE
 ) -> tuple[_MessageOut, list[str]]:
-    """The complete message for ``reply`` and the text pieces its stream sends (one delta each)."""
+    """The complete message for ``reply`` and the text pieces its stream sends (one delta each); its
+    usage reports the prompt-cache reads and writes ``cached`` (or the system prompt's knobs)."""
     calls = reply.tool_calls
     choice = req.tool_choice
     if calls and choice is not None and choice.disable_parallel_tool_use:
@@ -317,8 +326,11 @@ def answer_of(
     ]
     system = _system_text(req.system)
     read, write = _knob(_CACHE_READ, system), _knob(_CACHE_WRITE, system)
-    total = max(reply.prompt_tokens, read + write)
+    if read or write:
+        cached = CacheUsage(read=read, write_5m=write)
+    total = max(reply.prompt_tokens, cached.read + cached.written)
     output = reply.completion_tokens + (len(pieces) if calls else 0)
+    creation = _CacheCreation(cached.write_5m, cached.write_1h)
     message = _MessageOut(
         id=f"msg_{hex_id}",
         type="message",
@@ -327,7 +339,7 @@ def answer_of(
         content=content,
         stop_reason=_stop_reason(reply.finish),
         stop_sequence=reply.stop_sequence,
-        usage=_Usage(total - read - write, output, write, read),
+        usage=_Usage(total - cached.read - cached.written, output, cached.written, cached.read, creation),
     )
     return message, pieces
 
@@ -371,8 +383,14 @@ def stream_events(
             sent += 1
         yield _event(b"content_block_stop", b'"index":%d' % index), None
     final = encode({"stop_reason": message.stop_reason, "stop_sequence": message.stop_sequence})
-    fields = b'"delta":%s,"usage":{"output_tokens":%d}' % (final, message.usage.output_tokens)
-    yield _event(b"message_delta", fields), wait
+    counts = message.usage  # cumulative; the TTL split and the tier come only with message_start
+    cumulative = {
+        "input_tokens": counts.input_tokens,
+        "cache_creation_input_tokens": counts.cache_creation_input_tokens,
+        "cache_read_input_tokens": counts.cache_read_input_tokens,
+        "output_tokens": counts.output_tokens,
+    }
+    yield _event(b"message_delta", b'"delta":%s,"usage":%s' % (final, encode(cumulative))), wait
 
 
 # --- handlers ------------------------------------------------------------------------------------
@@ -474,7 +492,8 @@ class AnthropicFake(FakeProvider):
         hex_id = state.ids.next_hex()
         prompt = prompt_of(req)
         reply = plan_reply(prompt, hex_id)
-        message, pieces = answer_of(req, prompt, reply, hex_id)
+        cached = cache_usage(req, state.prompts, reply.prompt_tokens)
+        message, pieces = answer_of(req, prompt, reply, hex_id, cached)
         behaviour = state.behaviour(PROVIDER, req.model)
         if streaming:
             ping_every = PING_EVERY if behaviour.piece_interval else 0

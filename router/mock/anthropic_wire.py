@@ -12,12 +12,20 @@ import msgspec
 # --- wire types: request views (unknown fields are ignored except where Anthropic rejects them) ---
 
 
+class CacheControl(msgspec.Struct, forbid_unknown_fields=True):
+    """A prompt-cache breakpoint; a bare one lasts five minutes."""
+
+    type: Literal["ephemeral"]
+    ttl: Literal["5m", "1h"] = "5m"
+
+
 class Tagged(msgspec.Struct, tag_field="type"):
     pass
 
 
 class Text(Tagged, tag="text"):
     text: str
+    cache_control: CacheControl | None = None
 
 
 class Base64Source(Tagged, tag="base64"):
@@ -31,30 +39,35 @@ class UrlSource(Tagged, tag="url"):
 
 class Image(Tagged, tag="image"):
     source: Base64Source | UrlSource
+    cache_control: CacheControl | None = None
 
 
 class Document(Tagged, tag="document"):
     source: dict[str, Any]
+    cache_control: CacheControl | None = None
 
 
 class ToolUse(Tagged, tag="tool_use"):
     id: str
     name: str
     input: dict[str, Any]
+    cache_control: CacheControl | None = None
 
 
 class ToolResult(Tagged, tag="tool_result"):
     tool_use_id: str
     content: str | list[Text | Image | Document] | None = None
     is_error: bool | None = None
+    cache_control: CacheControl | None = None
 
 
-class Thinking(Tagged, tag="thinking"):
+# Anthropic refuses a breakpoint on thinking blocks ("Extra inputs are not permitted").
+class Thinking(Tagged, tag="thinking", forbid_unknown_fields=True):
     thinking: str
     signature: str
 
 
-class RedactedThinking(Tagged, tag="redacted_thinking"):
+class RedactedThinking(Tagged, tag="redacted_thinking", forbid_unknown_fields=True):
     data: str
 
 
@@ -70,6 +83,7 @@ class Tool(msgspec.Struct):
     name: Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z0-9_-]{1,128}$")]
     input_schema: dict[str, Any]
     description: str | None = None
+    cache_control: CacheControl | None = None
 
 
 class ToolChoice(msgspec.Struct):
@@ -108,7 +122,8 @@ class MessagesRequest(msgspec.Struct, forbid_unknown_fields=True):
     thinking: ThinkingConfig | None = None
     service_tier: Literal["auto", "standard_only"] | None = None
     output_config: dict[str, Any] | None = None
-    cache_control: dict[str, Any] | None = None
+    # Automatic caching: a breakpoint on the last block that can take one (it uses one of the four).
+    cache_control: CacheControl | None = None
     container: Any = None
     context_management: Any = None
     mcp_servers: Any = None

@@ -19,6 +19,7 @@ import msgspec
 from aiohttp import web
 
 from router.mock.faultspec import BODY_ONLY_KINDS, STREAM_ONLY_KINDS, Fault, NonNegative
+from router.mock.prefixcache import PromptCache
 from router.mock.requestlog import HISTORY, RecordedRequest, RequestLog
 from router.mock.textgen import IdSource
 
@@ -215,11 +216,12 @@ FAST: Final = Behaviour()
 class MockState:
     """Everything scriptable about one mock app; create one per app (or per test)."""
 
-    __slots__ = ("_behaviours", "_keys", "_log", "faults", "ids")
+    __slots__ = ("_behaviours", "_keys", "_log", "faults", "ids", "prompts")
 
     def __init__(self, *, history: int = HISTORY) -> None:
         self.faults = FaultStore()
         self.ids = IdSource()
+        self.prompts = PromptCache()  # the prompt prefixes the fakes have cached
         self._behaviours: dict[tuple[str, str], Behaviour] = {}
         self._keys: dict[str, str] = {}
         self._log = RequestLog(history)
@@ -286,8 +288,9 @@ class MockState:
         self._log.clear()
 
     def reset(self) -> None:
-        """Back to a fresh state: no faults, default speed, no required keys, empty log."""
+        """Back to a fresh state: no faults, default speed, no required keys, empty log and caches."""
         self.faults.clear()
+        self.prompts.clear()
         self._behaviours.clear()
         self._keys.clear()
         self._log.clear()

@@ -3,7 +3,8 @@ list in the real wire format, under ``/gemini/v1beta``.
 
 Order: constants, error envelope, request parsing, prompt extraction, answer rendering, then the handler
 class that wires state to routes. Requests are read as the JSON checked by ``gemini_schema``, whose field
-table is the one description of what Gemini's parser accepts.
+table is the one description of what Gemini's parser accepts. Gemini 2.5 and newer cache long prompts
+implicitly: a repeated prefix is reported in ``cachedContentTokenCount`` (the ``cache=N`` knob wins).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from router.mock._base import FakeProvider, act_out, answer
 from router.mock.faults import Behaviour, MockState
 from router.mock.faultspec import Fault
 from router.mock.gemini_schema import Json, content_problems, request_problems, violations
+from router.mock.prefixcache import PromptCache, implicit
 from router.mock.streaming import paced, write_stream
 from router.mock.textgen import LastRole, Prompt, Reply, ToolSpec, plan_reply, prompt_tokens
 
@@ -67,6 +69,9 @@ _STATUS_NAMES: Final[Mapping[int, str]] = {
     404: "NOT_FOUND", 409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED", 500: "INTERNAL",
     501: "NOT_IMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
 }
+# Implicit caching's minimum prompt by model (generateContent caching page; later pages say 2,048 for
+# both 2.5 models). Gemini 2.0 has no implicit caching.
+_IMPLICIT_MINIMUM: Final = (("gemini-2.0", None), ("pro", 4096), ("gemini-", 1024))
 # fmt: on
 
 
@@ -230,6 +235,19 @@ def plan_answer(req: Json, model: str, hex_id: str) -> Answer:
     show = bool(thinking.get("includeThoughts")) and thoughts > 0
     count = int(config.get("candidateCount", 1))
     return Answer(reply, model, hex_id, _asked(_CACHE_ASK, system), thoughts, show, count, blocked)
+
+
+def with_implicit_cache(answer: Answer, req: Json, cache: PromptCache) -> Answer:
+    """``answer`` with the prompt tokens an earlier request left cached (``promptTokenCount`` counts
+    them in: the reply keeps the rest)."""
+    minimum = next((tokens for part, tokens in _IMPLICIT_MINIMUM if part in answer.model), None)
+    prompt = answer.reply.prompt_tokens
+    if answer.cached or minimum is None or prompt < minimum:
+        return answer
+    text = msgspec.json.encode([req.get("tools"), req.get("systemInstruction"), req.get("contents")])
+    cached = min(implicit(cache, answer.model, text.decode(), minimum), prompt)
+    reply = msgspec.structs.replace(answer.reply, prompt_tokens=prompt - cached)
+    return answer._replace(reply=reply, cached=cached) if cached else answer
 
 
 def _usage(answer: Answer, final: bool) -> Json:
@@ -404,7 +422,7 @@ class GeminiFake(FakeProvider):
         live = await self._act_out(request, fault, in_array=streaming and not sse)
         if isinstance(live, web.StreamResponse):
             return live
-        planned = plan_answer(req, model, state.ids.next_hex())
+        planned = with_implicit_cache(plan_answer(req, model, state.ids.next_hex()), req, state.prompts)
         behaviour = state.behaviour(PROVIDER, model)
         if streaming:
             return await self._stream(request, stream_chunks(planned), behaviour, live, sse)

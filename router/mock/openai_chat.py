@@ -1,7 +1,8 @@
 """Fake OpenAI Chat Completions, ``POST /openai/v1/chat/completions``, in the real wire format.
 
 Order: wire types (request views, response structs), request checks, prompt extraction, answer rendering
-(JSON and SSE), then the endpoint that wires them to the shared fake state.
+(JSON and SSE), then the endpoint that wires them to the shared fake state. Prompts of 1,024 tokens or
+more are cached automatically, as OpenAI caches them: a repeated prefix is reported in ``cached_tokens``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from router.mock._base import act_out, answer
 from router.mock.openai_wire import (
+    CACHE_MINIMUM_TOKENS,
     PROVIDER,
     REASONING_MODEL,
     OpenAIGate,
@@ -26,6 +28,7 @@ from router.mock.openai_wire import (
     served_tier,
     stream_error_event,
 )
+from router.mock.prefixcache import PromptCache, implicit
 from router.mock.streaming import SSE_HEADERS, paced, write_stream
 from router.mock.textgen import Finish, LastRole, Prompt, Reply, ToolSpec, plan_reply
 
@@ -222,15 +225,26 @@ def _finish_reason(finish: Finish) -> str:
     return "length" if finish == "length" else "tool_calls" if finish == "tool_calls" else "stop"
 
 
-def _usage(reply: Reply) -> _Usage:
+def cached_tokens(req: ChatRequest, reply: Reply, cache: PromptCache) -> int:
+    """The prompt tokens an earlier request left cached (tools, then each message's role and text)."""
+    if reply.prompt_tokens < CACHE_MINIMUM_TOKENS:
+        return 0
+    text = msgspec.json.encode(req.tools).decode() + "".join(
+        f"\x00{m.role}\x00{_text_of(m.content)}" for m in req.messages
+    )
+    return min(implicit(cache, req.model, text, CACHE_MINIMUM_TOKENS), reply.prompt_tokens)
+
+
+def _usage(reply: Reply, cached: int) -> _Usage:
     return _Usage(
         prompt_tokens=reply.prompt_tokens,
         completion_tokens=reply.completion_tokens,
         total_tokens=reply.prompt_tokens + reply.completion_tokens,
+        prompt_tokens_details=_PromptDetails(cached_tokens=cached),
     )
 
 
-def completion_body(req: ChatRequest, reply: Reply, hex_id: str, tier: str) -> bytes:
+def completion_body(req: ChatRequest, reply: Reply, hex_id: str, tier: str, cached: int = 0) -> bytes:
     """The non-streaming ``chat.completion`` JSON."""
     if reply.tool_calls:
         message = _MessageOut(
@@ -250,7 +264,7 @@ def completion_body(req: ChatRequest, reply: Reply, hex_id: str, tier: str) -> b
             created=int(time.time()),
             model=req.model,
             choices=[_ChoiceOut(0, message, None, _finish_reason(reply.finish))],
-            usage=_usage(reply),
+            usage=_usage(reply, cached),
             service_tier=tier,
             system_fingerprint=FINGERPRINT,
         )
@@ -284,7 +298,7 @@ class ChunkWriter:
             self._tail,
         )
 
-    def events(self, reply: Reply) -> Iterator[bytes]:
+    def events(self, reply: Reply, cached: int = 0) -> Iterator[bytes]:
         """Every event before ``[DONE]``: role, content or tool deltas, finish, optional usage."""
         encode = msgspec.json.encode
         if reply.tool_calls:
@@ -304,7 +318,7 @@ class ChunkWriter:
                 yield self._choice(b'{"content":' + encode(piece) + b"}")
         yield self._choice(b"{}", b'"' + _finish_reason(reply.finish).encode() + b'"')
         if self._with_usage:
-            yield self._head + b'],"usage":' + encode(_usage(reply)) + b"}\n\n"
+            yield self._head + b'],"usage":' + encode(_usage(reply, cached)) + b"}\n\n"
 
 
 # --- endpoint ------------------------------------------------------------------------------------
@@ -342,13 +356,14 @@ class ChatEndpoint:
         hex_id = state.ids.next_hex()
         tier = served_tier(req.service_tier) or "default"
         reply = plan_reply(prompt_of(req), hex_id)
+        cached = cached_tokens(req, reply, state.prompts)
         behaviour = state.behaviour(PROVIDER, req.model)
         if streaming:
-            events = paced(ChunkWriter(req, hex_id, tier).events(reply), first_wait_before=1)
+            events = paced(ChunkWriter(req, hex_id, tier).events(reply, cached), first_wait_before=1)
             return await write_stream(
                 request, SSE_HEADERS, events, behaviour, fault, error_event=stream_error_event, end=_DONE
             )
         delay = behaviour.non_stream_delay(len(reply.pieces))
         if delay > 0:
             await asyncio.sleep(delay)
-        return await answer(request, completion_body(req, reply, hex_id, tier), fault)
+        return await answer(request, completion_body(req, reply, hex_id, tier, cached), fault)

@@ -21,8 +21,18 @@ from router.mock._base import act_out, answer
 from router.mock.openai_responses_checks import Rejected
 from router.mock.openai_responses_render import Renderer
 from router.mock.openai_responses_request import ResponsesRequest, parse, plan
-from router.mock.openai_wire import PROVIDER, OpenAIGate, decode_failure, fault_error
+from router.mock.openai_wire import CACHE_MINIMUM_TOKENS, PROVIDER, OpenAIGate, decode_failure, fault_error
+from router.mock.prefixcache import PromptCache, implicit
 from router.mock.streaming import SSE_HEADERS, write_stream
+from router.mock.textgen import Reply
+
+
+def cached_tokens(req: ResponsesRequest, reply: Reply, cache: PromptCache) -> int:
+    """The prompt tokens an earlier request left cached: OpenAI caches prompts of 1,024 tokens or more."""
+    if reply.prompt_tokens < CACHE_MINIMUM_TOKENS:
+        return 0
+    text = msgspec.json.encode([req.tools, req.instructions, req.input]).decode()
+    return min(implicit(cache, req.model, text, CACHE_MINIMUM_TOKENS), reply.prompt_tokens)
 
 
 class ResponsesEndpoint:
@@ -57,7 +67,7 @@ class ResponsesEndpoint:
             return fault
         hex_id = state.ids.next_hex()
         reply = plan(parsed, hex_id)
-        renderer = Renderer(req, parsed, reply, hex_id)
+        renderer = Renderer(req, parsed, reply, hex_id, cached_tokens(req, reply, state.prompts))
         behaviour = state.behaviour(PROVIDER, req.model)
         if streaming:
             events = renderer.events()

@@ -22,10 +22,10 @@ _ERROR_CODES: Final = frozenset(
 )
 
 
-def _usage(reply: Reply) -> dict[str, Any]:
+def _usage(reply: Reply, cached: int) -> dict[str, Any]:
     return {
         "input_tokens": reply.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
         "output_tokens": reply.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": reply.prompt_tokens + reply.completion_tokens,
@@ -61,13 +61,16 @@ class _EventList:
 class Renderer:
     """Renders one answer: the ``Response`` object at each stage and the stream events."""
 
-    __slots__ = ("_created", "_hex", "_parsed", "_reply", "_req", "_tier")
+    __slots__ = ("_cached", "_created", "_hex", "_parsed", "_reply", "_req", "_tier")
 
-    def __init__(self, req: ResponsesRequest, parsed: Parsed, reply: Reply, hex_id: str) -> None:
+    def __init__(
+        self, req: ResponsesRequest, parsed: Parsed, reply: Reply, hex_id: str, cached: int = 0
+    ) -> None:
         self._req = req
         self._parsed = parsed
         self._reply = reply
         self._hex = hex_id
+        self._cached = cached  # prompt tokens read from the prompt cache
         self._created = int(time.time())
         self._tier = served_tier(req.service_tier) or "default"
 
@@ -115,7 +118,7 @@ class Renderer:
             "truncation": req.truncation or "disabled",
         }
         if final:
-            body["usage"] = _usage(self._reply)
+            body["usage"] = _usage(self._reply, self._cached)
         if req.user is not None:
             body["user"] = req.user
         body["metadata"] = req.metadata or {}

@@ -23,6 +23,8 @@ MODELS: Final = ("gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-4.1", "gpt-4.1-mini",
 REASONING_MODEL: Final = re.compile(r"gpt-5|o\d")
 """Matches (``.match``) the model names that reason: no ``max_tokens`` on chat, a reasoning item first."""
 STREAM_ERROR_MESSAGE: Final = "The server had an error while processing your request."
+CACHE_MINIMUM_TOKENS: Final = 1024
+"""OpenAI caches prompt prefixes automatically from this length on, in 128-token steps."""
 
 
 # --- error envelope ------------------------------------------------------------------------------

@@ -6,9 +6,15 @@ Translation policy for Chat parameters with no Messages counterpart:
   the router does not clamp silently), and tool types other than ``function``;
 - dropped, because they only tune or label the call: ``seed``, ``presence_penalty``,
   ``frequency_penalty``, ``metadata`` (OpenAI's stored-completion tags), ``store``, ``verbosity``,
-  ``prompt_cache_key``, ``service_tier`` and ``stream_options`` (the router always gets usage);
+  ``prompt_cache_key``, ``prompt_cache_retention``, ``service_tier`` and ``stream_options`` (the
+  router always gets usage);
 - emulated: ``response_format: json_object`` becomes an instruction in ``system``.
 System and developer messages anywhere in the conversation are joined, in order, into ``system``.
+
+Prompt caching: ``cache_control`` on a content part, tool, tool call, message (its last block) or request
+(the last message's) reaches the block it marks, as OpenRouter and LiteLLM pass it; a marked system
+prompt goes as text blocks. A
+model's ``auto_cache`` marks a request that has no marker (``_caching``); ``usage_of`` maps the counts.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from router.errors import (
     UpstreamBadResponse,
     UpstreamStatusError,
 )
+from router.providers._caching import auto_mark, check_breakpoints, mark_last, marked, system_field
 from router.providers._errors import note_early_close, refused_credentials, scrub
 from router.providers._http import UpstreamClient, retry_after_seconds
 from router.providers._sse import SSEParser, events_until_end
@@ -43,8 +50,10 @@ from router.types import (
     ContentPart,
     Delta,
     FunctionCall,
+    FunctionDef,
     FunctionDelta,
     Message,
+    Tool,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -80,11 +89,17 @@ class _Block(msgspec.Struct):
     thinking: str | None = None
 
 
+class _CacheCreation(msgspec.Struct):
+    ephemeral_5m_input_tokens: int = 0
+    ephemeral_1h_input_tokens: int = 0
+
+
 class _Usage(msgspec.Struct):
     input_tokens: int = 0
     output_tokens: int = 0
     cache_creation_input_tokens: int | None = None
     cache_read_input_tokens: int | None = None
+    cache_creation: _CacheCreation | None = None
 
 
 class _Message(msgspec.Struct):
@@ -134,15 +149,18 @@ _decode_any = msgspec.json.Decoder().decode
 def build_body(call: UpstreamCall, *, stream: bool) -> bytes:
     request = call.request
     _refuse_unsupported(request)
-    system, messages = _messages(request.messages)
+    groups, messages = _messages(request.messages)
+    if messages:  # a top-level marker (OpenRouter's automatic caching): the conversation's end
+        mark_last(messages[-1]["content"], request.cache_control)
     max_tokens = request.output_limit or call.model.max_output
     body: dict[str, Any] = {"model": call.model.upstream, "max_tokens": max_tokens, "messages": messages}
     fmt = request.response_format
     if fmt is not None and fmt.type == "json_object":
-        system = f"{system}\n\n{JSON_OBJECT_INSTRUCTION}" if system else JSON_OBJECT_INSTRUCTION
+        groups.append([{"type": "text", "text": JSON_OBJECT_INSTRUCTION}])
     elif fmt is not None and fmt.type == "json_schema":
         schema = fmt.json_schema.schema if fmt.json_schema and fmt.json_schema.schema is not None else {}
         body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+    system = system_field(groups)
     if system:
         body["system"] = system
     if request.temperature is not None:
@@ -170,6 +188,9 @@ def build_body(call: UpstreamCall, *, stream: bool) -> bytes:
         body["thinking"] = {"type": "enabled", "budget_tokens": budget}
     if stream:
         body["stream"] = True
+    if call.model.auto_cache is not None:
+        auto_mark(body, call.model.auto_cache)
+    check_breakpoints(body)
     return _encode(body)
 
 
@@ -186,14 +207,15 @@ def _refuse_unsupported(request: ChatRequest) -> None:
         raise InvalidRequest("Anthropic models accept temperature from 0 to 1.", param="temperature")
 
 
-def _messages(source: list[Message]) -> tuple[str, list[dict[str, Any]]]:
-    system: list[str] = []
+def _messages(source: list[Message]) -> tuple[list[list[dict[str, Any]]], list[dict[str, Any]]]:
+    """The system prompt as the text blocks of each system message, and the conversation's turns."""
+    system: list[list[dict[str, Any]]] = []
     turns: list[dict[str, Any]] = []
     for i, message in enumerate(source):
         if message.role in ("system", "developer"):
-            text = text_of(message, i)
-            if text:
-                system.append(text)
+            group = _system_blocks(message, i)
+            if group:
+                system.append(group)
             continue
         if message.role in ("tool", "function"):
             result = {
@@ -201,14 +223,30 @@ def _messages(source: list[Message]) -> tuple[str, list[dict[str, Any]]]:
                 "tool_use_id": _tool_call_id(message, i),
                 "content": text_of(message, i),
             }
+            parts = message.content if isinstance(message.content, list) else []
+            for control in (*(p.cache_control for p in parts), message.cache_control):
+                marked(result, control)
             append_turn(turns, "user", [result], "content")
             continue
         blocks = _blocks(message, i)
         if message.role == "assistant":
             blocks += [_tool_use(tc, i, j) for j, tc in enumerate(message.tool_calls or [])]
+        mark_last(blocks, message.cache_control)
         if blocks:
             append_turn(turns, "user" if message.role == "user" else "assistant", blocks, "content")
-    return "\n\n".join(system), turns
+    return system, turns
+
+
+def _system_blocks(message: Message, i: int) -> list[dict[str, Any]]:
+    """A system or developer message's non-empty text parts as blocks, each with its breakpoint."""
+    text_of(message, i)  # refuses parts that are not text
+    content = message.content
+    if isinstance(content, list):
+        blocks = [marked({"type": "text", "text": p.text}, p.cache_control) for p in content if p.text]
+    else:
+        blocks = [{"type": "text", "text": content}] if content else []
+    mark_last(blocks, message.cache_control)
+    return blocks
 
 
 def _tool_call_id(message: Message, i: int) -> str:
@@ -223,7 +261,11 @@ def _blocks(message: Message, i: int) -> list[dict[str, Any]]:
         return []
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
-    return [b for j, part in enumerate(content) if (b := _part(part, f"messages[{i}].content[{j}]"))]
+    return [
+        marked(b, part.cache_control)
+        for j, part in enumerate(content)
+        if (b := _part(part, f"messages[{i}].content[{j}]"))
+    ]
 
 
 def _part(part: ContentPart, param: str) -> dict[str, Any] | None:
@@ -259,15 +301,16 @@ def _part(part: ContentPart, param: str) -> dict[str, Any] | None:
 
 def _tool_use(call: ToolCall, i: int, j: int) -> dict[str, Any]:
     arguments = tool_arguments(call, i, j)
-    return {"type": "tool_use", "id": call.id, "name": call.function.name, "input": arguments}
+    block = {"type": "tool_use", "id": call.id, "name": call.function.name, "input": arguments}
+    return marked(block, call.cache_control)
 
 
-def _tool(i: int, tool: Any) -> dict[str, Any]:
+def _tool(i: int, tool: Tool) -> dict[str, Any]:
     if tool.type != "function" or not tool.function:
         raise InvalidRequest(
             f"Anthropic models accept function tools only, not '{tool.type}'.", param=f"tools[{i}]"
         )
-    fn = tool.function
+    fn: FunctionDef = tool.function
     out: dict[str, Any] = {
         "name": fn.name,
         "input_schema": fn.parameters
@@ -276,7 +319,7 @@ def _tool(i: int, tool: Any) -> dict[str, Any]:
     }
     if isinstance(fn.description, str):
         out["description"] = fn.description
-    return out
+    return marked(out, tool.cache_mark)
 
 
 def _tool_choice(request: ChatRequest) -> dict[str, Any] | None:
@@ -305,14 +348,20 @@ def _tool_choice(request: ChatRequest) -> dict[str, Any] | None:
 
 
 def usage_of(usage: _Usage) -> Usage:
-    """Anthropic's input_tokens exclude cache reads and writes; OpenAI's prompt_tokens include them."""
-    cached = usage.cache_read_input_tokens or 0
-    prompt = usage.input_tokens + cached + (usage.cache_creation_input_tokens or 0)
+    """Anthropic's input_tokens exclude cache reads and writes; OpenAI's prompt_tokens include them.
+    Reads are ``cached_tokens``; writes ``cache_write_tokens`` (OpenAI's and OpenRouter's name), with
+    their TTL split under ``cache_creation_token_details`` (LiteLLM's) for the 1-hour write price."""
+    read = usage.cache_read_input_tokens or 0
+    written = usage.cache_creation_input_tokens or 0
+    prompt = usage.input_tokens + read + written
+    details: dict[str, Any] = {"cached_tokens": read, "cache_write_tokens": written}
+    if written and usage.cache_creation is not None:
+        details["cache_creation_token_details"] = msgspec.structs.asdict(usage.cache_creation)
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=usage.output_tokens,
         total_tokens=prompt + usage.output_tokens,
-        prompt_tokens_details={"cached_tokens": cached},
+        prompt_tokens_details=details,
         completion_tokens_details={"reasoning_tokens": 0},
     )
 
@@ -425,10 +474,7 @@ class StreamTranslator:
                 return self._chunk(Delta(reasoning_content=delta.thinking))
             return None
         if kind == "message_delta" and event.delta is not None:
-            output = event.usage.output_tokens if event.usage else 0
-            self._input = msgspec.structs.replace(self._input, output_tokens=output)
-            if event.usage and event.usage.input_tokens:
-                self._input = msgspec.structs.replace(self._input, input_tokens=event.usage.input_tokens)
+            self._input = _cumulative(self._input, event.usage or _Usage())
             self.finished = True
             return self._chunk(Delta(), FINISH.get(event.delta.stop_reason or "end_turn", "stop"))
         if kind == "message_stop":
@@ -445,6 +491,19 @@ class StreamTranslator:
     def check_complete(self) -> None:
         if not self.finished:
             raise StreamInterrupted(f"provider '{self._provider}' ended the stream before message_stop")
+
+
+def _cumulative(started: _Usage, delta: _Usage) -> _Usage:
+    """message_start's usage updated by message_delta's, whose counts are cumulative: the output count
+    always, the input and cache counts when present; the TTL split comes only with message_start."""
+    read, written = delta.cache_read_input_tokens, delta.cache_creation_input_tokens
+    return msgspec.structs.replace(
+        started,
+        output_tokens=delta.output_tokens,
+        input_tokens=delta.input_tokens or started.input_tokens,
+        cache_read_input_tokens=started.cache_read_input_tokens if read is None else read,
+        cache_creation_input_tokens=started.cache_creation_input_tokens if written is None else written,
+    )
 
 
 # --- error mapper --------------------------------------------------------------------------------

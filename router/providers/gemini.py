@@ -5,7 +5,9 @@ Translation policy for Chat parameters with no Gemini counterpart:
   ``prediction``, audio output, image URLs that are not ``data:`` URLs (the router never fetches a URL
   a request names), file ids, and tool types other than ``function``;
 - dropped: ``user``, ``metadata``, ``store``, ``service_tier``, ``parallel_tool_calls``, ``verbosity``,
-  ``prompt_cache_key`` and ``stream_options`` (Gemini always reports usage).
+  ``prompt_cache_key``, ``prompt_cache_retention``, Anthropic's ``cache_control`` markers (Gemini
+  caches long prompts implicitly; ``cachedContentTokenCount`` comes back as ``cached_tokens``) and
+  ``stream_options`` (Gemini always reports usage).
 Tool parameter and response schemas are reduced to the OpenAPI subset Gemini accepts (``$ref`` inlined;
 ``$schema``, ``additionalProperties``, ``title``, ``default`` and other keywords dropped; type arrays
 become ``nullable``).

@@ -1,7 +1,8 @@
 """Adapter for OpenAI and OpenAI-compatible servers (vLLM, Ollama, llama.cpp, TGI): Chat Completions.
 
-The request body is the client's own, forwarded with unknown fields untouched; only the model name,
-the service tier, the output-limit field and the stream options are rewritten.
+The request body is the client's own, forwarded with unknown fields untouched (``prompt_cache_key``
+and ``prompt_cache_retention`` among them); only the model name, the service tier, the output-limit
+field and the stream options are rewritten, and Anthropic's ``cache_control`` markers are left out.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from router.errors import (
     UpstreamBadResponse,
     UpstreamStatusError,
 )
+from router.providers._caching import without_cache_control
 from router.providers._embeddings import OPENAI_PATH, input_count, openai_body, parse_openai
 from router.providers._errors import note_early_close, refused_credentials, scrub
 from router.providers._http import UpstreamClient, retry_after_seconds
@@ -62,7 +64,7 @@ _decode_event = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 def build_body(call: UpstreamCall, *, stream: bool) -> bytes:
-    body: dict[str, Any] = dict(call.request.raw)
+    body: dict[str, Any] = dict(without_cache_control(call.request.raw))
     for field in ROUTER_ONLY_FIELDS:
         body.pop(field, None)
     body["model"] = call.model.upstream
@@ -249,7 +251,8 @@ class OpenAIAdapter:
     async def respond(self, call: Call[dict[str, Any]]) -> dict[str, Any]:
         """POST a Responses body as it is; the upstream's Response object, decoded."""
         headers = build_headers(self.provider, call.request_id)
-        answer = await self._client.post(self._responses_url, headers, _encode(call.request))
+        body = _encode(without_cache_control(call.request))
+        answer = await self._client.post(self._responses_url, headers, body)
         if answer.status >= 400:
             raise map_error(answer.status, answer.body, answer.headers, self.provider)
         try:
@@ -268,7 +271,7 @@ class OpenAIAdapter:
         A ``response.failed`` or ``error`` event raises ``StreamInterrupted``: before the commit point
         another model may still answer, after it the client's stream ends with its own failure event.
         """
-        async for data in self._events(call.request, call.request_id):
+        async for data in self._events(without_cache_control(call.request), call.request_id):
             try:
                 event = _decode_event(data)
             except DECODE_ERRORS:

@@ -60,7 +60,7 @@ def shell(request: ResponsesRequest, response_id: str, created_at: int, model: s
         "metadata": request.metadata or {},
     }
     # Optional and not nullable in the schema: present only when the request set them.
-    for name in ("user", "max_tool_calls", "safety_identifier", "prompt_cache_key"):
+    for name in ("user", "max_tool_calls", "safety_identifier", "prompt_cache_key", "prompt_cache_retention"):
         value = getattr(request, name)
         if value is not None:
             response[name] = value
@@ -177,6 +177,7 @@ class _Details(msgspec.Struct):
 
 class _UsageDetails(msgspec.Struct):
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
     reasoning_tokens: int = 0
 
 
@@ -209,7 +210,10 @@ def chat_usage(usage: _Usage | None) -> Usage | None:
         prompt_tokens=usage.input_tokens,
         completion_tokens=usage.output_tokens,
         total_tokens=usage.total_tokens or usage.input_tokens + usage.output_tokens,
-        prompt_tokens_details={"cached_tokens": usage.input_tokens_details.cached_tokens}
+        prompt_tokens_details={
+            "cached_tokens": usage.input_tokens_details.cached_tokens,
+            "cache_write_tokens": usage.input_tokens_details.cache_write_tokens,
+        }
         if usage.input_tokens_details
         else msgspec.UNSET,
         completion_tokens_details={"reasoning_tokens": usage.output_tokens_details.reasoning_tokens}

@@ -43,7 +43,8 @@ def passthrough_body(
 
 
 def from_chat_body(chat: dict[str, Any], upstream: str, *, stream: bool) -> dict[str, Any]:
-    """A Chat Completions body as a Responses body, for a model that only speaks Responses."""
+    """A Chat Completions body as a Responses body, for a model that only speaks Responses (built field
+    by field, so Anthropic's ``cache_control`` markers stay behind)."""
     n = chat.get("n")
     if isinstance(n, int) and n > 1:
         raise InvalidRequest(
@@ -56,7 +57,7 @@ def from_chat_body(chat: dict[str, Any], upstream: str, *, stream: bool) -> dict
         )
     body: dict[str, Any] = {"model": upstream, "input": _items(chat.get("messages") or []), "store": False}
     for name in ("temperature", "top_p", "parallel_tool_calls", "service_tier", "user", "safety_identifier",
-                 "prompt_cache_key", "metadata", "top_logprobs"):  # fmt: skip
+                 "prompt_cache_key", "prompt_cache_retention", "metadata", "top_logprobs"):  # fmt: skip
         if chat.get(name) is not None:
             body[name] = chat[name]
     limit = chat.get("max_completion_tokens") or chat.get("max_tokens")

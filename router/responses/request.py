@@ -8,7 +8,7 @@ names the field, never dropped silently. See ``shared/reference/openai-responses
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -37,7 +37,7 @@ HOSTED_TOOLS = frozenset(
 )
 # Chat Completions carries these the same way under the same name.
 _SAME_NAME = ("temperature", "top_p", "parallel_tool_calls", "service_tier", "user", "safety_identifier")
-_SAME_NAME_EXTRA = ("prompt_cache_key", "prompt_cache_retention")
+_SAME_NAME_EXTRA = ("prompt_cache_key", "prompt_cache_retention", "cache_control")
 
 
 class ResponsesRequest(Struct):
@@ -66,6 +66,7 @@ class ResponsesRequest(Struct):
     user: str | None = None
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
     truncation: str | None = None
     max_tool_calls: Annotated[int, Meta(ge=1)] | None = None
     conversation: str | dict[str, Any] | None = None
@@ -140,6 +141,15 @@ def input_items(request: ResponsesRequest) -> list[dict[str, Any]]:
 # --- Responses → Chat Completions ------------------------------------------------------------------
 
 
+def _marked(source: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
+    """``target`` with the prompt-cache breakpoint (``cache_control``) of ``source``, if it has one:
+    Anthropic models read it from the chat form (OpenRouter and LiteLLM accept it on Responses input)."""
+    marker = source.get("cache_control")
+    if marker is not None:
+        target["cache_control"] = marker
+    return target
+
+
 def to_chat_body(request: ResponsesRequest, items: list[dict[str, Any]]) -> dict[str, Any]:
     """The Chat Completions body equivalent to ``request`` with the conversation ``items``."""
     messages: list[dict[str, Any]] = []
@@ -197,7 +207,8 @@ def append_item(item: Any, i: int, messages: list[dict[str, Any]]) -> None:
         _function_call(item, i, messages)
     elif kind == "function_call_output":
         call_id = _required_str(item, "call_id", f"input[{i}]")
-        messages.append({"role": "tool", "tool_call_id": call_id, "content": _tool_output(item, i)})
+        result = {"role": "tool", "tool_call_id": call_id, "content": _tool_output(item, i)}
+        messages.append(_marked(item, result))
     elif kind == "reasoning":
         pass  # provider-bound (encrypted) reasoning; a chat backend cannot take it back
     elif kind == "item_reference":
@@ -226,34 +237,40 @@ def _message(item: dict[str, Any], i: int, messages: list[dict[str, Any]]) -> No
     content = item.get("content")
     where = f"input[{i}].content"
     if role == "assistant":
-        text, refusal = _assistant_content(content, where)
-        message: dict[str, Any] = {"role": "assistant", "content": text}
+        text, refusal, marked = _assistant_content(content, where)
+        message: dict[str, Any] = _marked(item, {"role": "assistant", "content": text})
         if refusal:
             message["refusal"] = refusal
+        if marked is not None:
+            message.setdefault("cache_control", marked)  # a breakpoint on a part: after the message
         messages.append(message)
         return
     if isinstance(content, str):
-        messages.append({"role": role, "content": content})
+        messages.append(_marked(item, {"role": role, "content": content}))
         return
     if not isinstance(content, list):
         raise InvalidRequest(f"Invalid value for '{where}': expected a string or an array.", param=where)
     parts = [_input_part(part, f"{where}[{j}]") for j, part in enumerate(content)]
-    if role in ("system", "developer"):
-        # Chat system messages take text only.
-        messages.append({"role": role, "content": "".join(p.get("text", "") for p in parts)})
+    if role in ("system", "developer") and not any("cache_control" in p for p in parts):
+        # Chat system messages take text only; joined, they suit every chat server.
+        messages.append(_marked(item, {"role": role, "content": "".join(p.get("text", "") for p in parts)}))
     else:
-        messages.append({"role": role, "content": parts})
+        messages.append(_marked(item, {"role": role, "content": parts}))
 
 
-def _assistant_content(content: Any, where: str) -> tuple[str | None, str | None]:
+def _assistant_content(content: Any, where: str) -> tuple[str | None, str | None, Any]:
+    """The text, the refusal and the last prompt-cache breakpoint of an assistant item's content."""
     if content is None or isinstance(content, str):
-        return content, None
+        return content, None, None
     if not isinstance(content, list):
         raise InvalidRequest(f"Invalid value for '{where}': expected a string or an array.", param=where)
     texts: list[str] = []
     refusals: list[str] = []
+    marked = None
     for j, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
+        if kind is not None and part.get("cache_control") is not None:
+            marked = part["cache_control"]
         if kind in ("output_text", "input_text", "text") and isinstance(part.get("text"), str):
             texts.append(part["text"])
         elif kind == "refusal" and isinstance(part.get("refusal"), str):
@@ -264,12 +281,16 @@ def _assistant_content(content: Any, where: str) -> tuple[str | None, str | None
                 "and refusal parts.",
                 param=f"{where}[{j}].type",
             )
-    return "".join(texts) if texts else None, "".join(refusals) or None
+    return "".join(texts) if texts else None, "".join(refusals) or None, marked
 
 
 def _input_part(part: Any, where: str) -> dict[str, Any]:
     if not isinstance(part, dict):
         raise InvalidRequest(f"Invalid value for '{where}': expected an object.", param=where)
+    return _marked(part, _chat_part(part, where))
+
+
+def _chat_part(part: dict[str, Any], where: str) -> dict[str, Any]:
     kind = part.get("type")
     if kind in ("input_text", "text", "output_text"):
         return {"type": "text", "text": _required_str(part, "text", where)}
@@ -327,6 +348,7 @@ def _function_call(item: dict[str, Any], i: int, messages: list[dict[str, Any]])
         "type": "function",
         "function": {"name": _required_str(item, "name", where), "arguments": item.get("arguments") or "{}"},
     }
+    _marked(item, call)
     if not isinstance(call["function"]["arguments"], str):  # type: ignore[index]
         raise InvalidRequest(
             f"Invalid value for '{where}.arguments': expected a string.", param=f"{where}.arguments"
@@ -364,7 +386,7 @@ def chat_tool(tool: dict[str, Any], i: int) -> dict[str, Any]:
     for key in ("description", "parameters", "strict"):
         if tool.get(key) is not None:
             function[key] = tool[key]
-    return {"type": "function", "function": function}
+    return _marked(tool, {"type": "function", "function": function})
 
 
 def chat_tool_choice(choice: str | dict[str, Any]) -> str | dict[str, Any]:

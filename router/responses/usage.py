@@ -9,6 +9,7 @@ from router.types import Usage
 
 class _InputDetails(msgspec.Struct):
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 class _OutputDetails(msgspec.Struct):
@@ -32,11 +33,12 @@ class ResponsesUsage(msgspec.Struct):
 
     def as_chat(self) -> Usage:
         """The same counts in Chat Completions' terms (for pricing)."""
+        written = self.input_tokens_details.cache_write_tokens if self.input_tokens_details else 0
         return Usage(
             prompt_tokens=self.input_tokens,
             completion_tokens=self.output_tokens,
             total_tokens=self.total_tokens,
-            prompt_tokens_details={"cached_tokens": self.cached},
+            prompt_tokens_details={"cached_tokens": self.cached, "cache_write_tokens": written},
         )
 
 

@@ -31,7 +31,8 @@ class RequestRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     upstream_ms: float | None = None
     tokens_in: int | None = None
     tokens_out: int | None = None
-    tokens_cached: int | None = None
+    tokens_cached: int | None = None  # prompt tokens read from a prompt cache
+    tokens_cache_write: int | None = None  # prompt tokens written to one (priced apart)
     tokens_reasoning: int | None = None
     cost_usd: float | None = None
     error: str | None = None  # the error code of a request that failed

@@ -236,6 +236,34 @@ def test_check_summarises_the_shipped_catalog() -> None:
     assert "not configured: set OPENAI_API_KEY" in result.stdout
 
 
+def test_check_lists_auto_cache_and_refuses_it_off_anthropic(tmp_path: Path) -> None:
+    shipped = (ROOT / "catalog.yaml").read_text()
+    on = tmp_path / "on.yaml"
+    on.write_text(shipped.replace("# auto_cache: true", "auto_cache: true", 1))
+    result = subprocess.run(
+        [sys.executable, "-m", "router", "check", "--catalog", str(on)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_clean_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "auto_cache: sonnet-4-5 (5m, from 1024 tokens), haiku-4-5 (5m, from 1024 tokens)" in result.stdout
+    off = tmp_path / "off.yaml"
+    off.write_text(shipped.replace("    kind: openai\n", "    kind: openai\n    auto_cache: true\n", 1))
+    result = subprocess.run(
+        [sys.executable, "-m", "router", "check", "--catalog", str(off)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2
+    assert (
+        f"{off}:" in result.stderr
+        and "providers.openai.auto_cache: auto_cache marks Anthropic" in result.stderr
+    )
+
+
 def test_help_lists_every_command() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "router", "--help"], capture_output=True, text=True, cwd=ROOT

@@ -231,7 +231,7 @@ def test_response_golden_with_tool_use_and_cached_usage() -> None:
             "prompt_tokens": 112,
             "completion_tokens": 5,
             "total_tokens": 117,
-            "prompt_tokens_details": {"cached_tokens": 100},
+            "prompt_tokens_details": {"cached_tokens": 100, "cache_write_tokens": 2},
             "completion_tokens_details": {"reasoning_tokens": 0},
         },
     }

@@ -164,3 +164,97 @@ def test_nearest_names_suggest_real_entries() -> None:
     assert "gpt-5" in catalog.nearest("gpt5")
     assert "sonnet" in catalog.nearest("sonet")
     assert set(STRATEGIES) <= set(catalog.known_names())
+
+
+ANTHROPIC = """
+providers:
+  anthropic:
+    kind: anthropic
+    base_url: https://api.anthropic.com
+    auto_cache: true
+  openai:
+    kind: openai
+    base_url: https://api.openai.com/v1
+models:
+  sonnet:
+    provider: anthropic
+    context_window: 200000
+    max_output: 64000
+    price: {input: 3.0, output: 15.0, cached_input: 0.3, cache_write: 3.75, cache_write_1h: 6.0}
+    quality: 90
+    speed: {ttft_ms: 1000, tokens_per_s: 70}
+  haiku:
+    provider: anthropic
+    context_window: 200000
+    max_output: 64000
+    price: {input: 1.0, output: 5.0}
+    quality: 75
+    speed: {ttft_ms: 600, tokens_per_s: 130}
+    auto_cache: {ttl: 1h, min_tokens: 4096}
+  quiet:
+    provider: anthropic
+    context_window: 200000
+    max_output: 64000
+    price: {input: 1.0, output: 5.0}
+    quality: 75
+    speed: {ttft_ms: 600, tokens_per_s: 130}
+    auto_cache: false
+  gpt:
+    provider: openai
+    context_window: 400000
+    max_output: 128000
+    price: {input: 0.25, output: 2.0}
+    quality: 78
+    speed: {ttft_ms: 900, tokens_per_s: 120}
+"""
+
+
+def test_auto_cache_comes_from_the_model_or_else_its_provider() -> None:
+    catalog = parse_catalog(ANTHROPIC, {})
+    sonnet, haiku = catalog.models["sonnet"], catalog.models["haiku"]
+    assert sonnet.auto_cache is not None and (sonnet.auto_cache.ttl, sonnet.auto_cache.min_tokens) == (
+        "5m",
+        1024,
+    )
+    assert haiku.auto_cache is not None and (haiku.auto_cache.ttl, haiku.auto_cache.min_tokens) == (
+        "1h",
+        4096,
+    )
+    assert catalog.models["quiet"].auto_cache is None
+    assert catalog.models["gpt"].auto_cache is None
+    assert (sonnet.price.cache_write, sonnet.price.cache_write_1h) == (3.75, 6.0)
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            ("quality: 78\n", "quality: 78\n    auto_cache: true\n"),
+            r"cat.yaml:\d+: models.gpt.auto_cache: auto_cache marks Anthropic prompt-cache breakpoints; "
+            r"a provider of kind 'openai'",
+        ),
+        (
+            (
+                "base_url: https://api.openai.com/v1",
+                "base_url: https://api.openai.com/v1\n    auto_cache: true",
+            ),
+            r"cat.yaml:10: providers.openai.auto_cache: auto_cache marks Anthropic",
+        ),
+        (("ttl: 1h", "ttl: 2h"), r"cat.yaml:\d+: models.haiku.auto_cache.ttl: Invalid enum value '2h'"),
+        (("min_tokens: 4096", "min_tokens: 0"), r"models.haiku.auto_cache.min_tokens: Expected `int` >= 1"),
+        (("cache_write: 3.75", "cache_write: -1"), r"models.sonnet.price.cache_write: Expected `float` >= 0"),
+        (("auto_cache: false", "auto_cache: maybe"), r"models.quiet.auto_cache: Expected `bool | object"),
+    ],
+)
+def test_bad_cache_settings_name_the_line_and_field(edit: tuple[str, str], expected: str) -> None:
+    with pytest.raises(CatalogError, match=expected):
+        parse_catalog(ANTHROPIC.replace(*edit), {}, source="cat.yaml")
+
+
+def test_shipped_anthropic_prices_carry_both_cache_write_rates() -> None:
+    catalog = load_catalog(ROOT / "catalog.yaml", {})
+    for model_id in ("sonnet-4-5", "haiku-4-5"):
+        price = catalog.models[model_id].price
+        assert price.cached_input == pytest.approx(price.input * 0.1)
+        assert price.cache_write == pytest.approx(price.input * 1.25)
+        assert price.cache_write_1h == pytest.approx(price.input * 2)
