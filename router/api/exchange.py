@@ -27,6 +27,7 @@ from router.errors import InternalError, RouterError
 from router.routing import Engine, OpenedStream, Outcome, Routable
 from router.routing.cost import cost_usd
 from router.telemetry.record import RequestRecord, Tokens
+from router.telemetry.tracing import RequestSpan
 from router.types import Usage
 
 _errors = logging.getLogger("router.api")
@@ -118,6 +119,7 @@ class Exchange:
         "request_id",
         "route",
         "services",
+        "span",
         "started",
         "stream",
     )
@@ -130,6 +132,8 @@ class Exchange:
         self.key = key_of(scope)
         # Read once: a catalog reload swaps the engine, and a request keeps the one it started with.
         self.engine: Engine = services.engine
+        # The request's trace span (a constant no-op when tracing is off), current until released.
+        self.span: RequestSpan = self.engine.tracer.request(route, scope["headers"])
         self.grant: Grant = OPEN
         self.estimate = 0  # the request's estimated prompt tokens
         self.model_asked: str | None = None
@@ -163,7 +167,7 @@ class Exchange:
         """The request ended with ``error`` before any answer began."""
         error.headers.update(self.grant.headers)
         self.services.request_log.write(
-            RequestRecord(
+            record := RequestRecord(
                 request_id=self.request_id,
                 route=self.route,
                 key=self.key.name if self.key is not None else None,
@@ -175,6 +179,7 @@ class Exchange:
                 error=error.code,
             )
         )
+        self.span.end(record)
 
     def served(self, outcome: Outcome, status: int, counted: Counted | None, cost: float | None) -> None:
         """The answer is over (a stream's last event sent): settle the tokens, write the record."""
@@ -186,7 +191,7 @@ class Exchange:
         overhead_ms = round(self.overhead_ms, 3)
         tokens = counted.tokens if counted is not None else (None, None, None, None)
         self.services.request_log.write(
-            RequestRecord(
+            record := RequestRecord(
                 request_id=self.request_id,
                 route=self.route,
                 key=self.key.name if self.key is not None else None,
@@ -215,6 +220,7 @@ class Exchange:
                 inputs=self.inputs,
             )
         )
+        self.span.end(record)
 
 
 async def serve(
@@ -227,6 +233,7 @@ async def serve(
             return  # OPTIONS, answered
         body = await services.bodies.read(scope, receive)
         request = route.decode(body)
+        exchange.span.requested(request)
         exchange.model_asked = request.model
         exchange.stream = route.streams(request)
         exchange.estimate = estimate_tokens(body)
@@ -239,6 +246,11 @@ async def serve(
     except RouterError as exc:
         exchange.refused(exc)
         raise  # rendered by the edge, as every error before an answer begins
+    except BaseException as exc:
+        exchange.span.abandoned(exc)  # a defect (the edge answers it) or a client gone
+        raise
+    finally:
+        exchange.span.release()  # the engine's calls are over: no longer the current span
     if exchange.stream:
         headers = {**SSE_HEADERS, **exchange.answer_headers(opened.outcome)}
         await send_stream(scope, receive, send, _events(exchange, opened, writer), headers)

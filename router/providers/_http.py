@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
 import aiohttp
@@ -26,6 +26,8 @@ from router.errors import (
 )
 
 READ_CHUNK = 64 * 1024
+# Adds headers to every upstream request (tracing: the current attempt's ``traceparent``).
+OutgoingHeaders = Callable[[Mapping[str, str]], Mapping[str, str]]
 
 
 class UpstreamResponse:
@@ -76,9 +78,10 @@ class StreamingResponse:
 class UpstreamClient:
     """The pooled HTTP client of one provider. Create and close it inside the running event loop."""
 
-    def __init__(self, provider: Provider) -> None:
+    def __init__(self, provider: Provider, outgoing: OutgoingHeaders | None = None) -> None:
         t = provider.timeouts
         self.provider = provider
+        self._outgoing = outgoing
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
                 limit=provider.max_connections, keepalive_timeout=30.0, ttl_dns_cache=300
@@ -94,6 +97,8 @@ class UpstreamClient:
 
     async def post(self, url: str, headers: Mapping[str, str], body: bytes) -> UpstreamResponse:
         """POST and read the whole answer, within the provider's total timeout."""
+        if self._outgoing is not None:
+            headers = self._outgoing(headers)
         try:
             async with asyncio.timeout(self.provider.timeouts.total):
                 async with self._session.post(url, data=body, headers=headers) as response:
@@ -107,6 +112,8 @@ class UpstreamClient:
         self, url: str, headers: Mapping[str, str], body: bytes
     ) -> AsyncIterator[StreamingResponse]:
         """POST and yield the answer once its headers are in; its body is read by the caller."""
+        if self._outgoing is not None:
+            headers = self._outgoing(headers)
         try:
             response = await self._session.post(url, data=body, headers=headers)
         except Exception as exc:
