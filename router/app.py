@@ -140,7 +140,8 @@ def create_app(
             await reloader.aclose()
             for adapter in reloader.live.values():
                 await adapter.aclose()
-            await asyncio.to_thread(tracer.shutdown)  # flushes the spans not exported yet
+            if tracer.enabled:
+                await asyncio.to_thread(tracer.shutdown)  # flushes the spans not exported yet
 
     handlers = route_handlers(services, reloader.reload)
     litestar = Litestar(

@@ -273,13 +273,18 @@ class Facts:
 
     def _responses(self, event: dict[str, Any]) -> None:
         """A Responses answer, or a Responses stream event (those that carry the response)."""
-        response = event.get("response") if "response" in event else event
-        if not isinstance(response, dict):
-            if self.capture and event.get("type") == "response.output_text.delta":
+        kind = event.get("type")
+        streamed = isinstance(kind, str) and kind.startswith("response.")
+        if streamed:
+            if self.capture and kind == "response.output_text.delta":
                 delta = event.get("delta")
                 if isinstance(delta, str):
                     self.texts.setdefault(0, []).append(delta)
-            return
+            response = event.get("response")  # on response.created and the terminal events
+            if not isinstance(response, dict):
+                return
+        else:
+            response = event
         self._named(str(response.get("id") or ""), str(response.get("model") or ""))
         status = response.get("status")
         if status in ("completed", "incomplete", "failed"):
@@ -293,7 +298,7 @@ class Facts:
             reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens")
             self.cached = cached if isinstance(cached, int) else None
             self.reasoning = reasoning if isinstance(reasoning, int) else None
-        if self.capture and "response" not in event and not self.texts:
+        if self.capture and not streamed and not self.texts:
             texts = [
                 part.get("text", "")
                 for item in response.get("output") or ()

@@ -221,9 +221,11 @@ class _AttemptSpan:
         self.request = request if isinstance(request, _RequestSpan) else None
         operation = self.request.operation if self.request is not None else "chat"
         self.span = span = tracer.start(f"{operation} {model.upstream}", SpanKind.CLIENT, None)
-        self.facts = genai.Facts(self.request.capture if self.request is not None else False)
         self._ended = False
+        # What the answer says of itself, read only for a span that records (a sampled one).
+        self.facts: genai.Facts | None = None
         if span.is_recording():
+            self.facts = genai.Facts(self.request.capture if self.request is not None else False)
             span.set_attributes(
                 {
                     genai.OPERATION: operation,
@@ -245,12 +247,11 @@ class _AttemptSpan:
 
     @property
     def recording(self) -> bool:
-        return not self._ended and self.span.is_recording()
+        return not self._ended and self.facts is not None
 
     def observe(self, answer: object) -> None:
-        if self._ended:
-            return
-        self.facts.observe(answer)
+        if not self._ended and self.facts is not None:
+            self.facts.observe(answer)
 
     def release(self) -> None:
         token, self._token = self._token, None
@@ -278,7 +279,7 @@ class _AttemptSpan:
         if self._ended:
             return
         span = self.span
-        if span.is_recording():
+        if self.facts is not None:
             span.set_attributes(self.facts.attributes())
             span.set_attributes({"router.attempt.outcome": "ok", genai.STATUS_CODE: 200})
         request = self.request

@@ -244,6 +244,29 @@ async def test_embeddings_and_completions_name_their_operations(mock: MockServer
     assert _attrs(requests[0])["gen_ai.usage.input_tokens"] == embedded.json()["usage"]["prompt_tokens"]
 
 
+async def test_a_streamed_responses_request_is_a_chat_span_with_its_answer_when_captured(
+    mock: MockServer,
+) -> None:
+    tracer, exporter = _tracer(capture_content=True)
+    app = create_app(Settings(), catalog=two_model_catalog(mock.openai_url), tracer=tracer)
+    body = {"model": "second", "input": PROMPT, "instructions": "Be brief.", "stream": True}
+    async with serving(app) as client:
+        answer = await client.post("/v1/responses", json=body)
+    assert answer.status_code == 200, answer.text
+    events = [json.loads(data) for data in sse_data(answer.text)]
+    completed = next(e["response"] for e in events if e["type"] == "response.completed")
+    text = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    request, (attempt,) = _split(exporter.get_finished_spans())
+    attrs = _attrs(request)
+    assert request.name == "chat second" and attrs["gen_ai.operation.name"] == "chat"
+    assert attrs["gen_ai.response.id"] == completed["id"] == _attrs(attempt)["gen_ai.response.id"]
+    assert attrs["gen_ai.usage.output_tokens"] == completed["usage"]["output_tokens"]
+    assert attrs["gen_ai.response.finish_reasons"] == ("stop",)
+    assert json.loads(attrs["gen_ai.system_instructions"]) == [{"type": "text", "content": "Be brief."}]
+    output = json.loads(attrs["gen_ai.output.messages"])
+    assert output[0]["parts"] == [{"type": "text", "content": text}]
+
+
 class _Collector:
     """A minimal OTLP/HTTP trace receiver: keeps each export request it is sent."""
 
