@@ -148,7 +148,7 @@ class _RequestSpan:
             facts = self.facts
             if facts is not None:
                 answer = facts.attributes()
-                for usage in (genai.INPUT_TOKENS, genai.OUTPUT_TOKENS):  # the record's are the billed ones
+                for usage in genai.USAGE:  # the record's, set above, are the ones billed
                     answer.pop(usage, None)
                 span.set_attributes(answer)
                 if self.capture:
