@@ -23,7 +23,7 @@ from router.api.errors import EXCEPTION_HANDLERS
 from router.api.services import CatalogState, ReloadResult
 from router.catalog import Catalog, CatalogError, load_catalog
 from router.clock import Clock, SystemClock
-from router.providers import ChatAdapter, build_adapter, supports
+from router.providers import ChatAdapter, OutgoingHeaders, build_adapter, supports
 from router.routing import Engine
 from router.routing.breaker import BreakerBoard
 from router.settings import Settings
@@ -31,6 +31,8 @@ from router.store import StateBackend, build_backend
 from router.telemetry.logging import RequestLog
 from router.telemetry.metrics import Metrics
 from router.telemetry.record import RequestRecord
+from router.telemetry.tracing import Tracer
+from router.telemetry.tracing_env import build_tracer
 from router.telemetry.traffic import Traffic
 
 _log = logging.getLogger("router.app")
@@ -57,12 +59,14 @@ def create_app(
     clock: Clock | None = None,
     adapters: dict[str, ChatAdapter] | None = None,
     state: StateBackend | None = None,
+    tracer: Tracer | None = None,
 ) -> RouterApp:
     """Build the app. Upstream clients and the Redis link open in the lifespan, inside the running
     loop, and close there.
 
     ``adapters`` replaces the adapters built from the catalog (tests use it to inject fakes);
-    ``state`` replaces the backend chosen from the settings.
+    ``state`` replaces the backend chosen from the settings; ``tracer`` the one the ``OTEL_*``
+    variables choose (tests pass one that exports to memory).
     """
     catalog = catalog or load_catalog(settings.catalog_path, settings.environ)
     clock = clock or SystemClock()
@@ -77,6 +81,9 @@ def create_app(
         workers=settings.workers,
     )
     sync = state.sync
+    tracer = tracer or build_tracer(settings.environ)
+    # Only when tracing: each upstream request then carries its attempt's traceparent.
+    outgoing = tracer.upstream_headers if tracer.enabled else None
     metrics = Metrics(settings.metrics_dir)
     traffic = Traffic(clock)
 
@@ -96,7 +103,8 @@ def create_app(
     keys = build_keyring(catalog, settings.environ)
     limiter = _limiter(catalog, state, metrics)
     live: dict[str, ChatAdapter] = {}
-    engine = Engine(catalog, live, clock, breakers, gate=limiter.admit_model if limiter.model_rules else None)
+    gate = limiter.admit_model if limiter.model_rules else None
+    engine = Engine(catalog, live, clock, breakers, gate=gate, tracer=tracer)
     request_log = RequestLog(
         enabled=settings.log_level in ("debug", "info"),
         text=settings.log_format == "text",
@@ -107,14 +115,14 @@ def create_app(
         settings, clock, request_log, state, metrics, traffic, loaded, current=(engine, keys, limiter)
     )
     metrics.models(catalog)
-    reloader = Reloader(services, live, fixed_adapters=adapters is not None)
+    reloader = Reloader(services, live, fixed_adapters=adapters is not None, outgoing=outgoing)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         if adapters is not None:
             live.update(adapters)
         else:
-            live.update(build_adapters(catalog))
+            live.update(build_adapters(catalog, outgoing))
         _warn(keys.warnings)
         await state.start()
         await services.bodies.start()
@@ -132,6 +140,8 @@ def create_app(
             await reloader.aclose()
             for adapter in reloader.live.values():
                 await adapter.aclose()
+            if tracer.enabled:
+                await asyncio.to_thread(tracer.shutdown)  # flushes the spans not exported yet
 
     handlers = route_handlers(services, reloader.reload)
     litestar = Litestar(
@@ -153,10 +163,18 @@ class Reloader:
     Requests in flight finish on the engine they started with; breaker state and live latency
     statistics carry over for the models that remain."""
 
-    def __init__(self, services: Services, live: dict[str, ChatAdapter], *, fixed_adapters: bool) -> None:
+    def __init__(
+        self,
+        services: Services,
+        live: dict[str, ChatAdapter],
+        *,
+        fixed_adapters: bool,
+        outgoing: OutgoingHeaders | None = None,
+    ) -> None:
         self.services = services
         self.live = live
         self.fixed_adapters = fixed_adapters  # injected adapters (tests) are kept as they are
+        self.outgoing = outgoing  # headers added to every upstream request (tracing)
         self._lock = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
 
@@ -175,7 +193,16 @@ class Reloader:
             breakers = services.engine.breakers
             breakers.update(catalog.routing.breaker, set(catalog.models))
             gate = limiter.admit_model if limiter.model_rules else None
-            engine = Engine(catalog, live, services.clock, breakers, gate=gate, stats=services.engine.stats)
+            old_engine = services.engine
+            engine = Engine(
+                catalog,
+                live,
+                services.clock,
+                breakers,
+                gate=gate,
+                stats=old_engine.stats,
+                tracer=old_engine.tracer,
+            )
             # The swap: later requests read the new objects.
             services.swap(engine, keys, limiter)
             self.live = live
@@ -218,7 +245,7 @@ class Reloader:
             if current is not None and old.providers.get(name) == provider:
                 live[name] = current
             elif supports(provider):
-                live[name] = build_adapter(provider)
+                live[name] = build_adapter(provider, self.outgoing)
         kept = {id(adapter) for adapter in live.values()}
         return live, [a for a in self.live.values() if id(a) not in kept]
 
@@ -242,8 +269,8 @@ class Reloader:
                 await task
 
 
-def build_adapters(catalog: Catalog) -> dict[str, ChatAdapter]:
-    return {name: build_adapter(p) for name, p in catalog.providers.items() if supports(p)}
+def build_adapters(catalog: Catalog, outgoing: OutgoingHeaders | None = None) -> dict[str, ChatAdapter]:
+    return {name: build_adapter(p, outgoing) for name, p in catalog.providers.items() if supports(p)}
 
 
 def _on_hangup(reloader: Reloader) -> Callable[[], None]:

@@ -16,6 +16,7 @@ import time
 from router.catalog import Catalog, CatalogError, load_catalog
 from router.settings import Settings
 from router.telemetry.logging import configure_logging
+from router.telemetry.tracing_env import tracing_problem, tracing_summary
 
 EXIT_BAD_CONFIG = 2
 EXIT_PORT_BUSY = 3
@@ -114,6 +115,10 @@ def serve(settings: Settings) -> int:
     catalog = _load(settings)
     if catalog is None:
         return EXIT_BAD_CONFIG
+    problem = tracing_problem(settings.environ)
+    if problem is not None:
+        print(f"router: {problem}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     if port_in_use(settings.host, settings.port):
         print(busy_port_message(settings, "serve"), file=sys.stderr)
         return EXIT_PORT_BUSY
@@ -134,6 +139,9 @@ def _announce(settings: Settings, catalog: Catalog) -> None:
         )
     for warning in startup_warnings(settings, catalog):
         print(f"router: warning: {warning}", file=sys.stderr)
+    tracing = tracing_summary(settings.environ)
+    if tracing is not None:
+        print(f"router: {tracing}", file=sys.stderr)
 
 
 def startup_warnings(settings: Settings, catalog: Catalog) -> list[str]:

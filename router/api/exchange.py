@@ -28,6 +28,7 @@ from router.errors import InternalError, RouterError
 from router.routing import Engine, OpenedStream, Outcome, Routable
 from router.routing.cost import cache_writes, cost_usd
 from router.telemetry.record import RequestRecord, Tokens
+from router.telemetry.tracing import RequestSpan
 from router.types import Usage
 
 _errors = logging.getLogger("router.api")
@@ -119,6 +120,7 @@ class Exchange:
         "request_id",
         "route",
         "services",
+        "span",
         "started",
         "stream",
     )
@@ -131,6 +133,8 @@ class Exchange:
         self.key = key_of(scope)
         # Read once: a catalog reload swaps the engine, and a request keeps the one it started with.
         self.engine: Engine = services.engine
+        # The request's trace span (a constant no-op when tracing is off), current until released.
+        self.span: RequestSpan = self.engine.tracer.request(route, scope["headers"])
         self.grant: Grant = OPEN
         self.estimate = 0  # the request's estimated prompt tokens
         self.model_asked: str | None = None
@@ -164,7 +168,7 @@ class Exchange:
         """The request ended with ``error`` before any answer began."""
         error.headers.update(self.grant.headers)
         self.services.request_log.write(
-            RequestRecord(
+            record := RequestRecord(
                 request_id=self.request_id,
                 route=self.route,
                 key=self.key.name if self.key is not None else None,
@@ -176,6 +180,7 @@ class Exchange:
                 error=error.code,
             )
         )
+        self.span.end(record)
 
     def served(self, outcome: Outcome, status: int, counted: Counted | None, cost: float | None) -> None:
         """The answer is over (a stream's last event sent): settle the tokens, write the record."""
@@ -187,7 +192,7 @@ class Exchange:
         overhead_ms = round(self.overhead_ms, 3)
         tokens = counted.tokens if counted is not None else (None, None, None, None)
         self.services.request_log.write(
-            RequestRecord(
+            record := RequestRecord(
                 request_id=self.request_id,
                 route=self.route,
                 key=self.key.name if self.key is not None else None,
@@ -217,6 +222,7 @@ class Exchange:
                 inputs=self.inputs,
             )
         )
+        self.span.end(record)
 
 
 async def serve(
@@ -229,6 +235,7 @@ async def serve(
             return  # OPTIONS, answered
         body = await services.bodies.read(scope, receive)
         request = route.decode(body)
+        exchange.span.requested(request)
         exchange.model_asked = request.model
         exchange.stream = route.streams(request)
         exchange.estimate = estimate_tokens(body)
@@ -241,6 +248,11 @@ async def serve(
     except RouterError as exc:
         exchange.refused(exc)
         raise  # rendered by the edge, as every error before an answer begins
+    except BaseException as exc:
+        exchange.span.abandoned(exc)  # a defect (the edge answers it) or a client gone
+        raise
+    finally:
+        exchange.span.release()  # the engine's calls are over: no longer the current span
     if exchange.stream:
         headers = {**SSE_HEADERS, **exchange.answer_headers(opened.outcome)}
         await send_stream(receive, send, _events(exchange, opened, writer), headers)

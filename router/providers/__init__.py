@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from router.catalog import Provider
-from router.providers._http import UpstreamClient
+from router.providers._http import OutgoingHeaders, UpstreamClient
 from router.providers.base import Call, ChatAdapter, Embedder, EmbeddingCall, ResponsesNative, UpstreamCall
 
 SUPPORTED_KINDS = frozenset({"openai", "anthropic", "gemini"})
@@ -13,18 +13,19 @@ def supports(provider: Provider) -> bool:
     return provider.kind in SUPPORTED_KINDS
 
 
-def build_adapter(provider: Provider) -> ChatAdapter:
-    """The adapter for a provider's wire kind, with its own pooled client."""
+def build_adapter(provider: Provider, outgoing: OutgoingHeaders | None = None) -> ChatAdapter:
+    """The adapter for a provider's wire kind, with its own pooled client (``outgoing`` adds
+    headers to each of its requests)."""
     from router.providers.anthropic import AnthropicAdapter
     from router.providers.gemini import GeminiAdapter
     from router.providers.openai import OpenAIAdapter
 
     if provider.kind == "openai":
-        return OpenAIAdapter(provider, UpstreamClient(provider))
+        return OpenAIAdapter(provider, UpstreamClient(provider, outgoing))
     if provider.kind == "anthropic":
-        return AnthropicAdapter(provider, UpstreamClient(provider))
+        return AnthropicAdapter(provider, UpstreamClient(provider, outgoing))
     if provider.kind == "gemini":
-        return GeminiAdapter(provider, UpstreamClient(provider))
+        return GeminiAdapter(provider, UpstreamClient(provider, outgoing))
     raise ValueError(f"provider kind {provider.kind!r} has no adapter")
 
 
@@ -33,6 +34,7 @@ __all__ = [
     "ChatAdapter",
     "Embedder",
     "EmbeddingCall",
+    "OutgoingHeaders",
     "ResponsesNative",
     "UpstreamCall",
     "build_adapter",

@@ -15,7 +15,7 @@ import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -32,6 +32,8 @@ from router.providers._wire import Connection, CutOff, WireError
 
 KEEP_ALIVE_S = 30.0  # an idle connection older than this is closed rather than reused
 _URLS_CACHED = 512
+# Adds headers to every upstream request (tracing: the current attempt's ``traceparent``).
+OutgoingHeaders = Callable[[Mapping[str, str]], Mapping[str, str]]
 
 
 class UpstreamResponse:
@@ -98,8 +100,9 @@ class _Pool:
 class UpstreamClient:
     """The pooled HTTP client of one provider. Create and close it inside the running event loop."""
 
-    def __init__(self, provider: Provider) -> None:
+    def __init__(self, provider: Provider, outgoing: OutgoingHeaders | None = None) -> None:
         self.provider = provider
+        self._outgoing = outgoing
         self._pools: dict[tuple[str, str, int], _Pool] = {}
         self._targets: dict[str, _Target] = {}
         self._tls: ssl.SSLContext | None = None
@@ -148,6 +151,8 @@ class UpstreamClient:
         target = self._targets.get(url)
         if target is None:
             target = self._target(url)
+        if self._outgoing is not None:
+            headers = self._outgoing(headers)
         parts = [target.head]
         for name, value in headers.items():
             if "\r" in value or "\n" in value or "\r" in name or "\n" in name:

@@ -40,6 +40,7 @@ from router.routing.planning import Plan, Planner, Routable
 from router.routing.stats import StatsBoard
 from router.routing.strategies import CHAT_ENDPOINTS
 from router.routing.streams import OpenedStream, last_error, until_first_output
+from router.telemetry.tracing import NO_SPAN, AttemptSpan, NoTracer, Tracer
 from router.types import ChatRequest
 
 # A model's own rate limit: (model id, estimated tokens) → ``None`` when admitted, else seconds to wait.
@@ -64,8 +65,10 @@ class Engine:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         gate: ModelGate | None = None,
         stats: StatsBoard | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.catalog = catalog
+        self.tracer: Tracer = tracer or NoTracer()  # a span per upstream attempt
         self._gate = gate
         self._adapters = adapters
         self._clock = clock
@@ -138,8 +141,10 @@ class Engine:
     ) -> tuple[T, Outcome]:
         """One whole answer from the first of ``plan``'s candidates that gives one. ``estimate`` is
         the request's estimated tokens, charged to models with their own rate limits."""
-        result, outcome = await self._attempt(request, plan, request_id, operation.call, estimate)
+        result, outcome, span = await self._attempt(request, plan, request_id, operation.call, estimate)
         self.stats.get(outcome.model).answer(outcome.attempt_ms, operation.output_tokens(result))
+        span.observe(result)
+        span.end()
         return result, outcome
 
     async def run_stream(
@@ -158,7 +163,7 @@ class Engine:
         ) -> tuple[list[E], AsyncGenerator[E, None] | None]:
             return await until_first_output(operation.open(adapter, call), call, operation.carries_output)
 
-        (prefix, rest), outcome = await self._attempt(request, plan, request_id, until_output, estimate)
+        (prefix, rest), outcome, span = await self._attempt(request, plan, request_id, until_output, estimate)
         stats = self.stats.get(outcome.model)
         stats.first_token(outcome.attempt_ms)
         breaker = self.breakers.get(outcome.model.id)
@@ -170,6 +175,7 @@ class Engine:
             breaker=breaker,
             stats=stats,
             clock=self._clock,
+            span=span,  # ended by the stream, when the upstream's answer is over
         )
 
     def _order(self, candidates: list[Target]) -> tuple[list[Target], bool]:
@@ -188,9 +194,9 @@ class Engine:
         request_id: str,
         call_model: Callable[[ChatAdapter, Call[Q]], Awaitable[T]],
         estimate: int,
-    ) -> tuple[T, Outcome]:
+    ) -> tuple[T, Outcome, AttemptSpan]:
         """Try the plan's candidates in order until one succeeds or an error rules out the rest,
-        all within the routing deadline."""
+        all within the routing deadline. The successful attempt's span is returned open."""
         order, forced = self._order(plan.candidates)
         run = _Run()
         last: RouterError | None = None
@@ -221,7 +227,7 @@ class Engine:
                         upstream_ms=(run.spent + elapsed) * 1000.0,
                         skipped=_passed_over(plan.candidates, target.model.id, run),
                     )
-                    return result, outcome
+                    return result, outcome, run.span
         except TimeoutError:
             error = UpstreamTimeout(f"No model answered within the routing deadline of {deadline:g}s.")
             raise _with_attempts(error, run.attempts) from None
@@ -277,9 +283,14 @@ class Engine:
                 run.attempts.append(Attempt(model=model.id, outcome="breaker_open"))
                 raise BreakerOpen(f"The circuit breaker of '{model.id}' is open.")
             started = self._clock.monotonic()
+            span: AttemptSpan = NO_SPAN
             try:
                 adapter, call = self._call(target, request, request_id, tier)
-                result = await call_model(adapter, call)
+                span = self._tracer_attempt(call, run)
+                try:
+                    result = await call_model(adapter, call)
+                finally:
+                    span.release()
             except RouterError as exc:
                 run.spent += self._clock.monotonic() - started
                 if isinstance(exc, ProviderNotConfigured):
@@ -289,19 +300,21 @@ class Engine:
                     breaker.failure(last_error(exc, breaker), exc.retry_after, ticket)
                 else:
                     breaker.release(ticket)
-                run.attempts.append(
-                    Attempt(model=model.id, outcome="flex_capacity" if flex_refused else exc.error_type)
-                )
+                outcome = "flex_capacity" if flex_refused else exc.error_type
+                span.failed(exc, outcome)
+                run.attempts.append(Attempt(model=model.id, outcome=outcome))
                 if flex_refused and routing.flex_fallback_to_standard:
                     tier = "default"
                     raise FlexRefused(exc.message) from None
                 raise
             except BaseException:
                 breaker.release(ticket)
+                span.abandoned()
                 raise
             elapsed = self._clock.monotonic() - started
             breaker.success(ticket)
             run.attempts.append(Attempt(model=model.id, outcome="ok"))
+            run.span = span
             return result, call, elapsed
 
         try:
@@ -309,6 +322,13 @@ class Engine:
         except BaseException as exc:
             first = exc
         return await self._retry(first, once, breaker, call_tier(request, target.service_tier) == "flex")
+
+    def _tracer_attempt(self, call: Call[Q], run: _Run) -> AttemptSpan:
+        """The span of the upstream call about to be made (current until released)."""
+        index = run.calls
+        run.calls += 1
+        after = run.attempts[-1] if run.attempts else None
+        return self.tracer.attempt(call.model, call.provider, call.service_tier, index, after)
 
     async def _retry(
         self,
@@ -397,6 +417,8 @@ class _Run:
 
     def __init__(self) -> None:
         self.attempts: list[Attempt] = []
+        self.calls = 0  # upstream calls made
+        self.span: AttemptSpan = NO_SPAN  # the successful attempt's, still open
         self.spent = 0.0  # seconds spent in failed upstream calls
         self.missing_keys: set[str] = set()  # key variables of candidates whose provider has none
 

@@ -13,6 +13,7 @@ from router.providers import Call
 from router.routing.breaker import Breaker, LastError
 from router.routing.outcome import Outcome
 from router.routing.stats import ModelStats
+from router.telemetry.tracing import NO_SPAN, AttemptSpan
 
 E = TypeVar("E")
 
@@ -21,10 +22,10 @@ class OpenedStream(Generic[E]):
     """A committed stream: the events read before the commit point, then the rest of the upstream.
 
     ``tokens_of`` tells which event carries the answer's final usage (its output token count), for
-    the live generation-speed statistics.
+    the live generation-speed statistics. ``span`` is the serving attempt's, ended with the stream.
     """
 
-    __slots__ = ("breaker", "clock", "outcome", "prefix", "rest", "stats", "tokens_of")
+    __slots__ = ("breaker", "clock", "outcome", "prefix", "rest", "span", "stats", "tokens_of")
 
     def __init__(
         self,
@@ -36,6 +37,7 @@ class OpenedStream(Generic[E]):
         breaker: Breaker | None = None,
         stats: ModelStats | None = None,
         clock: Clock | None = None,
+        span: AttemptSpan = NO_SPAN,
     ) -> None:
         self.prefix = prefix
         self.rest = rest
@@ -44,11 +46,18 @@ class OpenedStream(Generic[E]):
         self.breaker = breaker
         self.stats = stats
         self.clock = clock
+        self.span = span
 
     async def chunks(self) -> AsyncIterator[E]:
+        span = self.span
+        observe = span.observe if span.recording else None  # tracing on: the span sees each event
         for chunk in self.prefix:
+            if observe is not None:
+                observe(chunk)
             yield chunk
-        if self.rest is not None:
+        if self.rest is None:
+            span.end()
+        else:
             committed = self.clock.monotonic() if self.clock else 0.0
             tokens: int | None = None
             tokens_of = self.tokens_of
@@ -57,18 +66,23 @@ class OpenedStream(Generic[E]):
                     counted = tokens_of(chunk)
                     if counted is not None:
                         tokens = counted
+                    if observe is not None:
+                        observe(chunk)
                     yield chunk
                 if tokens is not None and self.stats is not None and self.clock is not None:
                     self.stats.generation(tokens, self.clock.monotonic() - committed)
+                span.end()
             except RouterError as exc:
                 # A stream cut after the commit point still says the model is unwell.
                 if self.breaker is not None and exc.counts_against_breaker:
                     self.breaker.failure(last_error(exc, self.breaker), exc.retry_after)
+                span.failed(exc, exc.error_type)
                 raise
 
     async def aclose(self) -> None:
         if self.rest is not None:
             await self.rest.aclose()
+        self.span.abandoned()  # the client left before the end (after it: already ended)
 
 
 async def until_first_output(

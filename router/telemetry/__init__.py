@@ -1,1 +1,1 @@
-"""Telemetry: structured logging (and, later, metrics) owned by the app."""
+"""Telemetry: structured logging, metrics and tracing, owned by the app and fed one request record."""

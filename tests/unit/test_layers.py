@@ -72,6 +72,8 @@ RESTRICTED = {
     "httpx": set(),
     "granian": {"cli"},
     "redis": {"store"},
+    # The optional tracing extra: only the telemetry layer may import it (and only when tracing is on).
+    "opentelemetry": {"telemetry"},
 }
 
 
