@@ -62,7 +62,7 @@ typecheck: $(STAMP) ## mypy --strict on router/
 
 check: lint typecheck test ## lint, types and tests: the same as CI
 
-bench: $(STAMP) ## direct vs through the router: req/s, added latency, router CPU per request and per stream, worker memory, one and two workers (needs wrk; tries apt if missing; about 2 minutes)
+bench: $(STAMP) ## direct vs through the router: req/s, added latency, router CPU per request and per stream, the server-and-client floor, worker memory, one and two workers (needs wrk; tries apt if missing; about 2 minutes)
 	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null) 2>/dev/null \
 		|| echo "make: could not install wrk with apt-get"
 	$(BIN)/python -m tests.bench.run
