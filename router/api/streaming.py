@@ -24,14 +24,13 @@ HIGH_WATER = 256 * 1024
 class _Outbox:
     """Frames waiting to be sent, and the hand-over between the pump and the sender."""
 
-    __slots__ = ("_drained", "_frames", "_loop", "_ready", "error", "finished", "size")
+    __slots__ = ("_drained", "_frames", "_loop", "_ready", "finished", "size")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._frames: list[bytes] = []
         self.size = 0
-        self.finished = False  # the events are exhausted (or failed: ``error``)
-        self.error: BaseException | None = None
+        self.finished = False  # the events are exhausted, failed or abandoned
         self._ready: asyncio.Future[None] | None = None  # the sender waits for frames
         self._drained: asyncio.Future[None] | None = None  # the pump waits for room
 
@@ -44,9 +43,6 @@ class _Outbox:
                 if self.size > HIGH_WATER:
                     self._drained = self._loop.create_future()
                     await self._drained
-        except BaseException as exc:
-            self.error = exc
-            raise
         finally:
             self.finished = True
             self._wake()
