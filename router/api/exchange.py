@@ -156,6 +156,8 @@ class Exchange:
             "x-router-attempts": str(len(outcome.attempts)),
             "x-router-overhead-ms": f"{overhead_ms:.2f}",
         }
+        if model.deployment is not None:
+            headers["x-router-deployment"] = model.deployment
         if outcome.strategy:
             headers["x-router-strategy"] = outcome.strategy
         reason = outcome.fallback_reason
@@ -200,9 +202,10 @@ class Exchange:
                 stream=self.stream,
                 status=status,
                 duration_ms=duration_ms,
-                attempts=tuple(f"{a.model}:{a.outcome}" for a in outcome.attempts),
+                attempts=tuple(a.label for a in outcome.attempts),
                 model=model.id,
                 provider=model.provider,
+                deployment=model.deployment,
                 strategy=outcome.strategy,
                 fallback_reason=outcome.fallback_reason,
                 skipped=tuple(outcome.skipped),

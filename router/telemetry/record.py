@@ -22,6 +22,7 @@ class RequestRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     attempts: tuple[str, ...]  # "model:outcome" for each model tried
     model: str | None = None  # the model that served
     provider: str | None = None
+    deployment: str | None = None  # ``provider/model``, when the model has several deployments
     strategy: str | None = None
     fallback_reason: str | None = None
     skipped: tuple[str, ...] = ()  # candidates passed over without a call (breaker open)
