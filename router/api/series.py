@@ -7,6 +7,7 @@ model of the catalog in force). Anything else is refused with a 400 naming it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -73,11 +74,14 @@ def _minutes(values: list[str]) -> int:
     if not values:
         return MINUTES
     wrong = InvalidRequest(
-        f"'minutes' must be one whole number from 1 to {MINUTES}; got {', '.join(map(repr, values))}.",
+        f"'minutes' must be one whole number from 1 to {MINUTES}; got "
+        + ", ".join(repr(v if len(v) <= 20 else v[:20] + "…") for v in values)
+        + ".",
         param="minutes",
         code="invalid_value",
     )
-    if len(values) > 1 or not values[0].isdigit():
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if len(values) > 1 or not re.fullmatch(r"[0-9]{1,3}", values[0]):
         raise wrong
     minutes = int(values[0])
     if not 1 <= minutes <= MINUTES:

@@ -98,6 +98,8 @@ def test_series_can_be_narrowed_to_some_models_and_minutes(fresh: Router) -> Non
         ({"minutes": "61"}, 400, "minutes", "from 1 to 60"),
         ({"minutes": "ten"}, 400, "minutes", "'ten'"),
         ({"minutes": "-5"}, 400, "minutes", "whole number"),
+        ({"minutes": "²"}, 400, "minutes", "whole number"),
+        ({"minutes": "9" * 5000}, 400, "minutes", "whole number"),
         ({"model": "no-such-model"}, 404, "model", "does not exist"),
         ({"model": "mini"}, 400, "model", "alias of 'gpt-5-mini'"),
         ({"model": "fast"}, 400, "model", "strategy"),
