@@ -32,6 +32,7 @@ from router.store import StateBackend, build_backend
 from router.telemetry.logging import RequestLog
 from router.telemetry.metrics import Metrics
 from router.telemetry.record import RequestRecord
+from router.telemetry.series import Series
 from router.telemetry.tracing import Tracer
 from router.telemetry.tracing_env import build_tracer
 from router.telemetry.traffic import Traffic
@@ -87,6 +88,7 @@ def create_app(
     outgoing = tracer.upstream_headers if tracer.enabled else None
     metrics = Metrics(settings.metrics_dir)
     traffic = Traffic(clock)
+    series = Series(clock)
 
     def on_transition(model: str, old: str, new: str, reason: str) -> None:
         _log_transition(model, old, new, reason)
@@ -97,6 +99,7 @@ def create_app(
     def observe(record: RequestRecord) -> None:
         metrics.record_request(record)
         traffic.record(record)
+        series.record(record)
 
     breakers = BreakerBoard(catalog.routing.breaker, clock, on_transition=on_transition, shared=sync)
     if sync is not None:
@@ -115,7 +118,15 @@ def create_app(
     )
     loaded = CatalogState(source=settings.catalog_path, loaded_at=clock.wall())
     services = Services(
-        settings, clock, request_log, state, metrics, traffic, loaded, current=(engine, keys, limiter)
+        settings,
+        clock,
+        request_log,
+        state,
+        metrics,
+        traffic,
+        loaded,
+        current=(engine, keys, limiter),
+        series=series,
     )
     metrics.models(catalog)
     reloader = Reloader(

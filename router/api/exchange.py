@@ -203,6 +203,7 @@ class Exchange:
                 status=status,
                 duration_ms=duration_ms,
                 attempts=tuple(a.label for a in outcome.attempts),
+                attempt_deployments=_deployments_of(outcome),
                 model=model.id,
                 provider=model.provider,
                 deployment=model.deployment,
@@ -215,6 +216,11 @@ class Exchange:
                 upstream_ms=round(max(duration_ms - overhead_ms, 0.0), 2)
                 if self.stream
                 else round(outcome.upstream_ms, 2),
+                # A stream's serving attempt reached its first output when the answer began; it
+                # kept the rest of the duration.
+                model_ms=round(outcome.attempt_ms + duration_ms - self.answered_ms, 2)
+                if self.stream
+                else round(outcome.attempt_ms, 2),
                 tokens_in=tokens[0],
                 tokens_out=tokens[1],
                 tokens_cached=tokens[2],
@@ -226,6 +232,14 @@ class Exchange:
             )
         )
         self.span.end(record)
+
+
+def _deployments_of(outcome: Outcome) -> tuple[str, ...]:
+    """Each attempt's deployment, when one of them went to a model with several (else nothing)."""
+    attempts = outcome.attempts
+    if outcome.model.deployment is None and all(a.deployment is None for a in attempts):
+        return ()
+    return tuple(a.deployment or "" for a in attempts)
 
 
 async def serve(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from router.api.openapi_answers import ANSWER_SCHEMAS
+from router.api.openapi_dashboard import DASHBOARD_SCHEMAS
 from router.api.openapi_requests import REQUEST_SCHEMAS, Schema, ref
 
 # (method, path, summary), in the order /help lists them.
@@ -25,6 +26,11 @@ ENDPOINTS: list[tuple[str, str, str]] = [
     ("GET", "/health", "status with its components and this process's traffic (ops)"),
     ("GET", "/health/live", "liveness: 200 while the process runs (public)"),
     ("GET", "/model-health", "each model's breaker, error rate and latency (ops)"),
+    (
+        "GET",
+        "/model-health/series",
+        "each model's last hour in this process, per minute: answers, attempts, errors, latency (ops)",
+    ),
     ("GET", "/metrics", "Prometheus metrics (ops)"),
     ("POST", "/admin/reload", "reload the catalog file; a bad one is refused (ops)"),
     ("GET", "/dashboard", "the ops dashboard page (public page; its data needs the ops key)"),
@@ -33,7 +39,7 @@ ENDPOINTS: list[tuple[str, str, str]] = [
 ]
 
 PUBLIC = {"/health/live", "/help", "/openapi.json", "/dashboard"}
-OPS = {"/health", "/model-health", "/metrics", "/admin/reload"}
+OPS = {"/health", "/model-health", "/model-health/series", "/metrics", "/admin/reload"}
 STREAMS = {
     "/v1/chat/completions": "ChatCompletionChunk",
     "/v1/responses": "ResponseStreamEvent",
@@ -62,6 +68,7 @@ _OK_JSON = {
     "/health": "Health",
     "/health/live": "Liveness",
     "/model-health": "ModelHealth",
+    "/model-health/series": "ModelSeries",
     "/admin/reload": "ReloadResult",
     "/help": "Help",
     "/openapi.json": "OpenApiDocument",
@@ -96,8 +103,29 @@ _STATUSES: dict[str, list[str]] = {
     "/v1/route": ["400", "401", "404", "408", "413", "503"],
     "/health": ["401"],
     "/model-health": ["401"],
+    "/model-health/series": ["400", "401", "404"],
     "/metrics": ["401"],
     "/admin/reload": ["400", "401", "403"],
+}
+# Query parameters, by path.
+_QUERY: dict[str, list[Schema]] = {
+    "/model-health/series": [
+        {
+            "name": "minutes",
+            "in": "query",
+            "description": "How many minutes back, the current one included (default 60).",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 60},
+        },
+        {
+            "name": "model",
+            "in": "query",
+            "description": "A catalog model id (repeat for several; default every model). An alias or "
+            "a strategy is refused with a 400, an unknown name with a 404.",
+            "schema": {"type": "array", "items": {"type": "string", "minLength": 1}},
+            "style": "form",
+            "explode": True,
+        },
+    ],
 }
 _MODEL_STATUSES = ["400", "401", "403", "404", "408", "413", "429", "502", "503", "504"]
 
@@ -162,6 +190,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             for name in ("response_id", "model_id")
             if "{" + name + "}" in path
         ]
+        parameters.extend(_QUERY.get(path, []))
         if parameters:
             operation["parameters"] = parameters
         body = _REQUEST_BODY.get(path)
@@ -189,7 +218,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "opsKey": {"type": "http", "scheme": "bearer", "description": "ROUTER_OPS_KEY, when set"},
             },
             "headers": _HEADERS,
-            "schemas": {**REQUEST_SCHEMAS, **ANSWER_SCHEMAS},
+            "schemas": {**REQUEST_SCHEMAS, **ANSWER_SCHEMAS, **DASHBOARD_SCHEMAS},
         },
     }
 

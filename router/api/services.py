@@ -16,6 +16,7 @@ from router.settings import Settings
 from router.store import ResponseStore, StateBackend
 from router.telemetry.logging import RequestLog
 from router.telemetry.metrics import Metrics
+from router.telemetry.series import Series
 from router.telemetry.traffic import InFlight, Traffic
 
 
@@ -58,6 +59,7 @@ class Services:
         "policy",
         "request_log",
         "responses",
+        "series",
         "settings",
         "state",
         "traffic",
@@ -73,6 +75,8 @@ class Services:
         traffic: Traffic,
         loaded: CatalogState,
         current: tuple[Engine, KeyRing, Limiter],
+        *,
+        series: Series,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -81,6 +85,7 @@ class Services:
         self.responses: ResponseStore = state.responses
         self.metrics = metrics
         self.traffic = traffic
+        self.series = series  # each model's last hour, for the dashboard's charts
         self.loaded = loaded
         self.in_flight = InFlight()
         self.bodies = BodyReader(clock, settings.max_body_bytes, settings.body_timeout_s)

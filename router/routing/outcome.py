@@ -14,8 +14,8 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def label(self) -> str:
-        """How the request record lists it: ``model:outcome`` (``provider/model:outcome``)."""
-        return f"{self.deployment or self.model}:{self.outcome}"
+        """How the request record lists it: ``model:outcome``."""
+        return f"{self.model}:{self.outcome}"
 
 
 class Outcome(msgspec.Struct, kw_only=True):

@@ -20,6 +20,8 @@ class RequestRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     status: int
     duration_ms: float
     attempts: tuple[str, ...]  # "model:outcome" for each model tried
+    # The deployment of each attempt ("" for a model with one way in), when a model had several.
+    attempt_deployments: tuple[str, ...] = ()
     model: str | None = None  # the model that served
     provider: str | None = None
     deployment: str | None = None  # ``provider/model``, when the model has several deployments
@@ -30,6 +32,8 @@ class RequestRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     overhead_ms: float | None = None
     ttft_ms: float | None = None  # streams: from arrival to the first output sent
     upstream_ms: float | None = None
+    # The serving model's own time: its successful attempt, from the call to the end of the answer.
+    model_ms: float | None = None
     tokens_in: int | None = None
     tokens_out: int | None = None
     tokens_cached: int | None = None  # prompt tokens read from a prompt cache
