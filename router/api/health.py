@@ -40,7 +40,8 @@ class ModelHealth(msgspec.Struct, kw_only=True, omit_defaults=True):
     provider: str
     configured: bool
     missing_env: str | None
-    breaker: BreakerView  # with several deployments: the one most ready to serve
+    # With several deployments: the one most ready to serve (breaker, then quota left).
+    breaker: BreakerView
     latency: LatencyView
     deployments: list[DeploymentHealth] = []
 
@@ -88,7 +89,9 @@ def health_handlers(services: Services) -> list[HTTPRouteHandler]:
             provider = catalog.provider_of(model)
             ways = [_deployment(services, view) for view in model.deployments]
             if ways:
-                ready = min(ways, key=lambda d: (not d.configured, _READINESS[d.breaker.state]))
+                ready = min(
+                    ways, key=lambda d: (not d.configured, _READINESS[d.breaker.state], -d.quota.headroom)
+                )
                 models.append(
                     ModelHealth(
                         id=model.id,

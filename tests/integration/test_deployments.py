@@ -39,14 +39,20 @@ MODEL = """
 """
 
 
-@pytest.fixture()
-def dual(mock_process: Mock, artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
-    """A router of its own for each test: the quotas it counts start empty."""
+def deployments_catalog(folder: Path) -> Path:
+    """The test catalog with the providers ``east`` and ``west`` and the model ``dual`` on both."""
     text = TEST_CATALOG.read_text()
     text = text.replace("providers:\n", "providers:" + DEPLOYMENTS, 1)
     text = text.replace("models:\n", "models:" + MODEL, 1)
-    catalog = tmp_path_factory.mktemp("deployments") / "catalog.yaml"
+    catalog = folder / "catalog.yaml"
     catalog.write_text(text)
+    return catalog
+
+
+@pytest.fixture()
+def dual(mock_process: Mock, artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
+    """A router of its own for each test: the quotas it counts start empty."""
+    catalog = deployments_catalog(tmp_path_factory.mktemp("deployments"))
     base = f"{mock_process.url}/openai/v1"
     env = {"ROUTER_EAST_BASE_URL": base, "ROUTER_WEST_BASE_URL": base}
     router = start_router(mock_process, artifacts, catalog, "router-deployments", env=env)
