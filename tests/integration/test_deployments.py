@@ -3,6 +3,8 @@ until its reset, one deployment down with no client-visible failure, and ``provi
 
 from __future__ import annotations
 
+import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,3 +148,35 @@ def test_provider_slash_model_pins_one_deployment(dual: Router, mock: Mock) -> N
     assert served_by(mock, 0) == Counter({"dual-east": 5})
     listed = {m.id for m in client(dual).models.list()}
     assert {"dual", "east/dual", "west/dual"} <= listed
+
+
+def test_route_ranks_the_deployments_and_the_log_names_them(dual: Router, mock: Mock) -> None:
+    mock.fault("dual-east", {"kind": "status", "status": 429, "retry_after": 30}, times=-1)
+    for _ in range(30):
+        raw = client(dual).chat.completions.with_raw_response.create(model="dual", messages=USER)
+        if raw.headers["x-router-attempts"] == "2":
+            break  # east was drawn first, refused, and west served
+    else:
+        pytest.fail("east was never drawn first")
+    explained = dual.http.post("/v1/route", json={"model": "dual", "messages": USER}).json()
+    ranked = explained["candidates"][0]["deployments"]
+    assert [d["id"] for d in ranked] == ["west/dual", "east/dual"]
+    assert ranked[0]["first_chance"] == 1.0 and ranked[1]["first_chance"] == 0.0
+    assert ranked[1]["headroom"] == 0.0 and 25 < ranked[1]["resets_in_s"] <= 30
+    fell_back = logged_fallback(dual)
+    assert fell_back["deployment"] == "west/dual" and fell_back["provider"] == "west"
+    assert len(fell_back["attempts"]) == 2 and fell_back["attempts"][1] == "dual:ok"
+    assert fell_back["attempt_deployments"] == ["east/dual", "west/dual"]
+
+
+def logged_fallback(router: Router) -> dict[str, Any]:
+    """The last request line naming its attempts' deployments (the log is written in batches)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [json.loads(line) for line in router.logs().splitlines() if line.startswith("{")]
+        found = [r for r in lines if r.get("route") == "chat" and r.get("attempt_deployments")]
+        if found:
+            line: dict[str, Any] = found[-1]
+            return line
+        time.sleep(0.1)
+    pytest.fail("no request line names its deployments")
