@@ -4,6 +4,7 @@ until its reset, one deployment down with no client-visible failure, and ``provi
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -167,6 +168,20 @@ def test_route_ranks_the_deployments_and_the_log_names_them(dual: Router, mock: 
     assert fell_back["deployment"] == "west/dual" and fell_back["provider"] == "west"
     assert len(fell_back["attempts"]) == 2 and fell_back["attempts"][1] == "dual:ok"
     assert fell_back["attempt_deployments"] == ["east/dual", "west/dual"]
+    scraped = metrics_text(dual)
+    assert 'router_breaker_state{model="east/dual"}' in scraped
+    assert re.search(r'router_upstream_errors_total\{kind="[a-z_]+",provider="east"\} [1-9]', scraped)
+    assert re.search(r'router_requests_total\{[^}]*model="dual"[^}]*provider="west"[^}]*\} [1-9]', scraped)
+
+
+def metrics_text(router: Router) -> str:
+    """The metrics once the last requests are counted in them (they are flushed every second)."""
+    deadline = time.monotonic() + 5
+    while True:
+        text = router.http.get("/metrics").text
+        if "router_upstream_errors_total{" in text or time.monotonic() > deadline:
+            return text
+        time.sleep(0.2)
 
 
 def logged_fallback(router: Router) -> dict[str, Any]:
