@@ -156,6 +156,8 @@ class Exchange:
             "x-router-attempts": str(len(outcome.attempts)),
             "x-router-overhead-ms": f"{overhead_ms:.2f}",
         }
+        if model.deployment is not None:
+            headers["x-router-deployment"] = model.deployment
         if outcome.strategy:
             headers["x-router-strategy"] = outcome.strategy
         reason = outcome.fallback_reason
@@ -200,9 +202,11 @@ class Exchange:
                 stream=self.stream,
                 status=status,
                 duration_ms=duration_ms,
-                attempts=tuple(f"{a.model}:{a.outcome}" for a in outcome.attempts),
+                attempts=tuple(a.label for a in outcome.attempts),
+                attempt_deployments=_deployments_of(outcome),
                 model=model.id,
                 provider=model.provider,
+                deployment=model.deployment,
                 strategy=outcome.strategy,
                 fallback_reason=outcome.fallback_reason,
                 skipped=tuple(outcome.skipped),
@@ -228,6 +232,14 @@ class Exchange:
             )
         )
         self.span.end(record)
+
+
+def _deployments_of(outcome: Outcome) -> tuple[str, ...]:
+    """Each attempt's deployment, when one of them went to a model with several (else nothing)."""
+    attempts = outcome.attempts
+    if outcome.model.deployment is None and all(a.deployment is None for a in attempts):
+        return ()
+    return tuple(a.deployment or "" for a in attempts)
 
 
 async def serve(

@@ -156,6 +156,10 @@ _HEADERS: dict[str, Schema] = {
     "RouterStrategy": {"description": "The strategy that ranked the candidates.", "schema": _TEXT},
     "RouterCost": {"description": "The answer's estimated cost in USD (not on streams).", "schema": _TEXT},
     "RouterFallbackReason": {"description": "Why earlier candidates were passed over.", "schema": _TEXT},
+    "RouterDeployment": {
+        "description": "Which deployment served (provider/model), when the model has several.",
+        "schema": _TEXT,
+    },
 }
 _SERVED_HEADERS = {
     "x-router-model": "RouterModel",
@@ -165,6 +169,7 @@ _SERVED_HEADERS = {
     "x-router-strategy": "RouterStrategy",
     "x-router-cost-usd": "RouterCost",
     "x-router-fallback-reason": "RouterFallbackReason",
+    "x-router-deployment": "RouterDeployment",
 }
 
 

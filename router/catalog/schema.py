@@ -89,13 +89,27 @@ class ProviderSpec(Spec, frozen=True):
     auto_cache: bool | AutoCacheSpec = False
 
 
-class ModelSpec(Spec, frozen=True):
+class DeploymentSpec(Spec, frozen=True):
+    """One way to reach a model: a provider, the model's name there (an Azure deployment name, say),
+    a share of the traffic, the provider key's own quota for it, and prices where they differ."""
+
     provider: str
+    upstream: str | None = None
+    weight: Positive = 1.0
+    rpm: PositiveInt | None = None  # requests per minute this deployment's key may send
+    tpm: PositiveInt | None = None  # tokens per minute
+    price: Price | None = None
+    flex_price: Price | None = None
+
+
+class ModelSpec(Spec, frozen=True):
     context_window: PositiveInt
     max_output: PositiveInt
     price: Price
     quality: Annotated[int, Meta(ge=0, le=100)]
     speed: Speed
+    # Exactly one of ``provider`` (one way in) or ``deployments`` (several).
+    provider: str | None = None
     upstream: str | None = None
     flex_price: Price | None = None
     capabilities: list[Capability] = []
@@ -105,6 +119,7 @@ class ModelSpec(Spec, frozen=True):
     fallbacks: list[str] = []
     # Anthropic only; overrides the provider's ``auto_cache`` (``false`` turns it off for this model).
     auto_cache: bool | AutoCacheSpec | None = None
+    deployments: list[DeploymentSpec] = []
 
 
 class AliasSpec(Spec, frozen=True):

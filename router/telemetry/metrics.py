@@ -58,6 +58,10 @@ NOT_UPSTREAM = frozenset({"ok", "breaker_open", "rate_limited", "provider_not_co
 FLUSH_INTERVAL_S = 1.0
 
 
+# A request's attempts (``model:outcome``), candidates skipped, and each attempt's deployment.
+Sequence = tuple[tuple[str, ...], int, tuple[str, ...]]
+
+
 class Sources(Protocol):
     """What a flush samples besides the request tallies: the catalog in force (label values are
     checked against it), the requests in flight, the routable models, and a once-a-second hook."""
@@ -161,7 +165,7 @@ class Metrics:
         )
         self._catalog: Catalog | None = None  # what label values are checked against at flush
         self._requests: dict[tuple[Any, ...], _RequestTally] = {}
-        self._sequences: dict[tuple[tuple[str, ...], int], int] = {}
+        self._sequences: dict[Sequence, int] = {}
         self._task: asyncio.Task[None] | None = None
 
     # --- the request path: one tally per label set, taken apart at flush -----------------------
@@ -216,7 +220,7 @@ class Metrics:
             tally.cost += record.cost_usd or 0.0
         attempts = record.attempts
         if attempts:
-            sequence = (attempts, len(record.skipped))
+            sequence = (attempts, len(record.skipped), record.attempt_deployments)
             self._sequences[sequence] = self._sequences.get(sequence, 0) + 1
 
     def _flush_requests(self, requests: dict[tuple[Any, ...], _RequestTally]) -> None:
@@ -236,14 +240,14 @@ class Metrics:
             if tally.cost:
                 self.cost.labels(model, key).inc(tally.cost)
 
-    def _flush_sequences(self, sequences: dict[tuple[tuple[str, ...], int], int]) -> None:
+    def _flush_sequences(self, sequences: dict[Sequence, int]) -> None:
         catalog = self._catalog
-        for (attempts, skipped), times in sequences.items():
+        for (attempts, skipped, deployments), times in sequences.items():
             if skipped:  # candidates passed over for an open breaker: fallbacks without an attempt
                 self.fallbacks.labels("breaker_open").inc(skipped * times)
             previous: str | None = None
             previous_outcome = ""
-            for attempt in attempts:
+            for index, attempt in enumerate(attempts):
                 model, _, outcome = attempt.rpartition(":")
                 if catalog is not None and model not in catalog.models:
                     continue
@@ -254,7 +258,10 @@ class Metrics:
                 elif previous is not None and previous != model:
                     self.fallbacks.labels(previous_outcome).inc(times)
                 if outcome not in NOT_UPSTREAM and catalog is not None:
-                    self.upstream_errors.labels(catalog.models[model].provider, outcome).inc(times)
+                    # A deployment (``provider/model``) names its own provider.
+                    way = deployments[index] if index < len(deployments) else ""
+                    provider = way.split("/", 1)[0] if way else catalog.models[model].provider
+                    self.upstream_errors.labels(provider, outcome).inc(times)
                 previous, previous_outcome = model, outcome
 
     def _asked(self, name: object) -> str:
@@ -275,9 +282,11 @@ class Metrics:
         self.breaker_state.labels(model).set(BREAKER_STATES.get(new, 0))
 
     def models(self, catalog: Catalog) -> None:
-        """Every catalog model starts with a closed breaker, so 'all open' can be told from 'unknown'."""
-        for model in catalog.models:
-            self.breaker_state.labels(model).set(0)
+        """Every catalog model (and each deployment of a model with several: ``provider/model``)
+        starts with a closed breaker, so 'all open' can be told from 'unknown'."""
+        for model in catalog.models.values():
+            for view in model.views():
+                self.breaker_state.labels(view.key).set(0)
 
     def reloaded(self, ok: bool) -> None:
         self.catalog_reloads.labels("ok" if ok else "refused").inc()
