@@ -6,13 +6,19 @@ rest, once for all of them: the method, the body and its decoding errors, the ke
 (admission), the outcome headers, the cost, the token settlement, sending JSON or an SSE stream (with
 the commit-point rule: a failure after the first event ends the stream with the route's failure event,
 never a bare close), and the request record every sink reads.
+
+When the response cache is on, the pipeline looks the request up after admission (a hit is still
+authenticated, allowed and rate limited) and before the engine: a hit is replayed through the route's
+``RouteCache`` without any upstream call, breaker or cost; a miss keeps its answer once it is whole
+(a stream's, assembled, before its terminator), never an error or a cut stream. With the cache off
+none of this runs.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from typing import NamedTuple, Protocol, TypeVar
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import anyio
 from litestar.types import Receive, Scope, Send
@@ -21,6 +27,7 @@ from router.access import Grant
 from router.access.limits import OPEN
 from router.api._asgi import allow_only, send_json
 from router.api.access import admit, estimate_tokens, key_of
+from router.api.cache import BYPASS, CACHE_HEADER, HIT, MISS, CachedAnswer, ResponseCache, directives
 from router.api.middleware import request_id_of
 from router.api.services import Services
 from router.api.streaming import send_stream
@@ -33,11 +40,14 @@ from router.types import Usage
 
 _errors = logging.getLogger("router.api")
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+FREE = f"{0:.8f}"  # the cost of a cache hit
 
 Req = TypeVar("Req", bound=Routable)
 Ans = TypeVar("Ans")
 Ev = TypeVar("Ev")
 Ev_contra = TypeVar("Ev_contra", contravariant=True)
+Req_contra = TypeVar("Req_contra", bound=Routable, contravariant=True)
+Ans_contra = TypeVar("Ans_contra", contravariant=True)
 
 
 class Counted(NamedTuple):
@@ -86,10 +96,52 @@ class StreamWriter(Protocol[Ev_contra]):
         ...
 
 
+class Assembler(Protocol[Ev_contra]):
+    """A streamed answer put back together as its route's JSON answer, to be kept in the cache."""
+
+    def feed(self, event: Ev_contra) -> None:
+        """One event, as the engine produced it (before the route's writer frames it)."""
+        ...
+
+    def answer(self) -> bytes | None:
+        """The whole answer's JSON body, or ``None`` when it may not be kept."""
+        ...
+
+
+class RouteCache(Protocol[Req_contra, Ans_contra, Ev]):
+    """What a route supplies to the response cache: which requests may be answered from it, which
+    answers are whole enough to keep, and how a kept answer is replayed as JSON or as its stream."""
+
+    def cacheable(self, request: Req_contra) -> bool:
+        """``False``: the answer depends on state the key does not capture; the request bypasses."""
+        ...
+
+    def keeps(self, answer: Ans_contra) -> bool:
+        """Whether a JSON answer may be kept (complete; not cut by a content filter; not empty)."""
+        ...
+
+    def assembler(self, request: Req_contra) -> Assembler[Ev]: ...
+
+    async def replay(self, exchange: Exchange, request: Req_contra, entry: CachedAnswer) -> bytes:
+        """The JSON body of a hit."""
+        ...
+
+    async def replay_stream(
+        self, exchange: Exchange, request: Req_contra, entry: CachedAnswer
+    ) -> tuple[Iterable[Ev], StreamWriter[Ev]]:
+        """The events of a hit's stream, and the writer that frames them."""
+        ...
+
+
 class ModelRoute(Protocol[Req, Ans, Ev]):
     """What a model route has of its own."""
 
     name: str  # the record's route: chat, responses, completions or embeddings
+
+    @property
+    def cache(self) -> RouteCache[Req, Ans, Ev]:
+        """What the route supplies to the response cache (used only when the cache is on)."""
+        ...
 
     def decode(self, body: bytes) -> Req: ...
 
@@ -109,15 +161,18 @@ class Exchange:
 
     __slots__ = (
         "answered_ms",
+        "cached",
         "engine",
         "estimate",
         "grant",
         "inputs",
+        "keep_as",
         "key",
         "model_asked",
         "native",
         "overhead_ms",
         "request_id",
+        "response_cache",
         "route",
         "services",
         "span",
@@ -143,6 +198,34 @@ class Exchange:
         self.overhead_ms = 0.0  # the router's share of that time, outside upstream calls
         self.native: bool | None = None  # set by the completions route
         self.inputs: int | None = None  # set by the embeddings route
+        self.response_cache: ResponseCache | None = services.cache  # None: the cache is off
+        self.cached: str | None = None  # what the cache did: hit, miss or bypass
+        self.keep_as: str | None = None  # the cache key the answer is kept under, if it may be
+
+    async def look_up(
+        self, hooks: RouteCache[Req, Any, Any], request: Req, headers: Iterable[tuple[bytes, bytes]]
+    ) -> CachedAnswer | None:
+        """The kept answer to ``request``, if the cache may answer it (``self.response_cache`` is set)."""
+        cache = self.response_cache
+        assert cache is not None
+        asked = directives(headers)
+        if not asked.keep or not hooks.cacheable(request):
+            self.cached = BYPASS
+            return None
+        self.cached = MISS
+        self.keep_as = cache.key(self.key.name if self.key else None, self.route, request.raw)
+        entry = await cache.get(self.keep_as) if asked.read else None
+        if entry is not None:
+            self.cached = HIT
+        return entry
+
+    async def keep(self, body: bytes | None, outcome: Outcome) -> None:
+        """Keep a whole answer's JSON ``body`` in the cache, when this request's answer may be kept."""
+        cache, key = self.response_cache, self.keep_as
+        if body is None or cache is None or key is None:
+            return
+        model = outcome.model
+        await cache.put(key, body, model.id, model.provider, outcome.strategy)
 
     def answer_headers(self, outcome: Outcome) -> dict[str, str]:
         """The headers that say how the answer was served, from the moment it begins."""
@@ -161,12 +244,34 @@ class Exchange:
         reason = outcome.fallback_reason
         if reason:
             headers["x-router-fallback-reason"] = reason
+        if self.cached is not None:
+            headers[CACHE_HEADER] = self.cached
+        headers.update(self.grant.headers)
+        return headers
+
+    def hit_headers(self, entry: CachedAnswer, age: int) -> dict[str, str]:
+        """The headers of an answer replayed from the cache: the model and provider that served it
+        when it was kept, no attempt, and its age in seconds."""
+        elapsed_ms = (self.services.clock.monotonic() - self.started) * 1000.0
+        self.answered_ms = self.overhead_ms = elapsed_ms
+        headers = {
+            "x-router-model": entry.model,
+            "x-router-provider": entry.provider,
+            "x-router-attempts": "0",
+            "x-router-overhead-ms": f"{elapsed_ms:.2f}",
+            CACHE_HEADER: HIT,
+            "age": str(age),
+        }
+        if entry.strategy:
+            headers["x-router-strategy"] = entry.strategy
         headers.update(self.grant.headers)
         return headers
 
     def refused(self, error: RouterError) -> None:
         """The request ended with ``error`` before any answer began."""
         error.headers.update(self.grant.headers)
+        if self.cached is not None:
+            error.headers[CACHE_HEADER] = self.cached
         self.services.request_log.write(
             record := RequestRecord(
                 request_id=self.request_id,
@@ -178,6 +283,7 @@ class Exchange:
                 duration_ms=round((self.services.clock.monotonic() - self.started) * 1000.0, 2),
                 attempts=error.attempts,
                 error=error.code,
+                cache=self.cached,
             )
         )
         self.span.end(record)
@@ -220,6 +326,33 @@ class Exchange:
                 cost_usd=round(cost, 8) if cost is not None else None,
                 native=self.native,
                 inputs=self.inputs,
+                cache=self.cached,
+            )
+        )
+        self.span.end(record)
+
+    def replayed(self, entry: CachedAnswer, status: int) -> None:
+        """A cache hit is over: it spent no tokens (the estimate charged to the key's token limits is
+        given back) and cost nothing; write its record."""
+        grant = self.grant
+        if grant.token_buckets:
+            self.services.limiter.settle(grant, 0)
+        self.services.request_log.write(
+            record := RequestRecord(
+                request_id=self.request_id,
+                route=self.route,
+                key=self.key.name if self.key is not None else None,
+                model_asked=self.model_asked,
+                stream=self.stream,
+                status=status,
+                duration_ms=round((self.services.clock.monotonic() - self.started) * 1000.0, 2),
+                attempts=(),
+                model=entry.model,
+                provider=entry.provider,
+                strategy=entry.strategy,
+                overhead_ms=round(self.overhead_ms, 3),
+                cost_usd=0.0,
+                cache=HIT,
             )
         )
         self.span.end(record)
@@ -230,6 +363,7 @@ async def serve(
 ) -> None:
     """Serve one request on ``route``: see the module's docstring."""
     exchange = Exchange(services, route.name, scope)
+    hit: CachedAnswer | None = None
     try:
         if not await allow_only(scope, send, "POST"):
             return  # OPTIONS, answered
@@ -241,7 +375,14 @@ async def serve(
         exchange.estimate = estimate_tokens(body)
         names = [request.model, *(request.models or ())]
         exchange.grant = await admit(services, exchange.key, names, exchange.estimate)
-        if exchange.stream:
+        if exchange.response_cache is not None:
+            hit = await exchange.look_up(route.cache, request, scope["headers"])
+        if hit is not None:
+            if exchange.stream:
+                replayed, writer = await route.cache.replay_stream(exchange, request, hit)
+            else:
+                hit_body = await route.cache.replay(exchange, request, hit)
+        elif exchange.stream:
             opened, writer = await route.open(exchange, request)
         else:
             answer, outcome = await route.answer(exchange, request)
@@ -253,9 +394,20 @@ async def serve(
         raise
     finally:
         exchange.span.release()  # the engine's calls are over: no longer the current span
+    if hit is not None:
+        headers = exchange.hit_headers(hit, exchange.response_cache.age(hit))  # type: ignore[union-attr]
+        if exchange.stream:
+            events = _replayed(exchange, hit, replayed, writer)
+            await send_stream(receive, send, events, {**SSE_HEADERS, **headers})
+            return
+        headers["x-router-cost-usd"] = FREE
+        await send_json(send, hit_body, headers)
+        exchange.replayed(hit, 200)
+        return
     if exchange.stream:
         headers = {**SSE_HEADERS, **exchange.answer_headers(opened.outcome)}
-        await send_stream(receive, send, _events(exchange, opened, writer), headers)
+        assembler = route.cache.assembler(request) if exchange.keep_as is not None else None
+        await send_stream(receive, send, _events(exchange, opened, writer, assembler), headers)
         return
     headers = exchange.answer_headers(outcome)
     counted = route.counted(answer, outcome)
@@ -263,21 +415,33 @@ async def serve(
     if counted is not None:
         cost = cost_usd(outcome.model, counted.usage, counted.tier)
         headers["x-router-cost-usd"] = f"{cost:.8f}"
-    await send_json(send, route.encode(answer), headers)
+    encoded = route.encode(answer)
+    if exchange.keep_as is not None and route.cache.keeps(answer):
+        # Kept before it is sent: the client's next identical request finds it.
+        await exchange.keep(encoded, outcome)
+    await send_json(send, encoded, headers)
     exchange.served(outcome, 200, counted, cost)
 
 
 async def _events(
-    exchange: Exchange, opened: OpenedStream[Ev], writer: StreamWriter[Ev]
+    exchange: Exchange,
+    opened: OpenedStream[Ev],
+    writer: StreamWriter[Ev],
+    assembler: Assembler[Ev] | None = None,
 ) -> AsyncIterator[bytes]:
     """The stream's bytes. A failure after the commit point ends it with the writer's failure event
-    and no terminator, so a cut answer never looks complete."""
+    and no terminator, so a cut answer never looks complete. With an ``assembler`` (a cache miss
+    whose answer may be kept), the whole answer is kept once the upstream stream has ended, before
+    the terminator: a stream that fails or whose client leaves is never kept."""
     status = 200
     try:
-        async for event in opened.chunks():
+        events = opened.chunks() if assembler is None else _fed(opened.chunks(), assembler)
+        async for event in events:
             frame = writer.frame(event)
             if frame is not None:
                 yield frame
+        if assembler is not None:
+            await exchange.keep(assembler.answer(), opened.outcome)
         end = writer.end()
         if end:
             yield end
@@ -298,3 +462,24 @@ async def _events(
         with anyio.CancelScope(shield=True):
             await writer.close()
             await opened.aclose()
+
+
+async def _fed(events: AsyncIterator[Ev], assembler: Assembler[Ev]) -> AsyncIterator[Ev]:
+    """``events``, each shown to ``assembler`` first (the writer may change an event as it frames it)."""
+    async for event in events:
+        assembler.feed(event)
+        yield event
+
+
+async def _replayed(
+    exchange: Exchange, entry: CachedAnswer, events: Iterable[Ev], writer: StreamWriter[Ev]
+) -> AsyncIterator[bytes]:
+    """A cache hit's stream: the kept answer's events framed by the route's writer, sent at once."""
+    try:
+        frames = [frame for event in events if (frame := writer.frame(event)) is not None]
+        frames.append(writer.end())
+        yield b"".join(frames)
+    finally:
+        exchange.replayed(entry, 200)
+        with anyio.CancelScope(shield=True):
+            await writer.close()  # a replayed Response is stored under its own id here

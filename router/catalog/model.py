@@ -13,6 +13,7 @@ from router.catalog.schema import (
     AccessSpec,
     AliasSpec,
     AutoCacheSpec,
+    CacheSpec,
     Capability,
     CatalogFile,
     Endpoint,
@@ -89,6 +90,7 @@ class Catalog(msgspec.Struct, frozen=True, kw_only=True):
     aliases: dict[str, AliasSpec]
     routing: RoutingSpec
     access: AccessSpec = AccessSpec()
+    cache: CacheSpec = CacheSpec()
 
     def lookup(self, name: str) -> Target | None:
         """Resolve a catalog id or an alias; strategy keywords are the routing engine's business."""
@@ -175,7 +177,12 @@ def build_catalog(spec: CatalogFile, environ: Mapping[str, str]) -> Catalog:
     aliases = {name: _alias(name, value, models) for name, value in spec.aliases.items()}
     _check_access(spec.access, models, aliases)
     return Catalog(
-        providers=providers, models=models, aliases=aliases, routing=spec.routing, access=spec.access
+        providers=providers,
+        models=models,
+        aliases=aliases,
+        routing=spec.routing,
+        access=spec.access,
+        cache=spec.cache,
     )
 
 
