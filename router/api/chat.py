@@ -9,10 +9,11 @@ from litestar import asgi
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
+from router.api.answers import Counted, StreamWriter, chat_counted
 from router.api.cache import CachedAnswer
 from router.api.chunks import ChunkWriter
 from router.api.decode import decode_chat
-from router.api.exchange import Counted, Exchange, StreamWriter, chat_counted, serve
+from router.api.exchange import Exchange, serve
 from router.api.replay import ChatAssembler, chat_chunks, chat_keeps
 from router.api.services import Services
 from router.routing import ChatAnswer, ChatStream, OpenedStream, Outcome

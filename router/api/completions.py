@@ -20,10 +20,11 @@ from litestar import asgi
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
+from router.api.answers import Counted, StreamWriter, chat_counted
 from router.api.cache import CachedAnswer
 from router.api.chunks import ChunkWriter
 from router.api.decode import convert, decode_object
-from router.api.exchange import Counted, Exchange, StreamWriter, chat_counted, serve
+from router.api.exchange import Exchange, serve
 from router.api.replay import TextAssembler, text_chunks, text_keeps
 from router.api.services import Services
 from router.errors import AdapterUnavailable, InvalidRequest

@@ -18,9 +18,10 @@ from litestar import asgi
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
+from router.api.answers import Assembler, Counted, StreamWriter
 from router.api.cache import CachedAnswer
 from router.api.decode import convert, decode_object
-from router.api.exchange import Assembler, Counted, Exchange, StreamWriter, serve
+from router.api.exchange import Exchange, serve
 from router.api.services import Services
 from router.errors import InvalidRequest, UpstreamBadResponse
 from router.providers import ChatAdapter, Embedder, EmbeddingCall

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterable
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 from litestar.types import Receive, Scope, Send
@@ -27,6 +27,7 @@ from router.access import Grant
 from router.access.limits import OPEN
 from router.api._asgi import allow_only, send_json
 from router.api.access import admit, estimate_tokens, key_of
+from router.api.answers import Assembler, Counted, StreamWriter
 from router.api.cache import BYPASS, CACHE_HEADER, HIT, MISS, CachedAnswer, ResponseCache, directives
 from router.api.middleware import request_id_of
 from router.api.services import Services
@@ -34,9 +35,8 @@ from router.api.streaming import send_stream
 from router.errors import InternalError, RouterError
 from router.routing import Engine, OpenedStream, Outcome, Routable
 from router.routing.cost import cache_writes, cost_usd
-from router.telemetry.record import RequestRecord, Tokens
+from router.telemetry.record import RequestRecord
 from router.telemetry.tracing import RequestSpan
-from router.types import Usage
 
 _errors = logging.getLogger("router.api")
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -45,67 +45,8 @@ FREE = f"{0:.8f}"  # the cost of a cache hit
 Req = TypeVar("Req", bound=Routable)
 Ans = TypeVar("Ans")
 Ev = TypeVar("Ev")
-Ev_contra = TypeVar("Ev_contra", contravariant=True)
 Req_contra = TypeVar("Req_contra", bound=Routable, contravariant=True)
 Ans_contra = TypeVar("Ans_contra", contravariant=True)
-
-
-class Counted(NamedTuple):
-    """What an answer's usage means for the record, the limits and the bill."""
-
-    tokens: Tokens
-    total: int  # what the token limits are settled with
-    usage: Usage  # Chat-shaped, for pricing
-    tier: str | None  # the service tier it was served at
-
-
-def chat_counted(usage: Usage, tier: str | None) -> Counted:
-    """A Chat-shaped usage (``prompt_tokens`` include cached, ``completion_tokens`` reasoning)."""
-    cached = (
-        usage.prompt_tokens_details.get("cached_tokens")
-        if isinstance(usage.prompt_tokens_details, dict)
-        else 0
-    )
-    details = usage.completion_tokens_details
-    reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else 0
-    tokens = (usage.prompt_tokens, usage.completion_tokens, int(cached or 0), int(reasoning or 0))
-    return Counted(tokens, usage.total_tokens, usage, tier)
-
-
-class StreamWriter(Protocol[Ev_contra]):
-    """How a route's stream is written: each event's frame, the terminator, the failure event."""
-
-    def frame(self, event: Ev_contra) -> bytes | None:
-        """The bytes of ``event`` (``None``: nothing to send for it)."""
-        ...
-
-    def end(self) -> bytes:
-        """What follows the last event of a complete stream (may be empty)."""
-        ...
-
-    def failure(self, error: RouterError) -> bytes:
-        """The event that ends a stream broken after its commit point."""
-        ...
-
-    def counted(self) -> Counted | None:
-        """The usage the stream reported, if it did."""
-        ...
-
-    async def close(self) -> None:
-        """After the stream, whatever happened (a stored Responses conversation is kept here)."""
-        ...
-
-
-class Assembler(Protocol[Ev_contra]):
-    """A streamed answer put back together as its route's JSON answer, to be kept in the cache."""
-
-    def feed(self, event: Ev_contra) -> None:
-        """One event, as the engine produced it (before the route's writer frames it)."""
-        ...
-
-    def answer(self) -> bytes | None:
-        """The whole answer's JSON body, or ``None`` when it may not be kept."""
-        ...
 
 
 class RouteCache(Protocol[Req_contra, Ans_contra, Ev]):
@@ -249,7 +190,7 @@ class Exchange:
         headers.update(self.grant.headers)
         return headers
 
-    def hit_headers(self, entry: CachedAnswer, age: int) -> dict[str, str]:
+    def hit_headers(self, cache: ResponseCache, entry: CachedAnswer) -> dict[str, str]:
         """The headers of an answer replayed from the cache: the model and provider that served it
         when it was kept, no attempt, and its age in seconds."""
         elapsed_ms = (self.services.clock.monotonic() - self.started) * 1000.0
@@ -260,7 +201,7 @@ class Exchange:
             "x-router-attempts": "0",
             "x-router-overhead-ms": f"{elapsed_ms:.2f}",
             CACHE_HEADER: HIT,
-            "age": str(age),
+            "age": str(cache.age(entry)),
         }
         if entry.strategy:
             headers["x-router-strategy"] = entry.strategy
@@ -394,8 +335,8 @@ async def serve(
         raise
     finally:
         exchange.span.release()  # the engine's calls are over: no longer the current span
-    if hit is not None:
-        headers = exchange.hit_headers(hit, exchange.response_cache.age(hit))  # type: ignore[union-attr]
+    if hit is not None and exchange.response_cache is not None:
+        headers = exchange.hit_headers(exchange.response_cache, hit)
         if exchange.stream:
             events = _replayed(exchange, hit, replayed, writer)
             await send_stream(receive, send, events, {**SSE_HEADERS, **headers})

@@ -20,9 +20,10 @@ from litestar.types import Receive, Scope, Send
 
 from router.access import ApiKey
 from router.api.access import key_of
+from router.api.answers import Counted, StreamWriter
 from router.api.cache import CachedAnswer
 from router.api.decode import convert, decode_object
-from router.api.exchange import Counted, Exchange, StreamWriter, serve
+from router.api.exchange import Exchange, serve
 from router.api.services import Services
 from router.errors import InvalidRequest, NotFound, RouterError
 from router.providers import Call, ChatAdapter, ResponsesNative, UpstreamCall
