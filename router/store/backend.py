@@ -33,8 +33,8 @@ class StoreReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 PER_WORKER_NOTE = (
-    "{n} workers without Redis: rate limits, breakers and stored responses are per worker, so each "
-    "limit is in effect multiplied by {n}. Set ROUTER_REDIS_URL to share them."
+    "{n} workers without Redis: rate limits, breakers, stored responses and the response cache are "
+    "per worker, so each limit is in effect multiplied by {n}. Set ROUTER_REDIS_URL to share them."
 )
 
 
