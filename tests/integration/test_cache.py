@@ -277,6 +277,16 @@ def test_a_stream_hit_without_include_usage_sends_no_usage(cached: Router, mock:
     assert chunks and all("usage" not in c and c["choices"] for c in chunks)
 
 
+def test_a_stream_without_include_usage_is_kept_with_its_usage(cached: Router, mock: Mock) -> None:
+    api = APIS[0]
+    mark = marker()
+    streamed = post(cached, api.path, {**api.body(mark), "stream": True})
+    assert all("usage" not in json.loads(e) for e in sse_data(streamed.text)[:-1])
+    hit = post(cached, api.path, api.body(mark))
+    check_hit(hit, "gpt-5-mini")
+    assert hit.json()["usage"]["completion_tokens"] == 4  # the router asked the upstream for it anyway
+
+
 # --- refresh and bypass --------------------------------------------------------------------------
 
 
