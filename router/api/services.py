@@ -8,6 +8,7 @@ import msgspec
 
 from router.access import KeyRing, Limiter
 from router.api._asgi import BodyReader
+from router.api.cache import ResponseCache
 from router.api.policy import EdgePolicy
 from router.catalog import Catalog
 from router.clock import Clock
@@ -48,6 +49,7 @@ class Services:
 
     __slots__ = (
         "bodies",
+        "cache",
         "clock",
         "engine",
         "gauges",
@@ -93,8 +95,12 @@ class Services:
         self.swap(*current)
 
     def swap(self, engine: Engine, keys: KeyRing, limiter: Limiter) -> None:
-        """Serve later requests with what a (re)loaded catalog built; each assignment is atomic."""
+        """Serve later requests with what a (re)loaded catalog built; each assignment is atomic. The
+        response cache takes the new catalog's settings and keeps the answers it holds."""
         self.policy = EdgePolicy(keys, engine.catalog.access)
+        self.cache: ResponseCache | None = ResponseCache.configured(
+            engine.catalog.cache, self.settings, self.state.cache, self.clock
+        )
         self.engine = engine
         self.keys = keys
         self.limiter = limiter

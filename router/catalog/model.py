@@ -13,6 +13,7 @@ from router.catalog.schema import (
     AccessSpec,
     AliasSpec,
     AutoCacheSpec,
+    CacheSpec,
     Capability,
     CatalogFile,
     DeploymentSpec,
@@ -109,6 +110,7 @@ class Catalog(msgspec.Struct, frozen=True, kw_only=True):
     access: AccessSpec = AccessSpec()
     # ``provider/model`` → that one deployment of the model (a view, or the model when it has one).
     pins: dict[str, Model] = {}
+    cache: CacheSpec = CacheSpec()
 
     def lookup(self, name: str) -> Target | None:
         """Resolve a catalog id, an alias or a pinned deployment (``azure/gpt-5-mini``); strategy
@@ -193,6 +195,7 @@ def build_catalog(spec: CatalogFile, environ: Mapping[str, str]) -> Catalog:
         routing=spec.routing,
         access=spec.access,
         pins=pins,
+        cache=spec.cache,
     )
 
 

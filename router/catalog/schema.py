@@ -245,6 +245,21 @@ class AccessSpec(Spec, frozen=True):
     max_header_bytes: Annotated[int, Meta(ge=1024, le=1_048_576)] = 32_768
 
 
+MAX_CACHE_TTL_S = 30 * 86_400
+
+
+class CacheSpec(Spec, frozen=True):
+    """The response cache, off unless ``enabled`` (or ``ROUTER_CACHE_TTL_S`` > 0): an exact repeat of
+    a request by the same key is answered with the answer kept for ``ttl_s`` seconds. In memory it
+    keeps at most ``max_entries`` answers (least recently used out first), so it holds at most
+    ``max_entries * max_entry_bytes`` bytes; a larger answer is served but not kept."""
+
+    enabled: bool = False
+    ttl_s: Annotated[int, Meta(gt=0, le=MAX_CACHE_TTL_S)] = 3600
+    max_entries: Annotated[int, Meta(gt=0, le=10_000_000)] = 1000
+    max_entry_bytes: Annotated[int, Meta(ge=1024, le=64 * 1024 * 1024)] = 256 * 1024
+
+
 class CatalogFile(Spec, frozen=True):
     providers: dict[str, ProviderSpec]
     models: dict[str, ModelSpec]
@@ -252,3 +267,4 @@ class CatalogFile(Spec, frozen=True):
     aliases: dict[str, str | AliasSpec] = {}
     routing: RoutingSpec = RoutingSpec()
     access: AccessSpec = AccessSpec()
+    cache: CacheSpec = CacheSpec()

@@ -10,7 +10,9 @@ import msgspec
 from router.clock import Clock
 from router.store.breaker_sync import BreakerSync
 from router.store.buckets import LimitStore, MemoryLimitStore
+from router.store.cache import CacheStore, MemoryCacheStore
 from router.store.failover import FailoverLimitStore, FailoverResponseStore
+from router.store.redis_cache import FailoverCacheStore, RedisCacheStore
 from router.store.redis_limits import RedisLimitStore
 from router.store.redis_link import RedisLink
 from router.store.redis_responses import RedisResponseStore
@@ -31,8 +33,8 @@ class StoreReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 PER_WORKER_NOTE = (
-    "{n} workers without Redis: rate limits, breakers and stored responses are per worker, so each "
-    "limit is in effect multiplied by {n}. Set ROUTER_REDIS_URL to share them."
+    "{n} workers without Redis: rate limits, breakers, stored responses and the response cache are "
+    "per worker, so each limit is in effect multiplied by {n}. Set ROUTER_REDIS_URL to share them."
 )
 
 
@@ -41,6 +43,7 @@ class StateBackend:
         self,
         limits: LimitStore,
         responses: ResponseStore,
+        cache: CacheStore,
         *,
         link: RedisLink | None = None,
         sync: BreakerSync | None = None,
@@ -48,6 +51,7 @@ class StateBackend:
     ) -> None:
         self.limits = limits
         self.responses = responses
+        self.cache = cache  # the response cache's kept answers (used only when the cache is on)
         self.link = link
         self.sync = sync
         self.workers = workers
@@ -97,15 +101,18 @@ def build_backend(
     responses_max: int,
     responses_ttl_s: float,
     workers: int,
+    cache_max_entries: int = 1000,
 ) -> StateBackend:
     local_responses = MemoryResponseStore(clock, responses_max, responses_ttl_s)
     local_limits = MemoryLimitStore(clock)
     if not redis_url:
-        return StateBackend(local_limits, local_responses, workers=workers)
+        cache: CacheStore = MemoryCacheStore(clock, cache_max_entries)
+        return StateBackend(local_limits, local_responses, cache, workers=workers)
     link = RedisLink(redis_url, prefix)
     limits = FailoverLimitStore(link, RedisLimitStore(link), local_limits)
     responses = FailoverResponseStore(
         link, RedisResponseStore(link, clock, responses_ttl_s), local_responses, clock
     )
     sync = BreakerSync(link, instance, clock)
-    return StateBackend(limits, responses, link=link, sync=sync, workers=workers)
+    cache = FailoverCacheStore(link, RedisCacheStore(link))
+    return StateBackend(limits, responses, cache, link=link, sync=sync, workers=workers)

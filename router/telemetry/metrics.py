@@ -31,6 +31,7 @@ DURATION_BOUNDS = (*DURATION_BUCKETS, float("inf"))
 OVERHEAD_BOUNDS = (*OVERHEAD_BUCKETS, float("inf"))
 TOKEN_KINDS = ("input", "output", "cached", "reasoning")
 ROUTES = frozenset({"chat", "responses", "completions", "embeddings", "edge", "other"})
+CACHE_RESULTS = frozenset({"hit", "miss", "bypass"})
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 # Attempt outcomes with a fixed name; an upstream's own error type is counted as "upstream_error".
 OUTCOMES = frozenset(
@@ -141,6 +142,11 @@ class Metrics:
             "Circuit-breaker state changes, by model and new state.",
             ["model", "to"],
         )
+        self.cache_requests = counter(
+            "router_cache_requests",
+            "Model-route requests by what the response cache did (hit, miss or bypass), when it is on.",
+            ["route", "result"],
+        )
         self.catalog_reloads = counter(
             "router_catalog_reloads", "Catalog reloads, by result (ok or refused).", ["result"]
         )
@@ -166,6 +172,7 @@ class Metrics:
         self._catalog: Catalog | None = None  # what label values are checked against at flush
         self._requests: dict[tuple[Any, ...], _RequestTally] = {}
         self._sequences: dict[Sequence, int] = {}
+        self._cache: dict[tuple[str, str], int] = {}
         self._task: asyncio.Task[None] | None = None
 
     # --- the request path: one tally per label set, taken apart at flush -----------------------
@@ -202,10 +209,12 @@ class Metrics:
             bins = tally.overhead
             bins[bisect_left(OVERHEAD_BOUNDS, seconds)] += 1
             bins[-1] += seconds
-            seconds = (record.upstream_ms or 0.0) / 1000.0
-            bins = tally.upstream
-            bins[bisect_left(DURATION_BOUNDS, seconds)] += 1
-            bins[-1] += seconds
+            upstream = record.upstream_ms
+            if upstream is not None:  # None: a cache hit, which called no upstream
+                seconds = upstream / 1000.0
+                bins = tally.upstream
+                bins[bisect_left(DURATION_BOUNDS, seconds)] += 1
+                bins[-1] += seconds
             ttft = record.ttft_ms
             if ttft is not None:
                 seconds = ttft / 1000.0
@@ -222,6 +231,10 @@ class Metrics:
         if attempts:
             sequence = (attempts, len(record.skipped), record.attempt_deployments)
             self._sequences[sequence] = self._sequences.get(sequence, 0) + 1
+        cached = record.cache
+        if cached is not None and cached in CACHE_RESULTS:
+            pair = (route, cached)
+            self._cache[pair] = self._cache.get(pair, 0) + 1
 
     def _flush_requests(self, requests: dict[tuple[Any, ...], _RequestTally]) -> None:
         for (route, asked, model, provider, strategy, status, key), tally in requests.items():
@@ -300,6 +313,9 @@ class Metrics:
         self._flush_requests(requests)
         sequences, self._sequences = self._sequences, {}
         self._flush_sequences(sequences)
+        cache, self._cache = self._cache, {}
+        for (route, result), count in cache.items():
+            self.cache_requests.labels(route, result).inc(count)
         self.in_flight.set(sources.in_flight())
         self.models_routable.set(sources.routable())
         sources.tick()

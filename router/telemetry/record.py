@@ -44,6 +44,9 @@ class RequestRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     path: str | None = None  # for requests that reached no model route
     native: bool | None = None  # completions: served by a model's own completions API
     inputs: int | None = None  # embeddings: vectors returned
+    # What the response cache did, when it is on: hit (replayed: no upstream call, cost 0), miss or
+    # bypass. A hit's model and provider are those that served the answer it replays.
+    cache: str | None = None
 
 
 # Tokens of one answer: (input, output, cached input, reasoning output).
