@@ -156,8 +156,7 @@ class Planner:
         for entry in excluded:
             if entry.kind == "unusable":
                 provider = self.catalog.provider_of(self.catalog.models[entry.model])
-                if not provider.configured and provider.api_key_env:
-                    keys.add(provider.api_key_env)
+                keys.update(provider.missing)
         return tuple(sorted(keys))
 
     def _nothing_fits(
