@@ -348,8 +348,8 @@ def azure_access(path: tuple[str, ...], p: ProviderSpec, base_url: str, url_env:
             f"{base_url!r} holds /openai: give the resource endpoint alone (base_url or {url_env}, "
             "e.g. https://NAME.openai.azure.com); the router adds the path of the api form",
         )
-    access = AzureAccess(api=p.api or "v1", api_version=p.api_version, auth=p.auth or "api-key")
-    version = access.api_version
+    version = p.api_version
+    access = AzureAccess(api=p.api or "v1", api_version=version, auth=p.auth or "api-key")
     where = (*path, "api_version")
     if access.api == "v1":
         if version not in (None, "v1", "preview"):

@@ -97,6 +97,7 @@ class ProviderSpec(Spec, frozen=True):
     # ``auth``: the credential in ``api_key_env`` is a resource key sent as ``api-key`` (``api-key``)
     # or a Microsoft Entra ID access token sent as ``Authorization: Bearer`` (``entra``).
     api: AzureApi | None = None
+    # An unquoted 2024-10-21, which YAML reads as a date, is taken as the version it spells.
     api_version: str | None = None
     auth: AzureAuth | None = None
 
