@@ -47,6 +47,7 @@ FILTER_INNER_CODE = "ResponsibleAIPolicyViolation"
 CHUNK_OBJECT = "chat.completion.chunk"
 _RETRY_TEXT = re.compile(r"retry after (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
 _NO_DELTA = Delta()
+_NO_DETAIL = msgspec.Raw(b"")
 
 # --- wire types ----------------------------------------------------------------------------------
 
@@ -60,9 +61,10 @@ class _AzureError(msgspec.Struct):
     type: str | None = None
     param: str | None = None
     code: str | int | None = None
-    # Azure's detail; the v1 reference spells it ``inner_error``, the wire ``innererror``.
-    innererror: msgspec.Raw | None = None
-    inner_error: msgspec.Raw | None = None
+    # Azure's detail, kept as sent (empty when absent); the v1 reference spells it ``inner_error``, the
+    # wire ``innererror``.
+    innererror: msgspec.Raw = _NO_DETAIL
+    inner_error: msgspec.Raw = _NO_DETAIL
 
 
 class _Envelope(msgspec.Struct):
@@ -113,7 +115,7 @@ def map_error(status: int, body: bytes, headers: Mapping[str, str], provider: Pr
     error_type: str | None = None
     param: str | None = None
     code: str | None = None
-    inner: msgspec.Raw | None = None
+    inner = _NO_DETAIL
     try:
         envelope = _decode_envelope(body)
     except DECODE_ERRORS:
@@ -123,14 +125,14 @@ def map_error(status: int, body: bytes, headers: Mapping[str, str], provider: Pr
         message = error.message or message
         error_type, param = error.type, error.param
         code = str(error.code) if error.code is not None else None
-        inner = error.innererror if error.innererror is not None else error.inner_error
+        inner = error.innererror if _present(error.innererror) else error.inner_error
     elif isinstance(error, str):
         message = error
     elif envelope.message:
         message = envelope.message
     message = scrub(message, provider)
     if status == 400 and (code == FILTER_CODE or _inner_code(inner) == FILTER_INNER_CODE):
-        detail = bytes(inner) if inner is not None else None
+        detail = bytes(inner) if _present(inner) else None
         return ContentFiltered(message, param=param or "prompt", inner_error=detail)
     if status in (401, 403):
         return refused_credentials(provider, message)
@@ -153,8 +155,12 @@ def map_error(status: int, body: bytes, headers: Mapping[str, str], provider: Pr
     )
 
 
-def _inner_code(inner: msgspec.Raw | None) -> str | None:
-    if inner is None:
+def _present(raw: msgspec.Raw) -> bool:
+    return len(raw) > 0 and bytes(raw) != b"null"
+
+
+def _inner_code(inner: msgspec.Raw) -> str | None:
+    if not _present(inner):
         return None
     try:
         return _decode_inner(inner).code
