@@ -84,9 +84,49 @@ def test_shipped_catalog_has_every_listed_model_alias_and_price() -> None:
         assert resolved.model.flex_price is not None
         assert (resolved.model.flex_price.input, resolved.model.flex_price.output) == (price_in, price_out)
     kinds = {name: p.kind for name, p in catalog.providers.items()}
-    assert kinds == {"openai": "openai", "anthropic": "anthropic", "google": "gemini", "ollama": "openai"}
+    assert {name: kinds[name] for name in ("openai", "anthropic", "google", "ollama", "azure")} == {
+        "openai": "openai",
+        "anthropic": "anthropic",
+        "google": "gemini",
+        "ollama": "openai",
+        "azure": "azure",
+    }
     assert catalog.providers["ollama"].base_url == "http://127.0.0.1:11434/v1"
     assert catalog.providers["ollama"].configured
+
+
+# provider → (base URL, key variable); checked against each provider's docs (2026-12).
+HOSTED = {
+    "groq": ("https://api.groq.com/openai/v1", "GROQ_API_KEY"),
+    "mistral": ("https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
+    "deepseek": ("https://api.deepseek.com", "DEEPSEEK_API_KEY"),
+    "xai": ("https://api.x.ai/v1", "XAI_API_KEY"),
+    "together": ("https://api.together.xyz/v1", "TOGETHER_API_KEY"),
+    "fireworks": ("https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY"),
+    "cerebras": ("https://api.cerebras.ai/v1", "CEREBRAS_API_KEY"),
+    "openrouter": ("https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
+}
+
+
+def test_shipped_catalog_has_the_hosted_providers_and_azure_keyless() -> None:
+    catalog = load_catalog(ROOT / "catalog.yaml", {})
+    for name, (base_url, variable) in HOSTED.items():
+        provider = catalog.providers[name]
+        assert (provider.kind, provider.base_url, provider.api_key_env) == ("openai", base_url, variable)
+        assert provider.missing == (variable,)
+        models = [m for m in catalog.models.values() if m.provider == name]
+        assert 1 <= len(models) <= 2, name
+        assert all(m.price.input > 0 and m.max_output <= m.context_window for m in models), name
+    assert set(catalog.providers["openrouter"].headers) == {"HTTP-Referer", "X-Title"}
+    azure = catalog.providers["azure"]
+    assert azure.missing == ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY")
+    assert catalog.models["azure-gpt-5-mini"].upstream == "gpt-5-mini"
+    assert catalog.models["azure-gpt-5-mini"].price == catalog.models["gpt-5-mini"].price
+    ready = load_catalog(
+        ROOT / "catalog.yaml",
+        {"AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com", "AZURE_OPENAI_API_KEY": "k" * 32},
+    )
+    assert ready.providers["azure"].configured
 
 
 def test_keys_come_from_the_environment_only() -> None:
