@@ -111,6 +111,15 @@ def test_a_refused_prompt_is_a_400_content_filter_with_azures_verdicts(
     assert mock.requests("openai") == [] and len(upstream(mock)) == 1
 
 
+def test_a_refused_prompt_on_the_responses_api_is_the_same_400(
+    client: OpenAI, subject: str, stream: bool
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.responses.create(model=subject, input=REFUSED, stream=stream)
+    assert info.value.code == "content_filter" and info.value.param == "prompt"
+    assert isinstance(info.value.body, dict) and "content_filter_result" in info.value.body["innererror"]
+
+
 def test_an_answer_cut_by_the_filter_finishes_with_content_filter(
     client: OpenAI, router: Router, subject: str
 ) -> None:
