@@ -57,6 +57,16 @@ def help_document(services: Services, base_url: str) -> dict[str, Any]:
             },
             "capabilities": sorted(m.capabilities),
             "endpoints": sorted(m.endpoints),
+            **(
+                {
+                    "deployments": [
+                        {"id": v.key, "provider": v.provider, "upstream": v.upstream, "weight": v.weight}
+                        for v in m.deployments
+                    ]
+                }
+                if m.deployments
+                else {}
+            ),
         }
         for m in catalog.models.values()
     ]
@@ -160,7 +170,9 @@ def help_html(doc: dict[str, Any]) -> str:
             [
                 f"<code>{e(m['id'])}</code>",
                 e(
-                    m["provider"]
+                    " or ".join(d["provider"] for d in m["deployments"])
+                    if m.get("deployments")
+                    else m["provider"]
                     if m["provider"] == m["provider_kind"]
                     else f"{m['provider']} ({m['provider_kind']})"
                 ),

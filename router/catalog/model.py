@@ -257,7 +257,8 @@ def _view(
         context_window=m.context_window,
         max_output=m.max_output,
         price=d.price or m.price,
-        flex_price=d.flex_price or m.flex_price,
+        # Flex is OpenAI's tier: another kind of deployment serves it only with a flex price of its own.
+        flex_price=d.flex_price or (m.flex_price if provider.kind == "openai" else None),
         capabilities=frozenset(m.capabilities),
         quality=m.quality,
         speed=m.speed,

@@ -205,6 +205,20 @@ class Engine:
     def _reopens_in(self, model: Model) -> float:
         return min(self.breakers.get(view.key).reopens_in() for view in model.views())
 
+    def _not_configured(self, model: Model, run: _Run) -> ProviderNotConfigured:
+        """No deployment of ``model`` has its provider configured: what each one lacks."""
+        providers = [self.catalog.provider_of(view) for view in model.deployments]
+        missing = [p for p in providers if p.missing]
+        for provider in missing:
+            run.missing_keys.update(provider.missing)
+        run.attempts.append(Attempt(model=model.id, outcome="provider_not_configured"))
+        needs = " or ".join(f"{p.needs()} (provider '{p.name}')" for p in missing)
+        return ProviderNotConfigured(
+            f"Model '{model.id}' has no deployment whose provider is configured: set {needs}."
+            if missing
+            else f"Model '{model.id}' has no deployment this router build can call."
+        )
+
     def _deployments(self, target: Target, forced: bool) -> list[Target]:
         """The target's deployments in the order to try them (just the target when it has one)."""
         model = target.model
@@ -212,7 +226,11 @@ class Engine:
             return [target]
         stats = self.stats
 
+        flex = target.service_tier == "flex"
+
         def usable(view: Model) -> bool:
+            if flex and view.flex_price is None:
+                return False  # a flex request goes only where flex is served
             return self._view_unusable(view) is None and (forced or self.breakers.available(view.key))
 
         views = self.quotas.order(model.deployments, usable, lambda view: stats.speed(view).ttft_ms)
@@ -241,6 +259,9 @@ class Engine:
                     if run.models_called() >= limit:
                         break
                     ways = self._deployments(candidate, forced)
+                    if not ways and candidate.model.deployments and self.unusable_reason(candidate.model):
+                        last = self._not_configured(candidate.model, run)
+                        continue
                     if not ways:
                         run.attempts.append(Attempt(model=candidate.model.id, outcome="breaker_open"))
                         last = BreakerOpen(

@@ -77,7 +77,7 @@ def test_router_starts_without_keys_and_lists_models(keyless_router: str) -> Non
         ("fireworks-gpt-oss-120b", "FIREWORKS_API_KEY"),
         ("cerebras-gpt-oss-120b", "CEREBRAS_API_KEY"),
         ("openrouter-claude-sonnet-4.5", "OPENROUTER_API_KEY"),
-        ("azure-gpt-5-mini", "AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY"),
+        ("azure/gpt-5-mini", "AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY"),
     ],
 )
 def test_chat_to_a_keyless_provider_is_503_naming_the_variable(
@@ -369,7 +369,17 @@ def test_demo_serves_every_chat_model_of_the_catalog(demo: str) -> None:
         elif "completions" in model.endpoints and model not in chat_models:
             completion = client.completions.create(model=model.id, prompt="ping", max_tokens=20)
             assert completion.choices[0].text, model.id
-    assert {catalog.provider_of(m).kind for m in chat_models} == {"openai", "anthropic", "gemini", "azure"}
+    kinds = {catalog.provider_of(view).kind for m in chat_models for view in m.views()}
+    assert kinds == {"openai", "anthropic", "gemini", "azure"}
+    # Each deployment of a model with several, pinned, answers too.
+    pinned = [view.key for m in chat_models for view in m.deployments]
+    assert "azure/gpt-5-mini" in pinned
+    for name in pinned:
+        raw = client.chat.completions.with_raw_response.create(
+            model=name, messages=[{"role": "user", "content": "ping"}]
+        )
+        assert raw.headers["x-router-deployment"] == name, name
+        assert "ping" in (raw.parse().choices[0].message.content or ""), name
     for model in chat_models:
         raw = client.chat.completions.with_raw_response.create(
             model=model.id, messages=[{"role": "user", "content": "ping"}]

@@ -120,8 +120,15 @@ def test_shipped_catalog_has_the_hosted_providers_and_azure_keyless() -> None:
     assert set(catalog.providers["openrouter"].headers) == {"HTTP-Referer", "X-Title"}
     azure = catalog.providers["azure"]
     assert azure.missing == ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY")
-    assert catalog.models["azure-gpt-5-mini"].upstream == "gpt-5-mini"
-    assert catalog.models["azure-gpt-5-mini"].price == catalog.models["gpt-5-mini"].price
+    # gpt-5-mini is reached through OpenAI and through an Azure deployment of the same name.
+    openai_way, azure_way = catalog.models["gpt-5-mini"].deployments
+    assert (openai_way.key, azure_way.key, azure_way.upstream) == (
+        "openai/gpt-5-mini",
+        "azure/gpt-5-mini",
+        "gpt-5-mini",
+    )
+    assert azure_way.price == openai_way.price and openai_way.flex_price is not None
+    assert azure_way.flex_price is None  # flex is OpenAI's tier
     ready = load_catalog(
         ROOT / "catalog.yaml",
         {"AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com", "AZURE_OPENAI_API_KEY": "k" * 32},
