@@ -17,6 +17,7 @@ from router.api.models import model_handlers
 from router.api.responses import responses_handlers
 from router.api.route import route_explain_handlers
 from router.api.services import Reload, Services
+from router.api.spend import spend_handlers
 
 
 def route_handlers(services: Services, reload_catalog: Reload) -> list[BaseRouteHandler]:
@@ -32,6 +33,7 @@ def route_handlers(services: Services, reload_catalog: Reload) -> list[BaseRoute
         *help_handlers(services),
         *dashboard_handlers(services),
         *route_explain_handlers(services),
+        *spend_handlers(services),
     ]
 
 

@@ -256,6 +256,7 @@ _STREAM = _Stream()
 
 class CompletionsRoute:
     name = "completions"
+    writes = True
 
     def decode(self, body: bytes) -> CompletionRequest:
         return decode_completion(body)
@@ -267,7 +268,7 @@ class CompletionsRoute:
         engine = exchange.engine
         plan = plan_completion(engine, request)
         answer, outcome = await engine.run(
-            request, plan, exchange.request_id, _COMPLETE, estimate=exchange.estimate
+            request, plan, exchange.request_id, _COMPLETE, estimate=exchange.estimate, admission=exchange.hold
         )
         exchange.native = is_native(outcome.model)
         return answer, outcome
@@ -278,7 +279,7 @@ class CompletionsRoute:
         engine = exchange.engine
         plan = plan_completion(engine, request)
         opened = await engine.run_stream(
-            request, plan, exchange.request_id, _STREAM, estimate=exchange.estimate
+            request, plan, exchange.request_id, _STREAM, estimate=exchange.estimate, admission=exchange.hold
         )
         exchange.native = is_native(opened.outcome.model)
         return opened, ChunkWriter(request.include_usage, opened.outcome.service_tier)

@@ -160,6 +160,7 @@ _EMBED = _Embed()
 
 class EmbeddingsRoute:
     name = "embeddings"
+    writes = False  # vectors: no output is priced
 
     def decode(self, body: bytes) -> EmbeddingRequest:
         return decode_embeddings(body)
@@ -173,7 +174,7 @@ class EmbeddingsRoute:
         engine = exchange.engine
         plan = engine.plan_fixed(request, "embeddings", "embeddings")
         answer, outcome = await engine.run(
-            request, plan, exchange.request_id, _EMBED, estimate=exchange.estimate
+            request, plan, exchange.request_id, _EMBED, estimate=exchange.estimate, admission=exchange.hold
         )
         exchange.inputs = len(answer.data)
         return answer, outcome

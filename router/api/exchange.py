@@ -17,13 +17,14 @@ from typing import NamedTuple, Protocol, TypeVar
 import anyio
 from litestar.types import Receive, Scope, Send
 
-from router.access import Grant
+from router.access import BudgetHold, Budgets, Grant
 from router.access.limits import OPEN
 from router.api._asgi import allow_only, send_json
-from router.api.access import admit, estimate_tokens, key_of
+from router.api.access import admit, admit_spend, estimate_tokens, key_of, ledger_name
 from router.api.middleware import request_id_of
 from router.api.services import Services
 from router.api.streaming import send_stream
+from router.catalog import STRATEGIES
 from router.errors import InternalError, RouterError
 from router.routing import Engine, OpenedStream, Outcome, Routable
 from router.routing.cost import cache_writes, cost_usd
@@ -90,6 +91,7 @@ class ModelRoute(Protocol[Req, Ans, Ev]):
     """What a model route has of its own."""
 
     name: str  # the record's route: chat, responses, completions or embeddings
+    writes: bool  # whether its answers write output (priced for budgets): not embeddings
 
     def decode(self, body: bytes) -> Req: ...
 
@@ -109,9 +111,12 @@ class Exchange:
 
     __slots__ = (
         "answered_ms",
+        "budgets",
+        "charged",
         "engine",
         "estimate",
         "grant",
+        "hold",
         "inputs",
         "key",
         "model_asked",
@@ -133,7 +138,11 @@ class Exchange:
         self.key = key_of(scope)
         # Read once: a catalog reload swaps the engine, and a request keeps the one it started with.
         self.engine: Engine = services.engine
-        # The request's trace span (a constant no-op when tracing is off), current until released.
+        self.budgets: Budgets = services.budgets  # the same: a request keeps the budgets it met
+        self.hold: BudgetHold | None = None  # its budget reservations, if a budget applies
+        self.charged = (
+            False  # The request's trace span (a constant no-op when tracing is off), current until released.
+        )
         self.span: RequestSpan = self.engine.tracer.request(route, scope["headers"])
         self.grant: Grant = OPEN
         self.estimate = 0  # the request's estimated prompt tokens
@@ -164,8 +173,23 @@ class Exchange:
         headers.update(self.grant.headers)
         return headers
 
+    async def admit_spend(self, route: ModelRoute[Req, Ans, Ev], request: Req, names: list[str]) -> None:
+        """Reserve the request's estimated cost on its budgets; a key past its downgrade share has
+        a strategy keyword served with ``cost``."""
+        hold = await admit_spend(self.budgets, self.key, names, request.raw, self.estimate, route.writes)
+        self.hold = hold
+        if hold is not None and hold.downgrade and request.model in STRATEGIES:
+            request.model = "cost"
+
+    def charge(self, outcome: Outcome, cost: float | None) -> None:
+        """Settle the budgets and add the answer's cost to the ledger, once."""
+        if not self.charged:
+            self.charged = True
+            self.budgets.settle(self.hold, ledger_name(self.key), outcome.model, cost)
+
     def refused(self, error: RouterError) -> None:
         """The request ended with ``error`` before any answer began."""
+        self.budgets.release(self.hold)
         error.headers.update(self.grant.headers)
         self.services.request_log.write(
             record := RequestRecord(
@@ -183,7 +207,9 @@ class Exchange:
         self.span.end(record)
 
     def served(self, outcome: Outcome, status: int, counted: Counted | None, cost: float | None) -> None:
-        """The answer is over (a stream's last event sent): settle the tokens, write the record."""
+        """The answer is over (a stream's last event sent): settle the tokens and the budgets, write
+        the record."""
+        self.charge(outcome, cost)
         model = outcome.model
         limiter = self.services.limiter
         if self.grant.token_buckets or limiter.model_rules:
@@ -241,6 +267,8 @@ async def serve(
         exchange.estimate = estimate_tokens(body)
         names = [request.model, *(request.models or ())]
         exchange.grant = await admit(services, exchange.key, names, exchange.estimate)
+        if exchange.budgets.active:
+            await exchange.admit_spend(route, request, names)
         if exchange.stream:
             opened, writer = await route.open(exchange, request)
         else:
@@ -249,6 +277,7 @@ async def serve(
         exchange.refused(exc)
         raise  # rendered by the edge, as every error before an answer begins
     except BaseException as exc:
+        exchange.budgets.release(exchange.hold)
         exchange.span.abandoned(exc)  # a defect (the edge answers it) or a client gone
         raise
     finally:
@@ -263,6 +292,7 @@ async def serve(
     if counted is not None:
         cost = cost_usd(outcome.model, counted.usage, counted.tier)
         headers["x-router-cost-usd"] = f"{cost:.8f}"
+    exchange.charge(outcome, cost)  # before the answer leaves: a report asked right after sees it
     await send_json(send, route.encode(answer), headers)
     exchange.served(outcome, 200, counted, cost)
 

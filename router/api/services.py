@@ -6,14 +6,14 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
-from router.access import KeyRing, Limiter
+from router.access import Budgets, KeyRing, Limiter
 from router.api._asgi import BodyReader
 from router.api.policy import EdgePolicy
 from router.catalog import Catalog
 from router.clock import Clock
 from router.routing import Engine
 from router.settings import Settings
-from router.store import ResponseStore, StateBackend
+from router.store import ResponseStore, SpendStore, StateBackend
 from router.telemetry.logging import RequestLog
 from router.telemetry.metrics import Metrics
 from router.telemetry.traffic import InFlight, Traffic
@@ -41,12 +41,13 @@ Reload = Callable[[str], Awaitable[ReloadResult]]
 
 
 class Services:
-    """What one app instance serves with. The engine, keys, limiter and edge policy are replaced
-    together when the catalog is reloaded (``swap``); a request reads them once and keeps what it
-    read."""
+    """What one app instance serves with. The engine, keys, limiter, budgets and edge policy are
+    replaced together when the catalog is reloaded (``swap``); a request reads them once and keeps
+    what it read. The spend ledger is the state backend's: it outlives every reload."""
 
     __slots__ = (
         "bodies",
+        "budgets",
         "clock",
         "engine",
         "gauges",
@@ -59,6 +60,7 @@ class Services:
         "request_log",
         "responses",
         "settings",
+        "spend",
         "state",
         "traffic",
     )
@@ -72,13 +74,14 @@ class Services:
         metrics: Metrics,
         traffic: Traffic,
         loaded: CatalogState,
-        current: tuple[Engine, KeyRing, Limiter],
+        current: tuple[Engine, KeyRing, Limiter, Budgets],
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.request_log = request_log
         self.state = state
         self.responses: ResponseStore = state.responses
+        self.spend: SpendStore = state.spend
         self.metrics = metrics
         self.traffic = traffic
         self.loaded = loaded
@@ -87,12 +90,15 @@ class Services:
         self.gauges = Gauges(self)
         self.swap(*current)
 
-    def swap(self, engine: Engine, keys: KeyRing, limiter: Limiter) -> None:
-        """Serve later requests with what a (re)loaded catalog built; each assignment is atomic."""
+    def swap(self, engine: Engine, keys: KeyRing, limiter: Limiter, budgets: Budgets | None = None) -> None:
+        """Serve later requests with what a (re)loaded catalog built; each assignment is atomic.
+        Without ``budgets`` the budgets in force stay."""
         self.policy = EdgePolicy(keys, engine.catalog.access)
         self.engine = engine
         self.keys = keys
         self.limiter = limiter
+        if budgets is not None:
+            self.budgets = budgets
 
     @property
     def catalog(self) -> Catalog:

@@ -3,16 +3,23 @@
 from router.store.backend import StateBackend, StoreReport, build_backend
 from router.store.buckets import Bucket, LimitStore, MemoryLimitStore, TakeResult
 from router.store.responses import MemoryResponseStore, ResponseStore, StoredResponse
+from router.store.spend import Cap, Charge, MemorySpendStore, Reservation, SpendStore, Totals
 
 __all__ = [
     "Bucket",
+    "Cap",
+    "Charge",
     "LimitStore",
     "MemoryLimitStore",
     "MemoryResponseStore",
+    "MemorySpendStore",
+    "Reservation",
     "ResponseStore",
+    "SpendStore",
     "StateBackend",
     "StoreReport",
     "StoredResponse",
     "TakeResult",
+    "Totals",
     "build_backend",
 ]

@@ -10,11 +10,13 @@ import msgspec
 from router.clock import Clock
 from router.store.breaker_sync import BreakerSync
 from router.store.buckets import LimitStore, MemoryLimitStore
-from router.store.failover import FailoverLimitStore, FailoverResponseStore
+from router.store.failover import FailoverLimitStore, FailoverResponseStore, FailoverSpendStore
 from router.store.redis_limits import RedisLimitStore
 from router.store.redis_link import RedisLink
 from router.store.redis_responses import RedisResponseStore
+from router.store.redis_spend import RedisSpendStore
 from router.store.responses import MemoryResponseStore, ResponseStore
+from router.store.spend import MemorySpendStore, SpendStore
 
 
 class StoreReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -31,8 +33,9 @@ class StoreReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 PER_WORKER_NOTE = (
-    "{n} workers without Redis: rate limits, breakers and stored responses are per worker, so each "
-    "limit is in effect multiplied by {n}. Set ROUTER_REDIS_URL to share them."
+    "{n} workers without Redis: rate limits, breakers, stored responses and the spend ledger are per "
+    "worker, so each limit and budget is in effect multiplied by {n} and spend reports show one "
+    "worker's share. Set ROUTER_REDIS_URL to share them."
 )
 
 
@@ -41,6 +44,7 @@ class StateBackend:
         self,
         limits: LimitStore,
         responses: ResponseStore,
+        spend: SpendStore,
         *,
         link: RedisLink | None = None,
         sync: BreakerSync | None = None,
@@ -48,6 +52,7 @@ class StateBackend:
     ) -> None:
         self.limits = limits
         self.responses = responses
+        self.spend = spend  # the ledger and budget reservations: outlives catalog reloads
         self.link = link
         self.sync = sync
         self.workers = workers
@@ -61,6 +66,7 @@ class StateBackend:
             await self.sync.aclose()
         if isinstance(self.limits, FailoverLimitStore):
             await self.limits.aclose()
+        await self.spend.aclose()
         if self.link is not None:
             await self.link.aclose()
 
@@ -74,7 +80,8 @@ class StateBackend:
         note = (
             "shared by every worker and instance using this Redis"
             if link.up
-            else "Redis is unreachable: limits and breakers are enforced by each process until it returns"
+            else "Redis is unreachable: limits, budgets and breakers are enforced by each process until "
+            "it returns (spend is kept and added back then)"
         )
         return StoreReport(
             backend="redis",
@@ -100,12 +107,14 @@ def build_backend(
 ) -> StateBackend:
     local_responses = MemoryResponseStore(clock, responses_max, responses_ttl_s)
     local_limits = MemoryLimitStore(clock)
+    local_spend = MemorySpendStore(clock)
     if not redis_url:
-        return StateBackend(local_limits, local_responses, workers=workers)
+        return StateBackend(local_limits, local_responses, local_spend, workers=workers)
     link = RedisLink(redis_url, prefix)
     limits = FailoverLimitStore(link, RedisLimitStore(link), local_limits)
     responses = FailoverResponseStore(
         link, RedisResponseStore(link, clock, responses_ttl_s), local_responses, clock
     )
+    spend = FailoverSpendStore(link, RedisSpendStore(link, clock, instance), local_spend)
     sync = BreakerSync(link, instance, clock)
-    return StateBackend(limits, responses, link=link, sync=sync, workers=workers)
+    return StateBackend(limits, responses, spend, link=link, sync=sync, workers=workers)
