@@ -152,7 +152,7 @@ class Budgets:
     ) -> BudgetHold | None:
         """Reserve the request's estimate on every budget that applies to it; ``None`` when none
         can. Raises ``BudgetExceeded`` (nothing reserved) when one has no room for it."""
-        if not self.active or (rule is None and self.global_rule is None and not self.model_rules):
+        if rule is None and self.global_rule is None and not self.model_rules:
             return None
         targets = self.candidates(ask.names)
         amount = min((self.estimate(t, ask) for t in targets), default=0)

@@ -118,6 +118,8 @@ class FailoverSpendStore:
             else:
                 self._local.remember(caps, reservation.levels)
                 return reservation
+        # What this process settled that Redis does not hold yet counts against its budgets.
+        self._local.spent_meanwhile(self._shared.unsent())
         reservation = self._local.reserve_now(caps)
         if reservation.lease is None:
             return reservation
@@ -129,8 +131,6 @@ class FailoverSpendStore:
             if lease.startswith(LOCAL_LEASE):
                 self._local.release(lease.removeprefix(LOCAL_LEASE))
         self._shared.settle(shared, charge)  # kept until Redis has it, however long that takes
-        if not self._link.up and charge is not None and charge.units:
-            self._local.add(charge)  # what this process spends counts against budgets meanwhile
 
     async def totals(self, periods: Sequence[str]) -> Totals:
         if self._link.up:

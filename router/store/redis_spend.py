@@ -20,8 +20,6 @@ import logging
 import os
 from collections.abc import Sequence
 
-import msgspec
-
 from router.clock import Clock
 from router.store.redis_link import UNREACHABLE, RedisLink
 from router.store.spend import (
@@ -32,10 +30,8 @@ from router.store.spend import (
     Charge,
     Reservation,
     SpendTable,
+    Tally,
     Totals,
-    charge_fields,
-    day_of,
-    month_of,
 )
 
 _log = logging.getLogger("router.store")
@@ -128,15 +124,24 @@ DAY_TTL_S = KEEP_DAYS * 86_400
 MONTH_TTL_S = 2 * KEEP_DAYS * 86_400
 
 
-class _Batch(msgspec.Struct):
-    """Increments and releases gathered since the last write; ``id`` once it has been sealed."""
+class _Batch:
+    """Charges and releases gathered since the last write; sealed (an id, the charges as ledger
+    fields) when its write begins."""
 
-    table: SpendTable = msgspec.field(default_factory=SpendTable)
-    leases: list[str] = msgspec.field(default_factory=list)
-    id: str = ""
+    __slots__ = ("id", "leases", "table", "tally")
+
+    def __init__(self) -> None:
+        self.tally = Tally()
+        self.table = SpendTable()
+        self.leases: list[str] = []
+        self.id = ""
 
     def empty(self) -> bool:
-        return not self.table.periods and not self.leases
+        return not self.tally and not self.table.periods and not self.leases
+
+    def seal(self, batch_id: str) -> None:
+        self.id = batch_id
+        self.tally.fold(self.table)
 
 
 class RedisSpendStore:
@@ -182,17 +187,17 @@ class RedisSpendStore:
         pending = self._pending
         pending.leases.extend(leases)
         if charge is not None and charge.units:
-            now = self._clock.wall()
-            fields = charge_fields(charge)
-            pending.table.add(day_of(now), fields)
-            pending.table.add(month_of(now), fields)
+            pending.tally.add(charge, self._clock.wall())
         if pending.empty() or not self._link.up:
             return  # kept until Redis returns (``write_back``)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write())
 
     def unsent(self) -> list[SpendTable]:
-        """What this process settled that Redis does not hold yet (for reports during an outage)."""
+        """What this process settled that Redis does not hold yet."""
+        pending = SpendTable()
+        self._pending.tally.fold(pending)
+        self._pending.table = pending
         return [batch.table for batch in (*self._unsent, self._pending)]
 
     async def _write(self) -> None:
@@ -211,7 +216,7 @@ class RedisSpendStore:
             if not self._pending.empty():
                 batch, self._pending = self._pending, _Batch()
                 self._serial += 1
-                batch.id = f"{self._id}:b{self._serial}"
+                batch.seal(f"{self._id}:b{self._serial}")
                 self._unsent.append(batch)
             while self._unsent:
                 await self._send(self._unsent[0])

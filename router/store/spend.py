@@ -71,6 +71,23 @@ def month_of(wall: float) -> str:
     return f"m:{t.tm_year:04d}-{t.tm_mon:02d}"
 
 
+class Periods:
+    """The day and month ids of a wall-clock time, worked out once a day rather than per answer."""
+
+    __slots__ = ("_end", "_ids", "_start")
+
+    def __init__(self) -> None:
+        self._start = self._end = 0.0
+        self._ids = ("", "")
+
+    def of(self, wall: float) -> tuple[str, str]:
+        if not self._start <= wall < self._end:
+            self._end = next_day(wall)
+            self._start = self._end - 86_400.0
+            self._ids = (day_of(wall), month_of(wall))
+        return self._ids
+
+
 def next_day(wall: float) -> float:
     """When the UTC day of ``wall`` ends (the next midnight UTC)."""
     t = time.gmtime(wall)
@@ -96,8 +113,8 @@ class Charge(msgspec.Struct, frozen=True):
     units: int
 
 
-def charge_fields(charge: Charge) -> list[tuple[str, int]]:
-    """The ledger fields one charge adds to, with what it adds."""
+def charge_fields(charge: Charge, answers: int = 1) -> list[tuple[str, int]]:
+    """The ledger fields a charge (of ``answers`` answers) adds to, with what it adds."""
     units = charge.units
     names = (
         TOTAL,
@@ -106,7 +123,7 @@ def charge_fields(charge: Charge) -> list[tuple[str, int]]:
         PROVIDER + charge.provider,
         f"{KEY_MODEL}{charge.key}:{charge.model}",
     )
-    return [*((name, units) for name in names), *((COUNT + name, 1) for name in names)]
+    return [*((name, units) for name in names), *((COUNT + name, answers) for name in names)]
 
 
 class Cap(msgspec.Struct, frozen=True):
@@ -154,6 +171,38 @@ class SpendStore(Protocol):
 # --- memory --------------------------------------------------------------------------------------
 
 
+class Tally:
+    """Charges as they come, added up by (day, month, key, model, provider): one dictionary update an
+    answer. ``fold`` expands them into the ledger's fields when something reads them."""
+
+    __slots__ = ("_entries", "_periods")
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str, str, str, str], list[int]] = {}
+        self._periods = Periods()
+
+    def add(self, charge: Charge, wall: float) -> None:
+        day, month = self._periods.of(wall)
+        entry_key = (day, month, charge.key, charge.model, charge.provider)
+        entry = self._entries.get(entry_key)
+        if entry is None:
+            self._entries[entry_key] = [charge.units, 1]
+        else:
+            entry[0] += charge.units
+            entry[1] += 1
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+    def fold(self, table: SpendTable) -> None:
+        """Add what was gathered to ``table``, and start again from nothing."""
+        entries, self._entries = self._entries, {}
+        for (day, month, key, model, provider), (units, count) in entries.items():
+            fields = charge_fields(Charge(key, model, provider, units), count)
+            table.add(day, fields)
+            table.add(month, fields)
+
+
 class SpendTable:
     """Ledger tables in memory: period -> field -> units."""
 
@@ -192,13 +241,14 @@ class _Lease(msgspec.Struct):
 
 class MemorySpendStore:
     """This process's ledger and reservations. With Redis it is the fallback during an outage: then
-    ``baseline`` holds each cap's level as Redis last reported it, and the table only what was
-    settled while Redis was away (``forget`` clears both when it returns)."""
+    ``baseline`` holds each cap's level as Redis last reported it, and the table what this process
+    settled that Redis does not hold yet (``forget`` clears both when it returns)."""
 
     def __init__(self, clock: Clock, lease_s: float = LEASE_S) -> None:
         self._clock = clock
         self._lease_s = lease_s
         self.table = SpendTable()
+        self._tally = Tally()  # settled since the table was last read
         self._held: dict[str, int] = {}  # Cap.held -> units reserved by requests in flight
         self._leases: OrderedDict[str, _Lease] = OrderedDict()  # oldest first: leases expire in order
         self._baseline: dict[str, int] = {}
@@ -210,6 +260,8 @@ class MemorySpendStore:
 
     def reserve_now(self, caps: Sequence[Cap]) -> Reservation:
         self._expire()
+        if self._tally:
+            self._fold()
         levels = tuple(
             self.table.get(cap.period, cap.scope)
             + self._held.get(cap.held, 0)
@@ -236,14 +288,15 @@ class MemorySpendStore:
             self.add(charge)
 
     def add(self, charge: Charge) -> None:
+        self._tally.add(charge, self._clock.wall())
+
+    def _fold(self) -> None:
+        self._tally.fold(self.table)
         now = self._clock.wall()
-        fields = charge_fields(charge)
         day = day_of(now)
         if day not in self._days:
-            self._days.add(day)
+            self._days = {day}
             self.table.prune(now)
-        self.table.add(day, fields)
-        self.table.add(month_of(now), fields)
 
     def release(self, lease: str) -> None:
         held = self._leases.pop(lease, None)
@@ -255,12 +308,24 @@ class MemorySpendStore:
         for cap, level in zip(caps, levels, strict=True):
             self._baseline[cap.held] = level
 
+    def spent_meanwhile(self, tables: Sequence[SpendTable]) -> None:
+        """During an outage, the ledger is what was settled since Redis last answered (``tables``)."""
+        merged = SpendTable()
+        for table in tables:
+            for period, fields in table.periods.items():
+                merged.add(period, fields.items())
+        self.table = merged
+        self._tally = Tally()
+
     def forget(self) -> None:
         """Redis is back and holds everything: keep only the reservations in flight."""
         self.table = SpendTable()
+        self._tally = Tally()
         self._baseline.clear()
 
     async def totals(self, periods: Sequence[str]) -> Totals:
+        if self._tally:
+            self._fold()
         return self.table.copy(periods)
 
     async def aclose(self) -> None:
