@@ -39,11 +39,16 @@ EIGHT = Decimal("0.00000001")
 
 
 @pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("spend") / "catalog.yaml"
+    path.write_text(TEST_CATALOG.read_text() + ACCESS)
+    return path
+
+
+@pytest.fixture(scope="module")
 def routers(
-    mock_process: Mock, artifacts: Path, shared_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    mock_process: Mock, artifacts: Path, shared_redis: RedisServer, catalog: Path
 ) -> Iterator[list[Router]]:
-    catalog = tmp_path_factory.mktemp("spend") / "catalog.yaml"
-    catalog.write_text(TEST_CATALOG.read_text() + ACCESS)
     env = {
         "ROUTER_REDIS_URL": shared_redis.url,
         "ROUTER_REDIS_PREFIX": f"spend-{time.time_ns()}:",
@@ -208,6 +213,38 @@ def test_every_api_and_streams_are_counted_and_the_reports_agree(routers: list[R
     assert providers_after["anthropic"] - providers_before.get("anthropic", Decimal(0)) == by_model["claude"]
     metrics = first.http.get("/metrics").text
     assert 'router_spend_usd_total{key="roomy"}' in metrics
+
+
+def test_a_catalog_reload_keeps_the_ledger_and_brings_the_new_budgets(
+    routers: list[Router], catalog: Path, mock: Mock
+) -> None:
+    first = routers[0]
+    spent = Decimal(str(usage(first, TINY_KEY)["spend_usd"]["today"]))
+    assert spent > 0  # the tiny key's spend, from the first test
+    catalog.write_text(catalog.read_text().replace(f"daily_usd: {TINY_BUDGET}", "daily_usd: 1"))
+    try:
+        assert first.http.post("/admin/reload").status_code == 200
+        report = usage(first, TINY_KEY)
+        assert Decimal(str(report["spend_usd"]["today"])) == spent
+        assert report["budget_usd"]["daily"] == 1
+        raw = sdk(first, TINY_KEY).chat.completions.with_raw_response.create(
+            model="gpt-5-mini", messages=USER, max_tokens=20
+        )
+        after = Decimal(str(usage(first, TINY_KEY)["spend_usd"]["today"]))
+        assert after == spent + Decimal(raw.headers["x-router-cost-usd"])
+    finally:
+        catalog.write_text(TEST_CATALOG.read_text() + ACCESS)
+        assert first.http.post("/admin/reload").status_code == 200
+
+
+def test_an_open_router_records_its_spend_as_anonymous(router: Router, mock: Mock) -> None:
+    before = router.http.get("/v1/usage").json()
+    assert before["key"] == "anonymous" and before["budget_usd"] == {"daily": None, "monthly": None}
+    raw = router.http.post("/v1/chat/completions", json={"model": "gpt-5-mini", "messages": USER})
+    after = router.http.get("/v1/usage").json()
+    added = Decimal(str(after["spend_usd"]["today"])) - Decimal(str(before["spend_usd"]["today"]))
+    assert added == Decimal(raw.headers["x-router-cost-usd"]) > 0
+    assert 'router_spend_usd_total{key="anonymous"}' in router.http.get("/metrics").text
 
 
 @pytest.mark.parametrize(
