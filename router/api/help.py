@@ -178,6 +178,7 @@ def help_html(doc: dict[str, Any]) -> str:
         f"Ops key required for {e(', '.join(auth['ops_routes']))}: "
         f"<b>{'yes' if auth['ops_key_required'] else 'no'}</b>.</p>"
         f"<pre>{e(msgspec.json.format(msgspec.json.encode(doc['limits']), indent=2).decode())}</pre>"
+        f"<p>Spend budgets: {e(doc['budgets']['how'])}</p>"
         f"<p>State: {e(doc['state']['backend'])} ({e(doc['state']['scope'])}) — {e(doc['state']['note'])}</p>"
     )
     examples = "".join(f"<h3>{e(name)}</h3><pre>{e(text)}</pre>" for name, text in doc["examples"].items())

@@ -20,6 +20,8 @@ import logging
 import os
 from collections.abc import Sequence
 
+from redis.exceptions import RedisError
+
 from router.clock import Clock
 from router.store.redis_link import UNREACHABLE, RedisLink
 from router.store.spend import (
@@ -195,9 +197,7 @@ class RedisSpendStore:
 
     def unsent(self) -> list[SpendTable]:
         """What this process settled that Redis does not hold yet."""
-        pending = SpendTable()
-        self._pending.tally.fold(pending)
-        self._pending.table = pending
+        self._pending.tally.fold(self._pending.table)
         return [batch.table for batch in (*self._unsent, self._pending)]
 
     async def _write(self) -> None:
@@ -219,7 +219,21 @@ class RedisSpendStore:
                 batch.seal(f"{self._id}:b{self._serial}")
                 self._unsent.append(batch)
             while self._unsent:
-                await self._send(self._unsent[0])
+                batch = self._unsent[0]
+                try:
+                    await self._send(batch)
+                except UNREACHABLE:
+                    raise
+                except RedisError as exc:
+                    # Redis refused the batch itself (a key of the wrong type, say): sending it again
+                    # would fail the same way and hold up every later one.
+                    _log.error(
+                        "redis refused a spend batch; its amounts are missing from the ledger: %s",
+                        exc,
+                        extra={
+                            "fields": {"event": "store", "store": "redis", "dropped_units": _units(batch)}
+                        },
+                    )
                 self._unsent.pop(0)
 
     async def write_back(self) -> None:
@@ -259,18 +273,18 @@ class RedisSpendStore:
         with contextlib.suppress(*UNREACHABLE):
             if self._link.up:
                 await self.flush()
-        lost = sum(
-            table.get(period, TOTAL)
-            for table in self.unsent()
-            for period in table.periods
-            if period.startswith("d:")
-        )
+        self.unsent()  # the pending charges as ledger fields
+        lost = sum(_units(batch) for batch in (*self._unsent, self._pending))
         if lost:
             _log.error(
                 "stopping with spend Redis never received: %.8f USD is missing from the shared ledger",
                 lost / 1e8,
                 extra={"fields": {"event": "store", "store": "redis", "unsent_units": lost}},
             )
+
+
+def _units(batch: _Batch) -> int:
+    return sum(batch.table.get(period, TOTAL) for period in batch.table.periods if period.startswith("d:"))
 
 
 def _text(value: bytes | str) -> str:

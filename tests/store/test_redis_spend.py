@@ -160,7 +160,11 @@ async def test_spend_during_an_outage_is_kept_and_added_back(shared_redis: Redis
         assert (await one.spend.reserve([Cap("k:team", day, limit=1_100, amount=81)])).failed == 0
         held = await one.spend.reserve([Cap("k:team", day, limit=1_100, amount=80)])
         assert held.failed is None and held.lease is not None
-        one.spend.settle([held.lease], None)
+        one.spend.settle([held.lease], Charge("team", "m", "p", 50))  # settled while Redis is away
+        one.spend.settle([], Charge("team", "m", "p", 5))
+        after = await one.spend.reserve([Cap("k:team", day, limit=1_100, amount=0)])
+        assert after.levels == (1_075,)
+        assert (await one.spend.reserve([Cap("k:team", day, limit=1_100, amount=0)])).levels == (1_075,)
         with pytest.raises(Exception, match="cannot reach") as error:
             await one.spend.totals([day])
         assert getattr(error.value, "status", None) == 503
@@ -168,8 +172,8 @@ async def test_spend_during_an_outage_is_kept_and_added_back(shared_redis: Redis
         await eventually(lambda: all(b.link is not None and b.link.up for b in pair), within=5)
         for b in pair:
             totals = await b.spend.totals([day, month])
-            assert totals[day]["k:team"] == totals[month]["k:team"] == 120  # the outage's spend, once
-        assert (await one.spend.reserve([Cap("k:team", day, limit=1_000, amount=0)])).levels == (120,)
+            assert totals[day]["k:team"] == totals[month]["k:team"] == 175  # the outage's spend, once
+        assert (await one.spend.reserve([Cap("k:team", day, limit=1_000, amount=0)])).levels == (175,)
     finally:
         for b in pair:
             await b.aclose()
@@ -194,6 +198,27 @@ async def test_a_paused_redis_that_applies_a_late_write_counts_it_once(shared_re
     finally:
         await admin.aclose()
         await pair[0].aclose()
+
+
+async def test_a_batch_redis_refuses_is_logged_and_does_not_hold_up_the_next(
+    shared_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    link = RedisLink(shared_redis.url, "spend-refused:")
+    await link.start()
+    store = RedisSpendStore(link, CLOCK, "x")
+    day, _ = today()
+    try:
+        await link.client.set(store.ledger_key(day), "not a hash")
+        store.settle([], Charge("team", "m", "p", 300))
+        await store.flush()  # refused with WRONGTYPE: logged, not raised, not retried forever
+        assert "redis refused a spend batch" in caplog.text
+        await link.client.delete(store.ledger_key(day))
+        store.settle([], Charge("team", "m", "p", 20))
+        assert (await store.totals([day]))[day]["g"] == 20
+        assert link.up
+    finally:
+        await store.aclose()
+        await link.aclose()
 
 
 def _last_sent(store: RedisSpendStore) -> object:
