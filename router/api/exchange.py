@@ -140,9 +140,8 @@ class Exchange:
         self.engine: Engine = services.engine
         self.budgets: Budgets = services.budgets  # the same: a request keeps the budgets it met
         self.hold: BudgetHold | None = None  # its budget reservations, if a budget applies
-        self.charged = (
-            False  # The request's trace span (a constant no-op when tracing is off), current until released.
-        )
+        self.charged = False  # its cost is in the ledger
+        # The request's trace span (a constant no-op when tracing is off), current until released.
         self.span: RequestSpan = self.engine.tracer.request(route, scope["headers"])
         self.grant: Grant = OPEN
         self.estimate = 0  # the request's estimated prompt tokens
