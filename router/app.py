@@ -31,6 +31,7 @@ from router.store import StateBackend, build_backend
 from router.telemetry.logging import RequestLog
 from router.telemetry.metrics import Metrics
 from router.telemetry.record import RequestRecord
+from router.telemetry.series import Series
 from router.telemetry.tracing import Tracer
 from router.telemetry.tracing_env import build_tracer
 from router.telemetry.traffic import Traffic
@@ -86,6 +87,7 @@ def create_app(
     outgoing = tracer.upstream_headers if tracer.enabled else None
     metrics = Metrics(settings.metrics_dir)
     traffic = Traffic(clock)
+    series = Series(clock)
 
     def on_transition(model: str, old: str, new: str, reason: str) -> None:
         _log_transition(model, old, new, reason)
@@ -96,6 +98,7 @@ def create_app(
     def observe(record: RequestRecord) -> None:
         metrics.record_request(record)
         traffic.record(record)
+        series.record(record)
 
     breakers = BreakerBoard(catalog.routing.breaker, clock, on_transition=on_transition, shared=sync)
     if sync is not None:
@@ -121,6 +124,7 @@ def create_app(
         traffic,
         loaded,
         current=(engine, keys, limiter, budgets),
+        series=series,
     )
     metrics.models(catalog)
     reloader = Reloader(services, live, fixed_adapters=adapters is not None, outgoing=outgoing)

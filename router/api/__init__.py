@@ -16,6 +16,7 @@ from router.api.help import help_handlers
 from router.api.models import model_handlers
 from router.api.responses import responses_handlers
 from router.api.route import route_explain_handlers
+from router.api.series import series_handlers
 from router.api.services import Reload, Services
 from router.api.spend import spend_handlers
 
@@ -28,6 +29,7 @@ def route_handlers(services: Services, reload_catalog: Reload) -> list[BaseRoute
         *embedding_handlers(services),
         *model_handlers(services),
         *health_handlers(services),
+        *series_handlers(services),
         *service_health_handlers(services, reload_catalog),
         *metrics_handlers(services),
         *help_handlers(services),

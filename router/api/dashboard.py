@@ -1,4 +1,5 @@
-"""``GET /dashboard``: a self-contained ops page that polls ``/health`` and ``/model-health``."""
+"""``GET /dashboard``: a self-contained ops page that polls ``/health``, ``/model-health`` and
+``/model-health/series``."""
 
 from __future__ import annotations
 

@@ -35,7 +35,16 @@ from router.telemetry.record import RequestRecord
 
 _log = logging.getLogger("router.api")
 PUBLIC_PATHS = frozenset({"/", "/help", "/v1/help", "/health/live", "/dashboard", "/openapi.json"})
-OPS_PATHS = frozenset({"/health", "/metrics", "/model-health", "/v1/model-health"})
+OPS_PATHS = frozenset(
+    {
+        "/health",
+        "/metrics",
+        "/model-health",
+        "/v1/model-health",
+        "/model-health/series",
+        "/v1/model-health/series",
+    }
+)
 OPS_PREFIXES = ("/admin/",)
 EXPOSED = (
     "x-request-id, retry-after, retry-after-ms, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, "

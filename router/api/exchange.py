@@ -237,6 +237,11 @@ class Exchange:
                 upstream_ms=round(max(duration_ms - overhead_ms, 0.0), 2)
                 if self.stream
                 else round(outcome.upstream_ms, 2),
+                # A stream's serving attempt reached its first output when the answer began; it
+                # kept the rest of the duration.
+                model_ms=round(outcome.attempt_ms + duration_ms - self.answered_ms, 2)
+                if self.stream
+                else round(outcome.attempt_ms, 2),
                 tokens_in=tokens[0],
                 tokens_out=tokens[1],
                 tokens_cached=tokens[2],

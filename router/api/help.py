@@ -82,7 +82,14 @@ def help_document(services: Services, base_url: str) -> dict[str, Any]:
             "keys_required": keys.declared,
             "how": "Authorization: Bearer <key> or x-api-key: <key>",
             "ops_key_required": keys.ops_declared,
-            "ops_routes": ["/health", "/metrics", "/model-health", "/admin/reload", "/admin/spend"],
+            "ops_routes": [
+                "/health",
+                "/metrics",
+                "/model-health",
+                "/model-health/series",
+                "/admin/reload",
+                "/admin/spend",
+            ],
         },
         "limits": {
             "default_per_key": msgspec.to_builtins(defaults),

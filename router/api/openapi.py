@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from router.api.openapi_answers import ANSWER_SCHEMAS
+from router.api.openapi_dashboard import DASHBOARD_SCHEMAS
 from router.api.openapi_requests import REQUEST_SCHEMAS, Schema, ref
 from router.api.openapi_spend import SPEND_CSV, SPEND_QUERY, SPEND_SCHEMAS
 
@@ -27,6 +28,11 @@ ENDPOINTS: list[tuple[str, str, str]] = [
     ("GET", "/health", "status with its components and this process's traffic (ops)"),
     ("GET", "/health/live", "liveness: 200 while the process runs (public)"),
     ("GET", "/model-health", "each model's breaker, error rate and latency (ops)"),
+    (
+        "GET",
+        "/model-health/series",
+        "each model's last hour in this process, per minute: answers, attempts, errors, latency (ops)",
+    ),
     ("GET", "/metrics", "Prometheus metrics (ops)"),
     ("POST", "/admin/reload", "reload the catalog file; a bad one is refused (ops)"),
     ("GET", "/admin/spend", "spend by key, model or provider over UTC days, as JSON or CSV (ops)"),
@@ -36,7 +42,7 @@ ENDPOINTS: list[tuple[str, str, str]] = [
 ]
 
 PUBLIC = {"/health/live", "/help", "/openapi.json", "/dashboard"}
-OPS = {"/health", "/model-health", "/metrics", "/admin/reload", "/admin/spend"}
+OPS = {"/health", "/model-health", "/model-health/series", "/metrics", "/admin/reload", "/admin/spend"}
 STREAMS = {
     "/v1/chat/completions": "ChatCompletionChunk",
     "/v1/responses": "ResponseStreamEvent",
@@ -65,6 +71,7 @@ _OK_JSON = {
     "/health": "Health",
     "/health/live": "Liveness",
     "/model-health": "ModelHealth",
+    "/model-health/series": "ModelSeries",
     "/admin/reload": "ReloadResult",
     "/v1/usage": "KeyUsage",
     "/admin/spend": "SpendReport",
@@ -104,10 +111,32 @@ _STATUSES: dict[str, list[str]] = {
     "/v1/route": ["400", "401", "404", "408", "413", "503"],
     "/health": ["401"],
     "/model-health": ["401"],
+    "/model-health/series": ["400", "401", "404"],
     "/metrics": ["401"],
     "/admin/reload": ["400", "401", "403"],
     "/v1/usage": ["401", "503"],
     "/admin/spend": ["400", "401", "403", "503"],
+}
+# Query parameters, by path.
+_QUERY: dict[str, list[Schema]] = {
+    "/model-health/series": [
+        {
+            "name": "minutes",
+            "in": "query",
+            "description": "How many minutes back, the current one included (default 60).",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 60},
+        },
+        {
+            "name": "model",
+            "in": "query",
+            "description": "A catalog model id (repeat for several; default every model). An alias or "
+            "a strategy is refused with a 400, an unknown name with a 404.",
+            "schema": {"type": "array", "items": {"type": "string", "minLength": 1}},
+            "style": "form",
+            "explode": True,
+        },
+    ],
+    "/admin/spend": SPEND_QUERY,
 }
 _MODEL_STATUSES = ["400", "401", "403", "404", "408", "413", "429", "502", "503", "504"]
 
@@ -167,8 +196,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             for name in ("response_id", "model_id")
             if "{" + name + "}" in path
         ]
-        if path == "/admin/spend":
-            parameters.extend(SPEND_QUERY)
+        parameters.extend(_QUERY.get(path, []))
         if parameters:
             operation["parameters"] = parameters
         body = _REQUEST_BODY.get(path)
@@ -196,7 +224,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "opsKey": {"type": "http", "scheme": "bearer", "description": "ROUTER_OPS_KEY, when set"},
             },
             "headers": _HEADERS,
-            "schemas": {**REQUEST_SCHEMAS, **ANSWER_SCHEMAS, **SPEND_SCHEMAS},
+            "schemas": {**REQUEST_SCHEMAS, **ANSWER_SCHEMAS, **DASHBOARD_SCHEMAS, **SPEND_SCHEMAS},
         },
     }
 

@@ -16,6 +16,7 @@ from router.settings import Settings
 from router.store import ResponseStore, SpendStore, StateBackend
 from router.telemetry.logging import RequestLog
 from router.telemetry.metrics import Metrics
+from router.telemetry.series import Series
 from router.telemetry.traffic import InFlight, Traffic
 
 
@@ -59,6 +60,7 @@ class Services:
         "policy",
         "request_log",
         "responses",
+        "series",
         "settings",
         "spend",
         "state",
@@ -75,6 +77,8 @@ class Services:
         traffic: Traffic,
         loaded: CatalogState,
         current: tuple[Engine, KeyRing, Limiter, Budgets],
+        *,
+        series: Series,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -84,6 +88,7 @@ class Services:
         self.spend: SpendStore = state.spend
         self.metrics = metrics
         self.traffic = traffic
+        self.series = series  # each model's last hour, for the dashboard's charts
         self.loaded = loaded
         self.in_flight = InFlight()
         self.bodies = BodyReader(clock, settings.max_body_bytes, settings.body_timeout_s)

@@ -29,6 +29,8 @@ class RequestRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     overhead_ms: float | None = None
     ttft_ms: float | None = None  # streams: from arrival to the first output sent
     upstream_ms: float | None = None
+    # The serving model's own time: its successful attempt, from the call to the end of the answer.
+    model_ms: float | None = None
     tokens_in: int | None = None
     tokens_out: int | None = None
     tokens_cached: int | None = None  # prompt tokens read from a prompt cache

@@ -1,17 +1,25 @@
-"""The ops dashboard in a real headless Chromium: it lists every model, shows a breaker opening live, and
-asks for the ops key when the router requires one."""
+"""The ops dashboard in a real headless Chromium: it lists every model, shows a breaker opening live,
+draws each model's last hour, and asks for the ops key when the router requires one."""
 
 from __future__ import annotations
 
+import math
+import random
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import pytest
 from openai import OpenAI
 
+from router.api.series import SeriesReport
+from router.clock import FakeClock
+from router.telemetry.record import RequestRecord
+from router.telemetry.series import RESOLUTION, Series
 from tests.integration.conftest import TEST_CATALOG, Mock, Router, start_router
 
 if TYPE_CHECKING:
@@ -151,6 +159,132 @@ def test_dashboard_lists_models_and_shows_a_breaker_opening(
     expect(page.locator('tr[data-model="backup"] [data-state]')).to_have_attribute("data-state", "closed")
     expect(page.locator("#status")).to_have_text(re.compile("DEGRADED"))
     page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
+    assert not console.problems, "\n".join(console.messages)
+
+
+def test_dashboard_draws_each_models_last_hour(
+    tight: Router, mock: Mock, page: Page, artifacts: Path
+) -> None:
+    console = Console(page)
+    page.goto(tight.url + "/dashboard")
+    expect(page.locator("#series-note")).to_contain_text("memory", timeout=SEEN_WITHIN_MS)
+    mock.behaviour("gpt-5-mini", latency_ms=120)
+    for _ in range(3):
+        answer = tight.http.post("/v1/chat/completions", json={"model": "gpt-5-mini", "messages": USER})
+        assert answer.status_code == 200
+    streamed = tight.http.post(
+        "/v1/chat/completions", json={"model": "gpt-5-mini", "messages": USER, "stream": True}
+    )
+    assert streamed.status_code == 200
+    mock.fault("gpt-5-mini", {"kind": "status", "status": 500})
+    failed = tight.http.post("/v1/chat/completions", json={"model": "gpt-5-mini", "messages": USER})
+    assert failed.status_code >= 500
+
+    card = page.locator('[data-model-series="gpt-5-mini"]')
+    expect(card).to_contain_text("5 attempts", timeout=SEEN_WITHIN_MS)
+    expect(card).to_contain_text("4 answers")
+    expect(card).to_contain_text("1 error (20 %)")
+    # Each chart is drawn: the answers and errors lines, and the latency percentiles (a line, or a
+    # dot when only one minute has answers).
+    for series in ("requests", "errors"):
+        path = card.locator(f'svg[data-chart="traffic"] path[data-series="{series}"]')
+        expect(path).to_have_attribute("d", re.compile(r"^M[\d. ]+(L[\d. ]+){59}$"))
+    for series in ("p50", "p95"):
+        drawn = card.locator(
+            f'svg[data-chart="latency"] :is([data-series="{series}"], [data-dots="{series}"])'
+        )
+        assert any(re.match(r"^M\d", drawn.nth(i).get_attribute("d") or "") for i in range(drawn.count()))
+    # The latest minute holds the traffic: the answers line ends above its baseline.
+    ends = card.locator('svg[data-chart="traffic"] path[data-series="requests"]').get_attribute("d") or ""
+    x_y = [tuple(map(float, point.split())) for point in ends[1:].split("L")]
+    assert x_y[-1][1] < x_y[0][1] or x_y[-2][1] < x_y[0][1]
+    assert card.locator("svg rect.hover title").count() == 120  # a tooltip for each minute of each chart
+    # Models nobody called are listed, not drawn.
+    expect(page.locator('[data-model-series="codex"]')).to_have_count(0)
+    expect(page.locator("#series-idle")).to_contain_text("codex")
+    expect(page.locator("#spend-panel")).to_be_hidden()  # until the spend ledger fills it
+    card.scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "dashboard-series.png"), full_page=True)
+    page.emulate_media(color_scheme="dark")
+    page.screenshot(path=str(artifacts / "dashboard-series-dark.png"), full_page=True)
+    assert not console.problems, "\n".join(console.messages)
+
+
+def an_hour_of_series(models: list[str]) -> bytes:
+    """The series answer after an hour of made-up traffic, recorded by the real store on a clock
+    moved by hand: a steady model with an incident (errors, slow answers) at minutes 20 to 24, and its
+    fallback, answering only then."""
+    clock = FakeClock(time.time() - 3600)
+    series = Series(clock)
+    chance = random.Random(14)
+    for minute in range(61):  # the last one is now
+        if minute:
+            clock.advance(60)
+        incident = 20 <= minute < 25
+        for _ in range(12 + int(6 * math.sin(minute / 5)) + chance.randrange(4)):
+            if incident and chance.random() < 0.5:
+                attempts = ("gpt-5-mini:server_error", "backup:ok")
+                series.record(record("backup", 900 + chance.random() * 600, attempts))
+            else:
+                slow = 3.0 if incident else 1.0
+                series.record(record("gpt-5-mini", slow * (300 + chance.expovariate(1 / 120)), ()))
+    view = series.view(models)
+    report = SeriesReport(
+        scope="process",
+        workers=1,
+        note="Kept in this process's memory.",
+        latency=RESOLUTION,
+        **msgspec.structs.asdict(view),
+    )
+    return msgspec.json.encode(report)
+
+
+def record(model: str, model_ms: float, attempts: tuple[str, ...]) -> RequestRecord:
+    return RequestRecord(
+        request_id="req",
+        route="chat",
+        key=None,
+        model_asked="gpt-5-mini",
+        stream=False,
+        status=200,
+        duration_ms=model_ms + 1,
+        attempts=attempts or (f"{model}:ok",),
+        model=model,
+        model_ms=model_ms,
+    )
+
+
+def test_dashboard_draws_an_hour_with_an_incident_and_gaps(
+    tight: Router, page: Page, artifacts: Path
+) -> None:
+    body = an_hour_of_series(model_ids(tight))
+    page.route(
+        re.compile(r"/model-health/series$"),
+        lambda route: route.fulfill(status=200, content_type="application/json", body=body),
+    )
+    console = Console(page)
+    page.goto(tight.url + "/dashboard")
+    mini = page.locator('[data-model-series="gpt-5-mini"]')
+    backup = page.locator('[data-model-series="backup"]')
+    expect(mini).to_be_visible(timeout=SEEN_WITHIN_MS)
+    expect(backup).to_be_visible()
+    # gpt-5-mini: a line through every minute for each figure.
+    for chart, series in (
+        ("traffic", "requests"),
+        ("traffic", "errors"),
+        ("latency", "p50"),
+        ("latency", "p95"),
+    ):
+        d = mini.locator(f'svg[data-chart="{chart}"] path[data-series="{series}"]').get_attribute("d") or ""
+        assert d.count("M") == 1 and d.count("L") == 59, (series, d[:80])
+    # backup answered only in the incident: one stretch of latency line, no minute before or after.
+    p50 = backup.locator('svg[data-chart="latency"] path[data-series="p50"]').get_attribute("d") or ""
+    assert p50.count("M") == 1 and p50.count("L") == 4
+    expect(mini).to_contain_text("errors (")
+    expect(backup).to_contain_text("0 errors")
+    page.locator("#series-panel").screenshot(path=str(artifacts / "dashboard-hour.png"))
+    page.emulate_media(color_scheme="dark")
+    page.locator("#series-panel").screenshot(path=str(artifacts / "dashboard-hour-dark.png"))
     assert not console.problems, "\n".join(console.messages)
 
 

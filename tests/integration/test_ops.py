@@ -143,6 +143,7 @@ def test_one_request_line_carries_every_field_an_operator_reads(router: Router, 
         "ttft_ms",
         "overhead_ms",
         "upstream_ms",
+        "model_ms",
         "tokens_in",
         "tokens_out",
         "cost_usd",
@@ -150,6 +151,8 @@ def test_one_request_line_carries_every_field_an_operator_reads(router: Router, 
         assert field in line, field
     assert line["strategy"] == "fast" and line["status"] == 200 and line["attempts"][-1].endswith(":ok")
     assert 0 <= line["overhead_ms"] <= line["ttft_ms"] <= line["duration_ms"]
+    # The serving model's own time: the stream's whole length, less the router's time before it.
+    assert 0 < line["model_ms"] <= line["duration_ms"] - line["overhead_ms"] + 0.05
     assert "secret-prompt-text" not in router.logs() and "lorem" not in router.logs()
 
 
