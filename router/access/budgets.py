@@ -118,7 +118,9 @@ class BudgetHold:
         if more > 0:
             lines += budgets.shared_lines(self._key, self._rule, now, more)
         if lines:
-            self.leases += await budgets.reserve(self._key, lines, fallback=True)
+            reservation = await budgets.reserve(self._key, lines, fallback=True)
+            if reservation.lease is not None:
+                self.leases.append(reservation.lease)
             self.held = max(self.held, amount)
         self.covered.add(model.id)
 
@@ -165,30 +167,24 @@ class Budgets:
             lines += self.model_lines(only, now, amount)
             hold.covered.add(only)
         if lines:
-            reservation = await self.store.reserve([line.cap for line in lines])
-            self._check(key, lines, reservation, fallback=False)
+            reservation = await self.reserve(key, lines, fallback=False)
             if reservation.lease is not None:
                 hold.leases.append(reservation.lease)
-            levels = reservation.levels
             if downgrade_at is not None:
                 hold.downgrade = any(
                     _share(level, line.cap.limit) >= downgrade_at
-                    for line, level in zip(lines, levels, strict=True)
+                    for line, level in zip(lines, reservation.levels, strict=True)
                     if line.kind == "key"
                 )
         hold.held = amount
         return hold
 
-    async def reserve(self, key: str | None, lines: list[_Line], *, fallback: bool) -> list[str]:
-        """Reserve ``lines``; the lease to settle, if any. Raises the refusal of the first that has
-        no room (``ModelBudgetExceeded`` when another candidate may serve)."""
+    async def reserve(self, key: str | None, lines: list[_Line], *, fallback: bool) -> Reservation:
+        """Reserve on all of ``lines`` or none. Raises the refusal of the first that has no room
+        (``ModelBudgetExceeded`` when another candidate may serve)."""
         reservation = await self.store.reserve([line.cap for line in lines])
-        self._check(key, lines, reservation, fallback)
-        return [reservation.lease] if reservation.lease is not None else []
-
-    def _check(self, key: str | None, lines: list[_Line], reservation: Reservation, fallback: bool) -> None:
         if reservation.failed is None:
-            return
+            return reservation
         line = lines[reservation.failed]
         if self._on_refusal is not None:
             self._on_refusal(key, f"{line.kind}_{line.period}")

@@ -4,12 +4,12 @@ A reservation is one Lua script (one round trip, made only for requests a budget
 gives back the leases of requests that never settled, checks every cap against the spend and the
 reservations in flight, and reserves on all of them or none. Settling waits for nothing: the
 increments (``HINCRBY`` on one hash per period) and the releases are gathered and written by one
-task, a batch per round trip, so that under load one call carries many answers. A batch has an id
-and is applied at most once (a marker set in the same script), so a batch sent again after a
-failure that left its fate unknown is not counted twice; batches that could not be written are kept
-in this process, in order, and written when Redis returns. Reports call ``flush`` before reading, so
-they include everything this process settled; another process's last answers follow within a round
-trip.
+task, a batch per round trip, so that under load one call carries many answers. Each process numbers
+its batches and Redis remembers the last one it applied from it (in the same script), so a batch
+sent again after a failure that left its fate unknown is not counted twice (and Redis keeps one key
+a process, not one a batch); batches that could not be written are kept in this process, in order,
+and written when Redis returns. Reports call ``flush`` before reading, so they include everything
+this process settled; another process's last answers follow within a round trip.
 """
 
 from __future__ import annotations
@@ -95,22 +95,25 @@ return out
 """
 )
 
-# KEYS: the batch's marker, leases, lease hash, reserved hash, then the ledger hashes it adds to.
-# ARGV: marker seconds, number of ledger hashes h, then each one's seconds to live, the number of
-# increments m, then (hash index, field, amount) each, then the lease ids to release.
-# Returns 1 when applied, 0 when this batch was applied before.
+# KEYS: the sending process's last applied batch, leases, lease hash, reserved hash, then the ledger
+# hashes the batch adds to. ARGV: the batch's number, seconds to remember it, number of ledger hashes
+# h, then each one's seconds to live, the number of increments m, then (hash index, field, amount)
+# each, then the lease ids to release. A process sends its batches one at a time, in the order of
+# their numbers, so a number not above the last applied one is a batch sent again: it is skipped.
+# Returns 1 when applied, 0 when skipped.
 COMMIT = (
     _RELEASE
     + """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-local h = tonumber(ARGV[2])
-local m = tonumber(ARGV[3 + h])
-local a = 3 + h
+if tonumber(ARGV[1]) <= tonumber(redis.call('GET', KEYS[1]) or '0') then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local h = tonumber(ARGV[3])
+local m = tonumber(ARGV[4 + h])
+local a = 4 + h
 for i = 1, m do
   redis.call('HINCRBY', KEYS[4 + tonumber(ARGV[a + 1])], ARGV[a + 2], ARGV[a + 3])
   a = a + 3
 end
-for i = 1, h do redis.call('EXPIRE', KEYS[4 + i], ARGV[2 + i]) end
+for i = 1, h do redis.call('EXPIRE', KEYS[4 + i], ARGV[3 + i]) end
 for i = a + 1, #ARGV do
   local held = redis.call('HGET', KEYS[3], ARGV[i])
   if held then release(KEYS[4], held) end
@@ -121,28 +124,28 @@ return 1
 """
 )
 
-MARKER_S = 86_400  # a batch id is remembered this long (a retry comes far sooner)
+APPLIED_S = 7 * 86_400  # how long a process's last applied batch is remembered (one key a process)
 DAY_TTL_S = KEEP_DAYS * 86_400
 MONTH_TTL_S = 2 * KEEP_DAYS * 86_400
 
 
 class _Batch:
-    """Charges and releases gathered since the last write; sealed (an id, the charges as ledger
-    fields) when its write begins."""
+    """Charges and releases gathered since the last write; sealed (numbered, the charges turned into
+    ledger fields) when its write begins."""
 
-    __slots__ = ("id", "leases", "table", "tally")
+    __slots__ = ("leases", "number", "table", "tally")
 
     def __init__(self) -> None:
         self.tally = Tally()
         self.table = SpendTable()
         self.leases: list[str] = []
-        self.id = ""
+        self.number = 0
 
     def empty(self) -> bool:
         return not self.tally and not self.table.periods and not self.leases
 
-    def seal(self, batch_id: str) -> None:
-        self.id = batch_id
+    def seal(self, number: int) -> None:
+        self.number = number
         self.tally.fold(self.table)
 
 
@@ -160,7 +163,8 @@ class RedisSpendStore:
         self._reserve = link.client.register_script(RESERVE)
         self._commit = link.client.register_script(COMMIT)
         self._id = f"{instance}:{os.urandom(4).hex()}"
-        self._serial = 0
+        self._serial = 0  # leases
+        self._batches = 0  # batches sealed, in the order they are sent
         self._pending = _Batch()
         self._unsent: list[_Batch] = []  # sealed batches, oldest first
         self._lock = asyncio.Lock()
@@ -215,8 +219,8 @@ class RedisSpendStore:
         async with self._lock:
             if not self._pending.empty():
                 batch, self._pending = self._pending, _Batch()
-                self._serial += 1
-                batch.seal(f"{self._id}:b{self._serial}")
+                self._batches += 1
+                batch.seal(self._batches)
                 self._unsent.append(batch)
             while self._unsent:
                 batch = self._unsent[0]
@@ -242,9 +246,9 @@ class RedisSpendStore:
 
     async def _send(self, batch: _Batch) -> None:
         periods = list(batch.table.periods)
-        keys = [self._prefix + "batch:" + batch.id, self._leases_key, self._lease_key, self._reserved_key]
+        keys = [self._prefix + "applied:" + self._id, self._leases_key, self._lease_key, self._reserved_key]
         keys.extend(self.ledger_key(period) for period in periods)
-        args: list[str | int] = [MARKER_S, len(periods)]
+        args: list[str | int] = [batch.number, APPLIED_S, len(periods)]
         args.extend(DAY_TTL_S if period.startswith("d:") else MONTH_TTL_S for period in periods)
         increments: list[str | int] = []
         for index, period in enumerate(periods, start=1):
