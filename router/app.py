@@ -23,9 +23,10 @@ from router.api.errors import EXCEPTION_HANDLERS
 from router.api.services import CatalogState, ReloadResult
 from router.catalog import Catalog, CatalogError, load_catalog
 from router.clock import Clock, SystemClock
-from router.providers import ChatAdapter, OutgoingHeaders, build_adapter, supports
+from router.providers import ChatAdapter, IncomingHeaders, OutgoingHeaders, build_adapter, supports
 from router.routing import Engine
 from router.routing.breaker import BreakerBoard
+from router.routing.deployments import QuotaBoard
 from router.settings import Settings
 from router.store import StateBackend, build_backend
 from router.telemetry.logging import RequestLog
@@ -108,7 +109,9 @@ def create_app(
     budgets = Budgets(state.spend, clock, catalog, on_refusal=metrics.budget_refused)
     live: dict[str, ChatAdapter] = {}
     gate = limiter.admit_model if limiter.model_rules else None
-    engine = Engine(catalog, live, clock, breakers, gate=gate, tracer=tracer)
+    quotas = QuotaBoard(clock)
+    incoming = quotas.observe
+    engine = Engine(catalog, live, clock, breakers, gate=gate, tracer=tracer, quotas=quotas)
     request_log = RequestLog(
         enabled=settings.log_level in ("debug", "info"),
         text=settings.log_format == "text",
@@ -127,14 +130,16 @@ def create_app(
         series=series,
     )
     metrics.models(catalog)
-    reloader = Reloader(services, live, fixed_adapters=adapters is not None, outgoing=outgoing)
+    reloader = Reloader(
+        services, live, fixed_adapters=adapters is not None, outgoing=outgoing, incoming=incoming
+    )
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         if adapters is not None:
             live.update(adapters)
         else:
-            live.update(build_adapters(catalog, outgoing))
+            live.update(build_adapters(catalog, outgoing, incoming))
         _warn(keys.warnings)
         await state.start()
         await services.bodies.start()
@@ -182,11 +187,13 @@ class Reloader:
         *,
         fixed_adapters: bool,
         outgoing: OutgoingHeaders | None = None,
+        incoming: IncomingHeaders | None = None,
     ) -> None:
         self.services = services
         self.live = live
         self.fixed_adapters = fixed_adapters  # injected adapters (tests) are kept as they are
         self.outgoing = outgoing  # headers added to every upstream request (tracing)
+        self.incoming = incoming  # told every upstream answer's headers (deployment quotas)
         self._lock = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
 
@@ -206,7 +213,7 @@ class Reloader:
                 return self._refused(trigger, str(exc))
             live, retired = self._adapters(old, catalog)
             breakers = services.engine.breakers
-            breakers.update(catalog.routing.breaker, set(catalog.models))
+            breakers.update(catalog.routing.breaker, _breaker_keys(catalog))
             gate = limiter.admit_model if limiter.model_rules else None
             old_engine = services.engine
             engine = Engine(
@@ -217,6 +224,7 @@ class Reloader:
                 gate=gate,
                 stats=old_engine.stats,
                 tracer=old_engine.tracer,
+                quotas=old_engine.quotas,
             )
             # The swap: later requests read the new objects.
             services.swap(engine, keys, limiter, budgets)
@@ -260,7 +268,7 @@ class Reloader:
             if current is not None and old.providers.get(name) == provider:
                 live[name] = current
             elif supports(provider):
-                live[name] = build_adapter(provider, self.outgoing)
+                live[name] = build_adapter(provider, self.outgoing, self.incoming)
         kept = {id(adapter) for adapter in live.values()}
         return live, [a for a in self.live.values() if id(a) not in kept]
 
@@ -284,8 +292,17 @@ class Reloader:
                 await task
 
 
-def build_adapters(catalog: Catalog, outgoing: OutgoingHeaders | None = None) -> dict[str, ChatAdapter]:
-    return {name: build_adapter(p, outgoing) for name, p in catalog.providers.items() if supports(p)}
+def build_adapters(
+    catalog: Catalog, outgoing: OutgoingHeaders | None = None, incoming: IncomingHeaders | None = None
+) -> dict[str, ChatAdapter]:
+    return {
+        name: build_adapter(p, outgoing, incoming) for name, p in catalog.providers.items() if supports(p)
+    }
+
+
+def _breaker_keys(catalog: Catalog) -> set[str]:
+    """What breakers are kept under: each model, and each deployment of a model with several."""
+    return {view.key for model in catalog.models.values() for view in model.views()}
 
 
 def _on_hangup(reloader: Reloader) -> Callable[[], None]:

@@ -60,7 +60,17 @@ def check(settings: Settings) -> int:
     if cached:
         print(f"  auto_cache: {', '.join(cached)}")
     print(f"  {_access_summary(settings, catalog)}")
+    print(f"  {_cache_summary(settings, catalog)}")
     return 0
+
+
+def _cache_summary(settings: Settings, catalog: Catalog) -> str:
+    spec = catalog.cache
+    ttl_s = settings.cache_ttl_s or (spec.ttl_s if spec.enabled else 0)  # the environment wins
+    if not ttl_s:
+        return "response cache: off (cache.enabled: true or ROUTER_CACHE_TTL_S turns it on)"
+    where = "in Redis" if settings.redis_url else f"in memory, at most {spec.max_entries} answers"
+    return f"response cache: on, answers kept {ttl_s}s {where}, each up to {spec.max_entry_bytes} bytes"
 
 
 def _access_summary(settings: Settings, catalog: Catalog) -> str:

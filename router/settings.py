@@ -33,6 +33,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Stored Responses (previous_response_id) kept in memory: how many, and for how long.
     responses_max: int = 10_000
     responses_ttl_s: int = 86_400
+    # > 0 turns the response cache on with this TTL, whatever the catalog's ``cache`` section says.
+    cache_ttl_s: int = 0
     # Shared state for several workers or instances; none keeps state in this process.
     redis_url: str | None = None
     redis_prefix: str = "router:"
@@ -55,6 +57,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "log_format": env.get("ROUTER_LOG_FORMAT", "json").lower(),
             "responses_max": _int(env, "ROUTER_RESPONSES_MAX", 10_000),
             "responses_ttl_s": _int(env, "ROUTER_RESPONSES_TTL_S", 86_400),
+            "cache_ttl_s": _cache_ttl(env),
             "redis_url": env.get("ROUTER_REDIS_URL") or None,
             "redis_prefix": env.get("ROUTER_REDIS_PREFIX") or "router:",
             "metrics_dir": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
@@ -85,6 +88,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "ROUTER_LOG_FORMAT": self.log_format,
                 "ROUTER_RESPONSES_MAX": str(self.responses_max),
                 "ROUTER_RESPONSES_TTL_S": str(self.responses_ttl_s),
+                "ROUTER_CACHE_TTL_S": str(self.cache_ttl_s),
                 "ROUTER_REDIS_URL": self.redis_url or "",
                 "ROUTER_REDIS_PREFIX": self.redis_prefix,
             }
@@ -112,6 +116,19 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+
+
+MAX_CACHE_TTL_S = 30 * 86_400
+
+
+def _cache_ttl(env: Mapping[str, str]) -> int:
+    value = _int(env, "ROUTER_CACHE_TTL_S", 0)
+    if not 0 <= value <= MAX_CACHE_TTL_S:
+        raise SettingsError(
+            f"ROUTER_CACHE_TTL_S={value} is not a number of seconds between 0 (the catalog decides) and "
+            f"{MAX_CACHE_TTL_S} (30 days)"
+        )
+    return value
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

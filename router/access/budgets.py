@@ -92,7 +92,7 @@ class _Line(msgspec.Struct, frozen=True):
 class BudgetHold:
     """One admitted request's reservations; the engine asks it about each candidate it picks."""
 
-    __slots__ = ("_ask", "_budgets", "_key", "_rule", "covered", "downgrade", "held", "leases")
+    __slots__ = ("_ask", "_budgets", "_key", "_rule", "downgrade", "held", "leases", "model_held")
 
     def __init__(self, budgets: Budgets, key: str | None, rule: BudgetRule | None, ask: Ask) -> None:
         self._budgets = budgets
@@ -101,28 +101,30 @@ class BudgetHold:
         self._ask = ask
         self.leases: list[str] = []
         self.held = 0  # the estimate reserved on the key's and the router's budgets
-        self.covered: set[str] = set()  # models whose estimate and own budget are reserved
+        self.model_held: dict[str, int] = {}  # the estimate reserved on each model's own budget
         self.downgrade = False  # strategy keywords are to be served with ``cost``
 
     async def admit_model(self, target: Target) -> None:
-        """Reserve for ``target`` before the engine calls it; raises ``ModelBudgetExceeded`` (which
-        falls back to the next candidate) when a budget has no room for its estimate."""
+        """Reserve for ``target`` (a model, or one deployment of it, at its own prices) before the
+        engine calls it: whatever its estimate adds to what is held already. Raises
+        ``ModelBudgetExceeded`` (the engine moves on to the next deployment or model) when a budget
+        has no room for it."""
         model = target.model
-        if model.id in self.covered:
-            return
         budgets = self._budgets
         amount = budgets.estimate(target, self._ask)
+        more, more_model = amount - self.held, amount - self.model_held.get(model.id, 0)
+        if more <= 0 and more_model <= 0:
+            return
         now = budgets.clock.wall()
-        lines = budgets.model_lines(model.id, now, amount)
-        more = amount - self.held
+        lines = budgets.model_lines(model.id, now, more_model) if more_model > 0 else []
         if more > 0:
             lines += budgets.shared_lines(self._key, self._rule, now, more)
         if lines:
             reservation = await budgets.reserve(self._key, lines, fallback=True)
             if reservation.lease is not None:
                 self.leases.append(reservation.lease)
-            self.held = max(self.held, amount)
-        self.covered.add(model.id)
+        self.held = max(self.held, amount)
+        self.model_held[model.id] = max(self.model_held.get(model.id, 0), amount)
 
 
 class Budgets:
@@ -145,7 +147,8 @@ class Budgets:
         self._writers = [
             model
             for model in catalog.models.values()
-            if model.endpoints & WRITING_ENDPOINTS and catalog.provider_of(model).configured
+            if model.endpoints & WRITING_ENDPOINTS
+            and any(catalog.provider_of(view).configured for view in model.views())
         ]
         self._on_refusal = on_refusal
 
@@ -165,7 +168,7 @@ class Budgets:
         if len(models) == 1:
             (only,) = models
             lines += self.model_lines(only, now, amount)
-            hold.covered.add(only)
+            hold.model_held[only] = amount
         if lines:
             reservation = await self.reserve(key, lines, fallback=False)
             if reservation.lease is not None:
@@ -211,21 +214,21 @@ class Budgets:
     # --- estimates ---------------------------------------------------------------------------------
 
     def candidates(self, names: Sequence[str]) -> list[Target]:
-        """The models that could serve a request naming ``names`` (a lower bound for strategies:
-        every model that writes text and whose provider is configured)."""
+        """The models (each deployment apart, at its own prices) that could serve a request naming
+        ``names``; for a strategy, every model that writes text and that the router can call."""
         catalog = self.catalog
         listed = [target for name in names[1:] if (target := catalog.lookup(name)) is not None]
         first = catalog.lookup(names[0]) if names else None
         if first is not None:
             fallbacks = [Target(catalog.models[name]) for name in first.model.fallbacks]
-            return [first, *fallbacks, *listed]
+            return _ways([first, *fallbacks, *listed])
         asked = names[0] if names else ""
         strategy = asked if catalog.is_strategy(asked) else catalog.routing.unknown_model_strategy
         if strategy is None:
-            return listed  # an unknown model: answered 404 by the engine
+            return _ways(listed)  # an unknown model: answered 404 by the engine
         flex = strategy.endswith("-flex")
         pool = [Target(m, "flex" if flex and m.flex_price is not None else None) for m in self._writers]
-        return [*pool, *listed]
+        return _ways([*pool, *listed])
 
     def estimate(self, target: Target, ask: Ask) -> int:
         """The request's estimated cost on ``target``, in units."""
@@ -279,6 +282,11 @@ def _lines(
     if rule.monthly is not None:
         lines.append(_Line(kind, name, "monthly", Cap(scope, month_of(now), rule.monthly, amount)))
     return lines
+
+
+def _ways(targets: list[Target]) -> list[Target]:
+    """Each target as the deployments it may be served by (itself when it has one)."""
+    return [Target(view, t.service_tier) for t in targets for view in t.model.views()]
 
 
 def _share(level: int, limit: int) -> float:

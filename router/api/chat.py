@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import msgspec
 from litestar import asgi
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
+from router.api.answers import Counted, StreamWriter, chat_counted
+from router.api.cache import CachedAnswer
 from router.api.chunks import ChunkWriter
 from router.api.decode import decode_chat
-from router.api.exchange import Counted, Exchange, StreamWriter, chat_counted, serve
+from router.api.exchange import Exchange, serve
+from router.api.replay import ChatAssembler, chat_chunks, chat_keeps
 from router.api.services import Services
 from router.routing import ChatAnswer, ChatStream, OpenedStream, Outcome
 from router.types import ChatChunk, ChatCompletion, ChatRequest, Usage
@@ -19,9 +24,31 @@ _ANSWER = ChatAnswer()
 _STREAM = ChatStream()
 
 
+class ChatCache:
+    """A kept Chat Completion is replayed as it was (same id), or as its stream."""
+
+    def cacheable(self, request: ChatRequest) -> bool:
+        return True
+
+    def keeps(self, answer: ChatCompletion) -> bool:
+        return chat_keeps(answer)
+
+    def assembler(self, request: ChatRequest) -> ChatAssembler:
+        return ChatAssembler()
+
+    async def replay(self, exchange: Exchange, request: ChatRequest, entry: CachedAnswer) -> bytes:
+        return entry.body
+
+    async def replay_stream(
+        self, exchange: Exchange, request: ChatRequest, entry: CachedAnswer
+    ) -> tuple[Iterable[ChatChunk], StreamWriter[ChatChunk]]:
+        return chat_chunks(entry.body), ChunkWriter(request.include_usage, None)
+
+
 class ChatRoute:
     name = "chat"
     writes = True
+    cache = ChatCache()
 
     def decode(self, body: bytes) -> ChatRequest:
         return decode_chat(body)

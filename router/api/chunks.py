@@ -7,8 +7,8 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+from router.api.answers import Counted, chat_counted
 from router.api.errors import error_json
-from router.api.exchange import Counted, chat_counted
 from router.errors import RouterError
 from router.types import ChatChunk, TextCompletion, Usage
 

@@ -12,7 +12,7 @@ prompt: a stream of several prompts needs a native model.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import TypeVar
 
 import msgspec
@@ -20,9 +20,12 @@ from litestar import asgi
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
+from router.api.answers import Counted, StreamWriter, chat_counted
+from router.api.cache import CachedAnswer
 from router.api.chunks import ChunkWriter
 from router.api.decode import convert, decode_object
-from router.api.exchange import Counted, Exchange, StreamWriter, chat_counted, serve
+from router.api.exchange import Exchange, serve
+from router.api.replay import TextAssembler, text_chunks, text_keeps
 from router.api.services import Services
 from router.errors import AdapterUnavailable, InvalidRequest
 from router.providers import Call, ChatAdapter, UpstreamCall
@@ -254,9 +257,31 @@ _STREAM = _Stream()
 # --- route ---------------------------------------------------------------------------------------
 
 
+class CompletionsCache:
+    """A kept legacy completion is replayed as it was (same id), or as its stream."""
+
+    def cacheable(self, request: CompletionRequest) -> bool:
+        return True
+
+    def keeps(self, answer: TextCompletion) -> bool:
+        return text_keeps(answer)
+
+    def assembler(self, request: CompletionRequest) -> TextAssembler:
+        return TextAssembler()
+
+    async def replay(self, exchange: Exchange, request: CompletionRequest, entry: CachedAnswer) -> bytes:
+        return entry.body
+
+    async def replay_stream(
+        self, exchange: Exchange, request: CompletionRequest, entry: CachedAnswer
+    ) -> tuple[Iterable[TextCompletion], StreamWriter[TextCompletion]]:
+        return text_chunks(entry.body), ChunkWriter(request.include_usage, None)
+
+
 class CompletionsRoute:
     name = "completions"
     writes = True
+    cache = CompletionsCache()
 
     def decode(self, body: bytes) -> CompletionRequest:
         return decode_completion(body)

@@ -50,7 +50,8 @@ EXPOSED = (
     "x-request-id, retry-after, retry-after-ms, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, "
     "x-ratelimit-reset-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, "
     "x-ratelimit-reset-tokens, x-router-model, x-router-provider, x-router-strategy, x-router-attempts, "
-    "x-router-overhead-ms, x-router-cost-usd, x-router-fallback-reason"
+    "x-router-overhead-ms, x-router-cost-usd, x-router-fallback-reason, x-router-deployment, "
+    "x-router-cache, age"
 )
 
 

@@ -10,6 +10,7 @@ import base64
 import struct
 import sys
 from array import array
+from collections.abc import Iterable
 from typing import Annotated
 
 import msgspec
@@ -17,8 +18,10 @@ from litestar import asgi
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
+from router.api.answers import Assembler, Counted, StreamWriter
+from router.api.cache import CachedAnswer
 from router.api.decode import convert, decode_object
-from router.api.exchange import Counted, Exchange, StreamWriter, serve
+from router.api.exchange import Exchange, serve
 from router.api.services import Services
 from router.errors import InvalidRequest, UpstreamBadResponse
 from router.providers import ChatAdapter, Embedder, EmbeddingCall
@@ -158,9 +161,31 @@ class _Embed:
 _EMBED = _Embed()
 
 
+class EmbeddingsCache:
+    """Kept vectors are replayed as they were; embeddings never stream."""
+
+    def cacheable(self, request: EmbeddingRequest) -> bool:
+        return True
+
+    def keeps(self, answer: EmbeddingResponse) -> bool:
+        return bool(answer.data)
+
+    def assembler(self, request: EmbeddingRequest) -> Assembler[None]:
+        raise AssertionError("embeddings do not stream")
+
+    async def replay(self, exchange: Exchange, request: EmbeddingRequest, entry: CachedAnswer) -> bytes:
+        return entry.body
+
+    async def replay_stream(
+        self, exchange: Exchange, request: EmbeddingRequest, entry: CachedAnswer
+    ) -> tuple[Iterable[None], StreamWriter[None]]:
+        raise AssertionError("embeddings do not stream")
+
+
 class EmbeddingsRoute:
     name = "embeddings"
     writes = False  # vectors: no output is priced
+    cache = EmbeddingsCache()
 
     def decode(self, body: bytes) -> EmbeddingRequest:
         return decode_embeddings(body)

@@ -6,13 +6,19 @@ rest, once for all of them: the method, the body and its decoding errors, the ke
 (admission), the outcome headers, the cost, the token settlement, sending JSON or an SSE stream (with
 the commit-point rule: a failure after the first event ends the stream with the route's failure event,
 never a bare close), and the request record every sink reads.
+
+When the response cache is on, the pipeline looks the request up after admission (a hit is still
+authenticated, allowed and rate limited) and before the engine: a hit is replayed through the route's
+``RouteCache`` without any upstream call, breaker or cost; a miss keeps its answer once it is whole
+(a stream's, assembled, before its terminator), never an error or a cut stream. With the cache off
+none of this runs.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from typing import NamedTuple, Protocol, TypeVar
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, Protocol, TypeVar
 
 import anyio
 from litestar.types import Receive, Scope, Send
@@ -21,6 +27,8 @@ from router.access import BudgetHold, Budgets, Grant
 from router.access.limits import OPEN
 from router.api._asgi import allow_only, send_json
 from router.api.access import admit, admit_spend, estimate_tokens, key_of, ledger_name
+from router.api.answers import Assembler, Counted, StreamWriter
+from router.api.cache import BYPASS, CACHE_HEADER, HIT, MISS, CachedAnswer, ResponseCache, directives
 from router.api.middleware import request_id_of
 from router.api.services import Services
 from router.api.streaming import send_stream
@@ -28,62 +36,42 @@ from router.catalog import STRATEGIES
 from router.errors import InternalError, RouterError
 from router.routing import Engine, OpenedStream, Outcome, Routable
 from router.routing.cost import cache_writes, cost_usd
-from router.telemetry.record import RequestRecord, Tokens
+from router.telemetry.record import RequestRecord
 from router.telemetry.tracing import RequestSpan
-from router.types import Usage
 
 _errors = logging.getLogger("router.api")
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+FREE = f"{0:.8f}"  # the cost of a cache hit
 
 Req = TypeVar("Req", bound=Routable)
 Ans = TypeVar("Ans")
 Ev = TypeVar("Ev")
-Ev_contra = TypeVar("Ev_contra", contravariant=True)
+Req_contra = TypeVar("Req_contra", bound=Routable, contravariant=True)
+Ans_contra = TypeVar("Ans_contra", contravariant=True)
 
 
-class Counted(NamedTuple):
-    """What an answer's usage means for the record, the limits and the bill."""
+class RouteCache(Protocol[Req_contra, Ans_contra, Ev]):
+    """What a route supplies to the response cache: which requests may be answered from it, which
+    answers are whole enough to keep, and how a kept answer is replayed as JSON or as its stream."""
 
-    tokens: Tokens
-    total: int  # what the token limits are settled with
-    usage: Usage  # Chat-shaped, for pricing
-    tier: str | None  # the service tier it was served at
-
-
-def chat_counted(usage: Usage, tier: str | None) -> Counted:
-    """A Chat-shaped usage (``prompt_tokens`` include cached, ``completion_tokens`` reasoning)."""
-    cached = (
-        usage.prompt_tokens_details.get("cached_tokens")
-        if isinstance(usage.prompt_tokens_details, dict)
-        else 0
-    )
-    details = usage.completion_tokens_details
-    reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else 0
-    tokens = (usage.prompt_tokens, usage.completion_tokens, int(cached or 0), int(reasoning or 0))
-    return Counted(tokens, usage.total_tokens, usage, tier)
-
-
-class StreamWriter(Protocol[Ev_contra]):
-    """How a route's stream is written: each event's frame, the terminator, the failure event."""
-
-    def frame(self, event: Ev_contra) -> bytes | None:
-        """The bytes of ``event`` (``None``: nothing to send for it)."""
+    def cacheable(self, request: Req_contra) -> bool:
+        """``False``: the answer depends on state the key does not capture; the request bypasses."""
         ...
 
-    def end(self) -> bytes:
-        """What follows the last event of a complete stream (may be empty)."""
+    def keeps(self, answer: Ans_contra) -> bool:
+        """Whether a JSON answer may be kept (complete; not cut by a content filter; not empty)."""
         ...
 
-    def failure(self, error: RouterError) -> bytes:
-        """The event that ends a stream broken after its commit point."""
+    def assembler(self, request: Req_contra) -> Assembler[Ev]: ...
+
+    async def replay(self, exchange: Exchange, request: Req_contra, entry: CachedAnswer) -> bytes:
+        """The JSON body of a hit."""
         ...
 
-    def counted(self) -> Counted | None:
-        """The usage the stream reported, if it did."""
-        ...
-
-    async def close(self) -> None:
-        """After the stream, whatever happened (a stored Responses conversation is kept here)."""
+    async def replay_stream(
+        self, exchange: Exchange, request: Req_contra, entry: CachedAnswer
+    ) -> tuple[Iterable[Ev], StreamWriter[Ev]]:
+        """The events of a hit's stream, and the writer that frames them."""
         ...
 
 
@@ -92,6 +80,11 @@ class ModelRoute(Protocol[Req, Ans, Ev]):
 
     name: str  # the record's route: chat, responses, completions or embeddings
     writes: bool  # whether its answers write output (priced for budgets): not embeddings
+
+    @property
+    def cache(self) -> RouteCache[Req, Ans, Ev]:
+        """What the route supplies to the response cache (used only when the cache is on)."""
+        ...
 
     def decode(self, body: bytes) -> Req: ...
 
@@ -112,17 +105,20 @@ class Exchange:
     __slots__ = (
         "answered_ms",
         "budgets",
+        "cached",
         "charged",
         "engine",
         "estimate",
         "grant",
         "hold",
         "inputs",
+        "keep_as",
         "key",
         "model_asked",
         "native",
         "overhead_ms",
         "request_id",
+        "response_cache",
         "route",
         "services",
         "span",
@@ -151,6 +147,34 @@ class Exchange:
         self.overhead_ms = 0.0  # the router's share of that time, outside upstream calls
         self.native: bool | None = None  # set by the completions route
         self.inputs: int | None = None  # set by the embeddings route
+        self.response_cache: ResponseCache | None = services.cache  # None: the cache is off
+        self.cached: str | None = None  # what the cache did: hit, miss or bypass
+        self.keep_as: str | None = None  # the cache key the answer is kept under, if it may be
+
+    async def look_up(
+        self, hooks: RouteCache[Req, Any, Any], request: Req, headers: Iterable[tuple[bytes, bytes]]
+    ) -> CachedAnswer | None:
+        """The kept answer to ``request``, if the cache may answer it (``self.response_cache`` is set)."""
+        cache = self.response_cache
+        assert cache is not None
+        asked = directives(headers)
+        if not asked.keep or not hooks.cacheable(request):
+            self.cached = BYPASS
+            return None
+        self.cached = MISS
+        self.keep_as = cache.key(self.key.name if self.key else None, self.route, request.raw)
+        entry = await cache.get(self.keep_as) if asked.read else None
+        if entry is not None:
+            self.cached = HIT
+        return entry
+
+    async def keep(self, body: bytes | None, outcome: Outcome) -> None:
+        """Keep a whole answer's JSON ``body`` in the cache, when this request's answer may be kept."""
+        cache, key = self.response_cache, self.keep_as
+        if body is None or cache is None or key is None:
+            return
+        model = outcome.model
+        await cache.put(key, body, model.id, model.provider, outcome.strategy)
 
     def answer_headers(self, outcome: Outcome) -> dict[str, str]:
         """The headers that say how the answer was served, from the moment it begins."""
@@ -164,11 +188,33 @@ class Exchange:
             "x-router-attempts": str(len(outcome.attempts)),
             "x-router-overhead-ms": f"{overhead_ms:.2f}",
         }
+        if model.deployment is not None:
+            headers["x-router-deployment"] = model.deployment
         if outcome.strategy:
             headers["x-router-strategy"] = outcome.strategy
         reason = outcome.fallback_reason
         if reason:
             headers["x-router-fallback-reason"] = reason
+        if self.cached is not None:
+            headers[CACHE_HEADER] = self.cached
+        headers.update(self.grant.headers)
+        return headers
+
+    def hit_headers(self, cache: ResponseCache, entry: CachedAnswer) -> dict[str, str]:
+        """The headers of an answer replayed from the cache: the model and provider that served it
+        when it was kept, no attempt, and its age in seconds."""
+        elapsed_ms = (self.services.clock.monotonic() - self.started) * 1000.0
+        self.answered_ms = self.overhead_ms = elapsed_ms
+        headers = {
+            "x-router-model": entry.model,
+            "x-router-provider": entry.provider,
+            "x-router-attempts": "0",
+            "x-router-overhead-ms": f"{elapsed_ms:.2f}",
+            CACHE_HEADER: HIT,
+            "age": str(cache.age(entry)),
+        }
+        if entry.strategy:
+            headers["x-router-strategy"] = entry.strategy
         headers.update(self.grant.headers)
         return headers
 
@@ -190,6 +236,8 @@ class Exchange:
         """The request ended with ``error`` before any answer began."""
         self.budgets.release(self.hold)
         error.headers.update(self.grant.headers)
+        if self.cached is not None:
+            error.headers[CACHE_HEADER] = self.cached
         self.services.request_log.write(
             record := RequestRecord(
                 request_id=self.request_id,
@@ -201,6 +249,7 @@ class Exchange:
                 duration_ms=round((self.services.clock.monotonic() - self.started) * 1000.0, 2),
                 attempts=error.attempts,
                 error=error.code,
+                cache=self.cached,
             )
         )
         self.span.end(record)
@@ -225,9 +274,11 @@ class Exchange:
                 stream=self.stream,
                 status=status,
                 duration_ms=duration_ms,
-                attempts=tuple(f"{a.model}:{a.outcome}" for a in outcome.attempts),
+                attempts=tuple(a.label for a in outcome.attempts),
+                attempt_deployments=_deployments_of(outcome),
                 model=model.id,
                 provider=model.provider,
+                deployment=model.deployment,
                 strategy=outcome.strategy,
                 fallback_reason=outcome.fallback_reason,
                 skipped=tuple(outcome.skipped),
@@ -250,9 +301,44 @@ class Exchange:
                 cost_usd=round(cost, 8) if cost is not None else None,
                 native=self.native,
                 inputs=self.inputs,
+                cache=self.cached,
             )
         )
         self.span.end(record)
+
+    def replayed(self, entry: CachedAnswer, status: int) -> None:
+        """A cache hit is over: it spent no tokens (the estimate charged to the key's token limits is
+        given back) and cost nothing; write its record."""
+        grant = self.grant
+        if grant.token_buckets:
+            self.services.limiter.settle(grant, 0)
+        self.services.request_log.write(
+            record := RequestRecord(
+                request_id=self.request_id,
+                route=self.route,
+                key=self.key.name if self.key is not None else None,
+                model_asked=self.model_asked,
+                stream=self.stream,
+                status=status,
+                duration_ms=round((self.services.clock.monotonic() - self.started) * 1000.0, 2),
+                attempts=(),
+                model=entry.model,
+                provider=entry.provider,
+                strategy=entry.strategy,
+                overhead_ms=round(self.overhead_ms, 3),
+                cost_usd=0.0,
+                cache=HIT,
+            )
+        )
+        self.span.end(record)
+
+
+def _deployments_of(outcome: Outcome) -> tuple[str, ...]:
+    """Each attempt's deployment, when one of them went to a model with several (else nothing)."""
+    attempts = outcome.attempts
+    if outcome.model.deployment is None and all(a.deployment is None for a in attempts):
+        return ()
+    return tuple(a.deployment or "" for a in attempts)
 
 
 async def serve(
@@ -260,6 +346,7 @@ async def serve(
 ) -> None:
     """Serve one request on ``route``: see the module's docstring."""
     exchange = Exchange(services, route.name, scope)
+    hit: CachedAnswer | None = None
     try:
         if not await allow_only(scope, send, "POST"):
             return  # OPTIONS, answered
@@ -271,9 +358,16 @@ async def serve(
         exchange.estimate = estimate_tokens(body)
         names = [request.model, *(request.models or ())]
         exchange.grant = await admit(services, exchange.key, names, exchange.estimate)
-        if exchange.budgets.active:
+        if exchange.response_cache is not None:
+            hit = await exchange.look_up(route.cache, request, scope["headers"])
+        if hit is None and exchange.budgets.active:  # a hit costs nothing: no budget to check
             await exchange.admit_spend(route, request, names)
-        if exchange.stream:
+        if hit is not None:
+            if exchange.stream:
+                replayed, writer = await route.cache.replay_stream(exchange, request, hit)
+            else:
+                hit_body = await route.cache.replay(exchange, request, hit)
+        elif exchange.stream:
             opened, writer = await route.open(exchange, request)
         else:
             answer, outcome = await route.answer(exchange, request)
@@ -286,9 +380,20 @@ async def serve(
         raise
     finally:
         exchange.span.release()  # the engine's calls are over: no longer the current span
+    if hit is not None and exchange.response_cache is not None:
+        headers = exchange.hit_headers(exchange.response_cache, hit)
+        if exchange.stream:
+            events = _replayed(exchange, hit, replayed, writer)
+            await send_stream(receive, send, events, {**SSE_HEADERS, **headers})
+            return
+        headers["x-router-cost-usd"] = FREE
+        await send_json(send, hit_body, headers)
+        exchange.replayed(hit, 200)
+        return
     if exchange.stream:
         headers = {**SSE_HEADERS, **exchange.answer_headers(opened.outcome)}
-        await send_stream(receive, send, _events(exchange, opened, writer), headers)
+        assembler = route.cache.assembler(request) if exchange.keep_as is not None else None
+        await send_stream(receive, send, _events(exchange, opened, writer, assembler), headers)
         return
     headers = exchange.answer_headers(outcome)
     counted = route.counted(answer, outcome)
@@ -297,21 +402,33 @@ async def serve(
         cost = cost_usd(outcome.model, counted.usage, counted.tier)
         headers["x-router-cost-usd"] = f"{cost:.8f}"
     exchange.charge(outcome, cost)  # before the answer leaves: a report asked right after sees it
-    await send_json(send, route.encode(answer), headers)
+    encoded = route.encode(answer)
+    if exchange.keep_as is not None and route.cache.keeps(answer):
+        # Kept before it is sent: the client's next identical request finds it.
+        await exchange.keep(encoded, outcome)
+    await send_json(send, encoded, headers)
     exchange.served(outcome, 200, counted, cost)
 
 
 async def _events(
-    exchange: Exchange, opened: OpenedStream[Ev], writer: StreamWriter[Ev]
+    exchange: Exchange,
+    opened: OpenedStream[Ev],
+    writer: StreamWriter[Ev],
+    assembler: Assembler[Ev] | None = None,
 ) -> AsyncIterator[bytes]:
     """The stream's bytes. A failure after the commit point ends it with the writer's failure event
-    and no terminator, so a cut answer never looks complete."""
+    and no terminator, so a cut answer never looks complete. With an ``assembler`` (a cache miss
+    whose answer may be kept), the whole answer is kept once the upstream stream has ended, before
+    the terminator: a stream that fails or whose client leaves is never kept."""
     status = 200
     try:
-        async for event in opened.chunks():
+        events = opened.chunks() if assembler is None else _fed(opened.chunks(), assembler)
+        async for event in events:
             frame = writer.frame(event)
             if frame is not None:
                 yield frame
+        if assembler is not None:
+            await exchange.keep(assembler.answer(), opened.outcome)
         end = writer.end()
         if end:
             yield end
@@ -332,3 +449,24 @@ async def _events(
         with anyio.CancelScope(shield=True):
             await writer.close()
             await opened.aclose()
+
+
+async def _fed(events: AsyncIterator[Ev], assembler: Assembler[Ev]) -> AsyncIterator[Ev]:
+    """``events``, each shown to ``assembler`` first (the writer may change an event as it frames it)."""
+    async for event in events:
+        assembler.feed(event)
+        yield event
+
+
+async def _replayed(
+    exchange: Exchange, entry: CachedAnswer, events: Iterable[Ev], writer: StreamWriter[Ev]
+) -> AsyncIterator[bytes]:
+    """A cache hit's stream: the kept answer's events framed by the route's writer, sent at once."""
+    try:
+        frames = [frame for event in events if (frame := writer.frame(event)) is not None]
+        frames.append(writer.end())
+        yield b"".join(frames)
+    finally:
+        exchange.replayed(entry, 200)
+        with anyio.CancelScope(shield=True):
+            await writer.close()  # a replayed Response is stored under its own id here

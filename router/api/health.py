@@ -9,19 +9,66 @@ from litestar.handlers import HTTPRouteHandler
 from router import __version__
 from router.api.errors import JSON
 from router.api.services import Reload, Services
+from router.catalog import Model
 from router.errors import InvalidRequest
 from router.routing.breaker import BreakerView
 from router.routing.stats import LatencyView
 from router.telemetry.traffic import TrafficView
 
 
-class ModelHealth(msgspec.Struct, kw_only=True):
-    id: str
+class QuotaView(msgspec.Struct, kw_only=True):
+    headroom: float  # the smallest share left of any known limit (1: none known to be short)
+    resets_in_s: float  # until an exhausted deployment has quota again
+    rpm: int | None
+    tpm: int | None
+
+
+class DeploymentHealth(msgspec.Struct, kw_only=True):
+    id: str  # ``provider/model``: asking for it pins this deployment
     provider: str
+    upstream: str
+    weight: float
     configured: bool
     missing_env: str | None
     breaker: BreakerView
     latency: LatencyView
+    quota: QuotaView
+
+
+class ModelHealth(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str
+    provider: str
+    configured: bool
+    missing_env: str | None
+    # With several deployments: the one most ready to serve (breaker, then quota left).
+    breaker: BreakerView
+    latency: LatencyView
+    deployments: list[DeploymentHealth] = []
+
+
+_READINESS = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def _deployment(services: Services, view: Model) -> DeploymentHealth:
+    engine = services.engine
+    provider = services.catalog.provider_of(view)
+    quota = engine.quotas.get(view)
+    return DeploymentHealth(
+        id=view.key,
+        provider=provider.name,
+        upstream=view.upstream,
+        weight=view.weight,
+        configured=provider.configured,
+        missing_env=None if provider.configured else provider.api_key_env,
+        breaker=engine.breakers.get(view.key).view(),
+        latency=engine.stats.get(view).view(),
+        quota=QuotaView(
+            headroom=round(quota.headroom(), 3),
+            resets_in_s=round(quota.resets_in(), 3),
+            rpm=view.rpm,
+            tpm=view.tpm,
+        ),
+    )
 
 
 class HealthReport(msgspec.Struct, kw_only=True):
@@ -35,10 +82,28 @@ def health_handlers(services: Services) -> list[HTTPRouteHandler]:
     @get(["/model-health", "/v1/model-health"], sync_to_thread=False)
     def model_health() -> Response[bytes]:
         catalog = services.catalog
-        board = services.engine.breakers
+        engine = services.engine
+        board = engine.breakers
         models = []
         for model in catalog.models.values():
             provider = catalog.provider_of(model)
+            ways = [_deployment(services, view) for view in model.deployments]
+            if ways:
+                ready = min(
+                    ways, key=lambda d: (not d.configured, _READINESS[d.breaker.state], -d.quota.headroom)
+                )
+                models.append(
+                    ModelHealth(
+                        id=model.id,
+                        provider=ready.provider,
+                        configured=any(d.configured for d in ways),
+                        missing_env=ready.missing_env,
+                        breaker=ready.breaker,
+                        latency=ready.latency,
+                        deployments=ways,
+                    )
+                )
+                continue
             models.append(
                 ModelHealth(
                     id=model.id,
@@ -46,7 +111,7 @@ def health_handlers(services: Services) -> list[HTTPRouteHandler]:
                     configured=provider.configured,
                     missing_env=None if provider.configured else provider.api_key_env,
                     breaker=board.get(model.id).view(),
-                    latency=services.engine.stats.get(model).view(),
+                    latency=engine.stats.get(model).view(),
                 )
             )
         return Response(content=_encode(HealthReport(models=models)), media_type=JSON)
@@ -124,9 +189,10 @@ def health_report(services: Services, started: float) -> Health:
     report = services.state.report()
     configured = [m for m in catalog.models.values() if engine.unusable_reason(m) is None]
     states = engine.breakers.states()
-    opened = [m.id for m in configured if states.get(m.id) == "open"]
-    half = [m.id for m in configured if states.get(m.id) == "half_open"]
-    routable = sum(1 for m in configured if engine.breakers.available(m.id))
+    ways = [v.key for m in configured for v in m.views()]
+    opened = [way for way in ways if states.get(way) == "open"]
+    half = [way for way in ways if states.get(way) == "half_open"]
+    routable = sum(1 for m in configured if engine.available(m))
     warnings = list(services.keys.warnings)
     if report.scope == "per_worker" or report.degraded:
         warnings.append(report.note)

@@ -98,6 +98,7 @@ def help_document(services: Services, base_url: str) -> dict[str, Any]:
         },
         "budgets": _budgets(catalog),
         "state": {"backend": report.backend, "scope": report.scope, "note": report.note},
+        "cache": _cache(services),
         "examples": _examples(api, auth),
     }
 
@@ -117,6 +118,24 @@ def _budgets(catalog: Catalog) -> dict[str, Any]:
         "budget: 429 insufficient_quota / budget_exceeded with x-should-retry: false. A strategy is "
         "estimated on its cheapest candidate, then each model the router picks is checked with its own "
         "estimate. GET /v1/usage shows a key its spend; GET /admin/spend reports by key, model or provider.",
+    }
+
+
+def _cache(services: Services) -> dict[str, Any]:
+    """The response cache in force: off, or its settings, where it keeps answers and how to steer it."""
+    cache = services.cache
+    if cache is None:
+        return {"enabled": False, "how": "catalog cache.enabled: true, or ROUTER_CACHE_TTL_S > 0"}
+    spec = cache.spec
+    return {
+        "enabled": True,
+        "ttl_s": spec.ttl_s,
+        "max_entries": spec.max_entries,
+        "max_entry_bytes": spec.max_entry_bytes,
+        "store": cache.store.describe,
+        "scope": "per API key",
+        "header": "x-router-cache: hit | miss | bypass",
+        "request_headers": "Cache-Control: no-cache refreshes the kept answer; no-store bypasses the cache",
     }
 
 
@@ -187,6 +206,7 @@ def help_html(doc: dict[str, Any]) -> str:
         f"<pre>{e(msgspec.json.format(msgspec.json.encode(doc['limits']), indent=2).decode())}</pre>"
         f"<p>Spend budgets: {e(doc['budgets']['how'])}</p>"
         f"<p>State: {e(doc['state']['backend'])} ({e(doc['state']['scope'])}) — {e(doc['state']['note'])}</p>"
+        f"<p>Response cache: {e(_cache_line(doc['cache']))}</p>"
     )
     examples = "".join(f"<h3>{e(name)}</h3><pre>{e(text)}</pre>" for name, text in doc["examples"].items())
     router = doc["router"]
@@ -206,6 +226,15 @@ pre{{background:#f6f8fa;padding:.6rem;overflow:auto;white-space:pre-wrap}}
 <h2>Endpoints</h2>{endpoints}<h2>Strategy keywords</h2>{strategies}<h2>Models</h2>{models}
 <h2>Aliases</h2>{aliases}<h2>Authentication and limits</h2>{access}<h2>Examples</h2>{examples}
 </body></html>"""
+
+
+def _cache_line(cache: dict[str, Any]) -> str:
+    if not cache["enabled"]:
+        return f"off ({cache['how']})"
+    return (
+        f"on, {cache['scope']}, answers kept {cache['ttl_s']}s in {cache['store']}; "
+        f"{cache['header']}; {cache['request_headers']}"
+    )
 
 
 def _base_url(request: Request[Any, Any, Any]) -> str:

@@ -46,6 +46,7 @@ def model_objects(catalog: Catalog) -> list[ModelObject]:
                 router={
                     "kind": "model",
                     "provider": model.provider,
+                    "deployments": [view.key for view in model.deployments],
                     "upstream": model.upstream,
                     "configured": provider.configured,
                     "context_window": model.context_window,
@@ -55,6 +56,24 @@ def model_objects(catalog: Catalog) -> list[ModelObject]:
                 },
             )
         )
+        for view in model.deployments:
+            out.append(
+                ModelObject(
+                    id=view.key,
+                    owned_by=view.provider,
+                    router={
+                        "kind": "deployment",
+                        "model": model.id,
+                        "provider": view.provider,
+                        "upstream": view.upstream,
+                        "configured": catalog.provider_of(view).configured,
+                        "weight": view.weight,
+                        "rpm": view.rpm,
+                        "tpm": view.tpm,
+                        "price_per_1m": msgspec.to_builtins(view.price),
+                    },
+                )
+            )
     for name, alias in catalog.aliases.items():
         target = catalog.models[alias.model]
         info: dict[str, Any] = {"kind": "alias", "target": alias.model, "provider": target.provider}

@@ -155,9 +155,9 @@ _HEADERS: dict[str, Schema] = {
     "RouterModel": {"description": "The catalog model that answered.", "required": True, "schema": _TEXT},
     "RouterProvider": {"description": "Its provider.", "required": True, "schema": _TEXT},
     "RouterAttempts": {
-        "description": "How many attempts the answer took.",
+        "description": "How many attempts the answer took (0: replayed from the response cache).",
         "required": True,
-        "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"},
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
     },
     "RouterOverhead": {
         "description": "The router's own time, in milliseconds.",
@@ -165,8 +165,25 @@ _HEADERS: dict[str, Schema] = {
         "schema": _TEXT,
     },
     "RouterStrategy": {"description": "The strategy that ranked the candidates.", "schema": _TEXT},
-    "RouterCost": {"description": "The answer's estimated cost in USD (not on streams).", "schema": _TEXT},
+    "RouterCost": {
+        "description": "The answer's estimated cost in USD (not on streams; 0 for a cache hit).",
+        "schema": _TEXT,
+    },
     "RouterFallbackReason": {"description": "Why earlier candidates were passed over.", "schema": _TEXT},
+    "RouterDeployment": {
+        "description": "Which deployment served (provider/model), when the model has several.",
+        "schema": _TEXT,
+    },
+    "RouterCache": {
+        "description": "When the response cache is on: hit (replayed; no model was called), miss or "
+        "bypass (the request's Cache-Control: no-store, or a Responses request with "
+        "previous_response_id). Send Cache-Control: no-cache to refresh the kept answer.",
+        "schema": {"type": "string", "enum": ["hit", "miss", "bypass"]},
+    },
+    "Age": {
+        "description": "On a cache hit: seconds since the answer was kept.",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
 }
 _SERVED_HEADERS = {
     "x-router-model": "RouterModel",
@@ -176,6 +193,19 @@ _SERVED_HEADERS = {
     "x-router-strategy": "RouterStrategy",
     "x-router-cost-usd": "RouterCost",
     "x-router-fallback-reason": "RouterFallbackReason",
+    "x-router-deployment": "RouterDeployment",
+    "x-router-cache": "RouterCache",
+    "age": "Age",
+}
+
+
+_CACHE_CONTROL: dict[str, Any] = {
+    "name": "Cache-Control",
+    "in": "header",
+    "required": False,
+    "description": "For the response cache, when it is on: no-cache (or max-age=0) answers from a model "
+    "and keeps that answer; no-store answers from a model and keeps nothing.",
+    "schema": {"type": "string", "examples": ["no-cache", "no-store"]},
 }
 
 
@@ -191,12 +221,14 @@ def openapi_document(version: str) -> dict[str, Any]:
             operation["security"] = []
         elif path in OPS:
             operation["security"] = [{"opsKey": []}]
-        parameters = [
+        parameters: list[dict[str, Any]] = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
             for name in ("response_id", "model_id")
             if "{" + name + "}" in path
         ]
         parameters.extend(_QUERY.get(path, []))
+        if path in MODEL_ROUTES and method == "POST":
+            parameters.append(_CACHE_CONTROL)
         if parameters:
             operation["parameters"] = parameters
         body = _REQUEST_BODY.get(path)

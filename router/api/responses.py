@@ -9,7 +9,7 @@ output ends with ``response.failed``, never a bare close.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -20,14 +20,17 @@ from litestar.types import Receive, Scope, Send
 
 from router.access import ApiKey
 from router.api.access import key_of
+from router.api.answers import Counted, StreamWriter
+from router.api.cache import CachedAnswer
 from router.api.decode import convert, decode_object
-from router.api.exchange import Counted, Exchange, StreamWriter, serve
+from router.api.exchange import Exchange, serve
 from router.api.services import Services
 from router.errors import InvalidRequest, NotFound, RouterError
 from router.providers import Call, ChatAdapter, ResponsesNative, UpstreamCall
 from router.providers._caching import unmarked
 from router.responses.answer import from_completion, new_id, shell
 from router.responses.native import passthrough_body
+from router.responses.replay import FinalResponse, response_events, response_keeps
 from router.responses.request import ResponsesRequest, check, input_items, to_chat_body
 from router.responses.stream import ChatToResponses, Event, carries_output, failed_event, output_tokens
 from router.responses.usage import responses_usage
@@ -82,6 +85,50 @@ class _Conversation:
         return response
 
 
+class ResponsesCache:
+    """A Response that continues no earlier one may be kept; a hit is a new Response (its own id and
+    creation time, stored when the request stores) with the kept one's output and usage."""
+
+    def __init__(self, store: ResponseStore, wall: Callable[[], float]) -> None:
+        self._store = store
+        self._wall = wall
+
+    def cacheable(self, request: ResponsesRequest) -> bool:
+        # The earlier turns live in the response store, not in the request: the key cannot see them.
+        return request.previous_response_id is None
+
+    def keeps(self, answer: Event) -> bool:
+        return response_keeps(answer)
+
+    def assembler(self, request: ResponsesRequest) -> FinalResponse:
+        return FinalResponse()
+
+    async def replay(self, exchange: Exchange, request: ResponsesRequest, entry: CachedAnswer) -> bytes:
+        conversation, response = self._renewed(request, entry)
+        if request.stores:
+            owner = exchange.key.name if exchange.key else None
+            stored = StoredResponse(response=response, items=conversation.items, owner=owner)
+            await self._store.put(conversation.response_id, stored)
+        return _encode(response)
+
+    async def replay_stream(
+        self, exchange: Exchange, request: ResponsesRequest, entry: CachedAnswer
+    ) -> tuple[Iterable[Event], StreamWriter[Event]]:
+        conversation, response = self._renewed(request, entry)
+        owner = exchange.key.name if exchange.key else None
+        # The writer stores the replayed Response under its new id when the request stores.
+        return response_events(response), ResponsesWriter(conversation, None, self._store, owner)
+
+    def _renewed(self, request: ResponsesRequest, entry: CachedAnswer) -> tuple[_Conversation, Event]:
+        conversation = _Conversation(request, input_items(request), int(self._wall()))
+        response: Event = msgspec.json.decode(entry.body)
+        response["id"] = conversation.response_id
+        response["created_at"] = conversation.created_at
+        if response.get("completed_at") is not None:
+            response["completed_at"] = conversation.created_at
+        return conversation, response
+
+
 class ResponsesRoute:
     name = "responses"
     writes = True
@@ -89,6 +136,7 @@ class ResponsesRoute:
     def __init__(self, store: ResponseStore, wall: Callable[[], float]) -> None:
         self._store = store
         self._wall = wall
+        self.cache = ResponsesCache(store, wall)
 
     def decode(self, body: bytes) -> ResponsesRequest:
         data = decode_object(body)
@@ -149,13 +197,13 @@ class ResponsesRoute:
             admission=exchange.hold,
         )
         owner = exchange.key.name if exchange.key else None
-        return opened, ResponsesWriter(conversation, opened.outcome, self._store, owner)
+        return opened, ResponsesWriter(conversation, opened.outcome.service_tier, self._store, owner)
 
     def encode(self, answer: Event) -> bytes:
         return _encode(answer)
 
     def counted(self, answer: Event, outcome: Outcome) -> Counted | None:
-        return _counted(answer, outcome)
+        return _counted(answer, outcome.service_tier)
 
 
 def responses_handlers(services: Services) -> list[BaseRouteHandler]:
@@ -258,10 +306,10 @@ class ResponsesWriter:
     the stored conversation need; a break after the first output ends with ``response.failed``."""
 
     def __init__(
-        self, conversation: _Conversation, outcome: Outcome, store: ResponseStore, owner: str | None
+        self, conversation: _Conversation, tier: str | None, store: ResponseStore, owner: str | None
     ) -> None:
         self._conversation = conversation
-        self._outcome = outcome
+        self._tier = tier  # the tier the request was sent at, unless the Response says its own
         self._store = store
         self._owner = owner
         self._sequence = 0
@@ -289,7 +337,7 @@ class ResponsesWriter:
         return self.frame(failed_event(partial, error.message, _failure_code(error)))
 
     def counted(self) -> Counted | None:
-        return _counted(self._final, self._outcome) if self._final is not None else None
+        return _counted(self._final, self._tier) if self._final is not None else None
 
     async def close(self) -> None:
         if self._final is not None and self._conversation.request.stores:
@@ -297,12 +345,12 @@ class ResponsesWriter:
             await self._store.put(self._conversation.response_id, stored)
 
 
-def _counted(response: Event, outcome: Outcome) -> Counted | None:
+def _counted(response: Event, tier: str | None) -> Counted | None:
     usage = responses_usage(response.get("usage"))
     if usage is None:
         return None
     tokens = (usage.input_tokens, usage.output_tokens, usage.cached, usage.reasoning)
-    return Counted(tokens, usage.total_tokens, usage.as_chat(), _tier(response, outcome))
+    return Counted(tokens, usage.total_tokens, usage.as_chat(), _tier(response, tier))
 
 
 def _owned(stored: StoredResponse | None, key: ApiKey | None) -> StoredResponse | None:
@@ -322,9 +370,9 @@ def _failure_code(exc: RouterError) -> str:
     return "rate_limit_exceeded" if exc.status == 429 else "server_error"
 
 
-def _tier(response: dict[str, Any], outcome: Outcome) -> str | None:
+def _tier(response: dict[str, Any], sent: str | None) -> str | None:
     tier = response.get("service_tier")
-    return tier if isinstance(tier, str) and tier != "auto" else outcome.service_tier
+    return tier if isinstance(tier, str) and tier != "auto" else sent
 
 
 def _missing(response_id: str) -> NotFound:

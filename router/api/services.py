@@ -8,6 +8,7 @@ import msgspec
 
 from router.access import Budgets, KeyRing, Limiter
 from router.api._asgi import BodyReader
+from router.api.cache import ResponseCache
 from router.api.policy import EdgePolicy
 from router.catalog import Catalog
 from router.clock import Clock
@@ -49,6 +50,7 @@ class Services:
     __slots__ = (
         "bodies",
         "budgets",
+        "cache",
         "clock",
         "engine",
         "gauges",
@@ -96,9 +98,13 @@ class Services:
         self.swap(*current)
 
     def swap(self, engine: Engine, keys: KeyRing, limiter: Limiter, budgets: Budgets | None = None) -> None:
-        """Serve later requests with what a (re)loaded catalog built; each assignment is atomic.
-        Without ``budgets`` the budgets in force stay."""
+        """Serve later requests with what a (re)loaded catalog built; each assignment is atomic. The
+        response cache takes the new catalog's settings and keeps the answers it holds; without
+        ``budgets`` the budgets in force stay (the spend ledger always does)."""
         self.policy = EdgePolicy(keys, engine.catalog.access)
+        self.cache: ResponseCache | None = ResponseCache.configured(
+            engine.catalog.cache, self.settings, self.state.cache, self.clock
+        )
         self.engine = engine
         self.keys = keys
         self.limiter = limiter

@@ -2,11 +2,12 @@
 
 from router.catalog.loader import CatalogError, load_catalog, parse_catalog
 from router.catalog.model import Catalog, Model, Provider, Target
-from router.catalog.schema import STRATEGIES, AutoCacheSpec
+from router.catalog.schema import STRATEGIES, AutoCacheSpec, CacheSpec
 
 __all__ = [
     "STRATEGIES",
     "AutoCacheSpec",
+    "CacheSpec",
     "Catalog",
     "CatalogError",
     "Model",

@@ -14,6 +14,7 @@ from router.catalog.model import Catalog, EntryError, build_catalog
 from router.catalog.schema import (
     AccessSpec,
     AliasSpec,
+    CacheSpec,
     CatalogFile,
     ModelSpec,
     ProviderSpec,
@@ -22,7 +23,7 @@ from router.catalog.schema import (
 
 S = TypeVar("S")
 _SECTIONS: dict[str, type[msgspec.Struct]] = {"providers": ProviderSpec, "models": ModelSpec}
-_TOP_LEVEL = {"version", "providers", "models", "aliases", "routing", "access"}
+_TOP_LEVEL = {"version", "providers", "models", "aliases", "routing", "access", "cache"}
 _KEY_LIKE = re.compile(r"^(sk-|sk_|AIza|xai-|gsk_)|^[A-Za-z0-9_\-]{32,}$")
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -86,6 +87,8 @@ def _validate(data: Any, locate: _Locator) -> CatalogFile:
         sections["routing"] = _convert(data["routing"], RoutingSpec, ("routing",), locate)
     if "access" in data:
         sections["access"] = _convert(data["access"] or {}, AccessSpec, ("access",), locate)
+    if "cache" in data:
+        sections["cache"] = _convert(data["cache"] or {}, CacheSpec, ("cache",), locate)
     if "version" in data:
         sections["version"] = data["version"]
     return _convert(sections, CatalogFile, (), locate)

@@ -14,8 +14,10 @@ from router.catalog.schema import (
     AliasSpec,
     AutoCacheSpec,
     BudgetSpec,
+    CacheSpec,
     Capability,
     CatalogFile,
+    DeploymentSpec,
     Endpoint,
     ModelSpec,
     Price,
@@ -75,6 +77,23 @@ class Model(msgspec.Struct, frozen=True, kw_only=True):
     fallbacks: tuple[str, ...]
     # The prompt-cache breakpoints the router adds by itself (Anthropic models), or None.
     auto_cache: AutoCacheSpec | None = None
+    # A model reached through several deployments lists them here, each a view of this model with its
+    # own provider, upstream name and prices (``provider``/``upstream`` above are the first one's). A
+    # view carries its ``deployment`` id (``provider/model``) and none of its own.
+    deployments: tuple[Model, ...] = ()
+    deployment: str | None = None
+    weight: float = 1.0
+    rpm: int | None = None
+    tpm: int | None = None
+
+    @property
+    def key(self) -> str:
+        """What its breaker and statistics are kept under: the deployment, else the model."""
+        return self.deployment or self.id
+
+    def views(self) -> tuple[Model, ...]:
+        """The deployments to try for this model: its views, or itself when it has one way in."""
+        return self.deployments or (self,)
 
 
 class Target(msgspec.Struct, frozen=True):
@@ -90,22 +109,29 @@ class Catalog(msgspec.Struct, frozen=True, kw_only=True):
     aliases: dict[str, AliasSpec]
     routing: RoutingSpec
     access: AccessSpec = AccessSpec()
+    # ``provider/model`` → that one deployment of the model (a view, or the model when it has one).
+    pins: dict[str, Model] = {}
+    cache: CacheSpec = CacheSpec()
 
     def lookup(self, name: str) -> Target | None:
-        """Resolve a catalog id or an alias; strategy keywords are the routing engine's business."""
+        """Resolve a catalog id, an alias or a pinned deployment (``azure/gpt-5-mini``); strategy
+        keywords are the routing engine's business."""
         model = self.models.get(name)
         if model is not None:
             return Target(model)
         alias = self.aliases.get(name)
         if alias is not None:
             return Target(self.models[alias.model], alias.service_tier)
+        pinned = self.pins.get(name)
+        if pinned is not None:
+            return Target(pinned)
         return None
 
     def is_strategy(self, name: str) -> bool:
         return name in STRATEGIES
 
     def known_names(self) -> list[str]:
-        return [*self.models, *self.aliases, *STRATEGIES]
+        return [*self.models, *self.aliases, *STRATEGIES, *self.pins]
 
     def nearest(self, name: str, limit: int = 3) -> list[str]:
         """The valid names closest to ``name``, for 'did you mean' messages."""
@@ -138,12 +164,8 @@ def build_catalog(spec: CatalogFile, environ: Mapping[str, str]) -> Catalog:
     """Cross-check the validated file and resolve environment references."""
     providers = {name: _provider(name, p, environ) for name, p in spec.providers.items()}
     models: dict[str, Model] = {}
+    pins: dict[str, Model] = {}
     for model_id, m in spec.models.items():
-        if m.provider not in providers:
-            raise EntryError(
-                ("models", model_id, "provider"),
-                f"unknown provider {m.provider!r} (known: {', '.join(providers)})",
-            )
         if m.max_output > m.context_window:
             raise EntryError(
                 ("models", model_id, "max_output"),
@@ -151,32 +173,85 @@ def build_catalog(spec: CatalogFile, environ: Mapping[str, str]) -> Catalog:
             )
         if model_id in STRATEGIES:
             raise EntryError(("models", model_id), "a model id cannot be a strategy keyword")
-        models[model_id] = Model(
-            id=model_id,
-            provider=m.provider,
-            upstream=m.upstream or model_id,
-            context_window=m.context_window,
-            max_output=m.max_output,
-            price=m.price,
-            flex_price=m.flex_price,
-            capabilities=frozenset(m.capabilities),
-            quality=m.quality,
-            speed=m.speed,
-            description=m.description,
-            endpoints=_endpoints(model_id, m, providers[m.provider].kind),
-            fallbacks=tuple(m.fallbacks),
-            auto_cache=providers[m.provider].auto_cache
-            if m.auto_cache is None
-            else _auto_cache(("models", model_id), m.auto_cache, providers[m.provider].kind),
-        )
+        views = [_view(model_id, m, d, i, providers) for i, d in enumerate(_deployments(model_id, m))]
+        model = views[0]
+        if len(views) > 1:
+            model = msgspec.structs.replace(model, deployment=None, deployments=tuple(views))
+        else:
+            views = [model]
+        models[model_id] = model
+        for view in views:
+            pins[f"{view.provider}/{model_id}"] = view
     for model_id, m in spec.models.items():
         for i, fallback in enumerate(m.fallbacks):
             if fallback not in models:
                 raise EntryError(("models", model_id, "fallbacks", str(i)), f"unknown model {fallback!r}")
     aliases = {name: _alias(name, value, models) for name, value in spec.aliases.items()}
     _check_access(spec.access, models, aliases)
+    pins = {name: view for name, view in pins.items() if name not in models and name not in aliases}
     return Catalog(
-        providers=providers, models=models, aliases=aliases, routing=spec.routing, access=spec.access
+        providers=providers,
+        models=models,
+        aliases=aliases,
+        routing=spec.routing,
+        access=spec.access,
+        pins=pins,
+        cache=spec.cache,
+    )
+
+
+def _deployments(model_id: str, m: ModelSpec) -> list[DeploymentSpec]:
+    """The model's ways in: its ``deployments``, or its one ``provider``."""
+    path = ("models", model_id)
+    if (m.provider is None) == (not m.deployments):
+        raise EntryError(path, "give exactly one of provider (one way in) or deployments (several)")
+    if m.provider is not None:
+        return [DeploymentSpec(provider=m.provider, upstream=m.upstream)]
+    if m.upstream is not None:
+        raise EntryError((*path, "upstream"), "with deployments, each deployment names its own upstream")
+    seen: set[str] = set()
+    for i, d in enumerate(m.deployments):
+        if d.provider in seen:
+            raise EntryError(
+                (*path, "deployments", str(i), "provider"),
+                f"provider {d.provider!r} is listed twice; a deployment is one provider's way in "
+                "(declare a second provider for a second region or key)",
+            )
+        seen.add(d.provider)
+    return m.deployments
+
+
+def _view(
+    model_id: str, m: ModelSpec, d: DeploymentSpec, index: int, providers: dict[str, Provider]
+) -> Model:
+    """The model as one deployment serves it."""
+    path = ("models", model_id) if m.provider is not None else ("models", model_id, "deployments", str(index))
+    provider = providers.get(d.provider)
+    if provider is None:
+        known = ", ".join(providers)
+        raise EntryError((*path, "provider"), f"unknown provider {d.provider!r} (known: {known})")
+    several = m.provider is None and len(m.deployments) > 1
+    return Model(
+        id=model_id,
+        provider=d.provider,
+        upstream=d.upstream or model_id,
+        context_window=m.context_window,
+        max_output=m.max_output,
+        price=d.price or m.price,
+        flex_price=d.flex_price or m.flex_price,
+        capabilities=frozenset(m.capabilities),
+        quality=m.quality,
+        speed=m.speed,
+        description=m.description,
+        endpoints=_endpoints(model_id, m, provider.kind),
+        fallbacks=tuple(m.fallbacks),
+        auto_cache=provider.auto_cache
+        if m.auto_cache is None
+        else _auto_cache(("models", model_id), m.auto_cache, provider.kind),
+        deployment=f"{d.provider}/{model_id}" if several else None,
+        weight=d.weight,
+        rpm=d.rpm,
+        tpm=d.tpm,
     )
 
 

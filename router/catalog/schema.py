@@ -89,13 +89,27 @@ class ProviderSpec(Spec, frozen=True):
     auto_cache: bool | AutoCacheSpec = False
 
 
-class ModelSpec(Spec, frozen=True):
+class DeploymentSpec(Spec, frozen=True):
+    """One way to reach a model: a provider, the model's name there (an Azure deployment name, say),
+    a share of the traffic, the provider key's own quota for it, and prices where they differ."""
+
     provider: str
+    upstream: str | None = None
+    weight: Positive = 1.0
+    rpm: PositiveInt | None = None  # requests per minute this deployment's key may send
+    tpm: PositiveInt | None = None  # tokens per minute
+    price: Price | None = None
+    flex_price: Price | None = None
+
+
+class ModelSpec(Spec, frozen=True):
     context_window: PositiveInt
     max_output: PositiveInt
     price: Price
     quality: Annotated[int, Meta(ge=0, le=100)]
     speed: Speed
+    # Exactly one of ``provider`` (one way in) or ``deployments`` (several).
+    provider: str | None = None
     upstream: str | None = None
     flex_price: Price | None = None
     capabilities: list[Capability] = []
@@ -105,6 +119,7 @@ class ModelSpec(Spec, frozen=True):
     fallbacks: list[str] = []
     # Anthropic only; overrides the provider's ``auto_cache`` (``false`` turns it off for this model).
     auto_cache: bool | AutoCacheSpec | None = None
+    deployments: list[DeploymentSpec] = []
 
 
 class AliasSpec(Spec, frozen=True):
@@ -256,6 +271,21 @@ class AccessSpec(Spec, frozen=True):
     max_header_bytes: Annotated[int, Meta(ge=1024, le=1_048_576)] = 32_768
 
 
+MAX_CACHE_TTL_S = 30 * 86_400
+
+
+class CacheSpec(Spec, frozen=True):
+    """The response cache, off unless ``enabled`` (or ``ROUTER_CACHE_TTL_S`` > 0): an exact repeat of
+    a request by the same key is answered with the answer kept for ``ttl_s`` seconds. In memory it
+    keeps at most ``max_entries`` answers (least recently used out first), so it holds at most
+    ``max_entries * max_entry_bytes`` bytes; a larger answer is served but not kept."""
+
+    enabled: bool = False
+    ttl_s: Annotated[int, Meta(gt=0, le=MAX_CACHE_TTL_S)] = 3600
+    max_entries: Annotated[int, Meta(gt=0, le=10_000_000)] = 1000
+    max_entry_bytes: Annotated[int, Meta(ge=1024, le=64 * 1024 * 1024)] = 256 * 1024
+
+
 class CatalogFile(Spec, frozen=True):
     providers: dict[str, ProviderSpec]
     models: dict[str, ModelSpec]
@@ -263,3 +293,4 @@ class CatalogFile(Spec, frozen=True):
     aliases: dict[str, str | AliasSpec] = {}
     routing: RoutingSpec = RoutingSpec()
     access: AccessSpec = AccessSpec()
+    cache: CacheSpec = CacheSpec()

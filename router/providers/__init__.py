@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from router.catalog import Provider
-from router.providers._http import OutgoingHeaders, UpstreamClient
+from router.providers._http import IncomingHeaders, OutgoingHeaders, UpstreamClient
 from router.providers.base import Call, ChatAdapter, Embedder, EmbeddingCall, ResponsesNative, UpstreamCall
 
 SUPPORTED_KINDS = frozenset({"openai", "anthropic", "gemini"})
@@ -13,19 +13,21 @@ def supports(provider: Provider) -> bool:
     return provider.kind in SUPPORTED_KINDS
 
 
-def build_adapter(provider: Provider, outgoing: OutgoingHeaders | None = None) -> ChatAdapter:
+def build_adapter(
+    provider: Provider, outgoing: OutgoingHeaders | None = None, incoming: IncomingHeaders | None = None
+) -> ChatAdapter:
     """The adapter for a provider's wire kind, with its own pooled client (``outgoing`` adds
-    headers to each of its requests)."""
+    headers to each of its requests, ``incoming`` is told each answer's headers)."""
     from router.providers.anthropic import AnthropicAdapter
     from router.providers.gemini import GeminiAdapter
     from router.providers.openai import OpenAIAdapter
 
     if provider.kind == "openai":
-        return OpenAIAdapter(provider, UpstreamClient(provider, outgoing))
+        return OpenAIAdapter(provider, UpstreamClient(provider, outgoing, incoming))
     if provider.kind == "anthropic":
-        return AnthropicAdapter(provider, UpstreamClient(provider, outgoing))
+        return AnthropicAdapter(provider, UpstreamClient(provider, outgoing, incoming))
     if provider.kind == "gemini":
-        return GeminiAdapter(provider, UpstreamClient(provider, outgoing))
+        return GeminiAdapter(provider, UpstreamClient(provider, outgoing, incoming))
     raise ValueError(f"provider kind {provider.kind!r} has no adapter")
 
 
@@ -34,6 +36,7 @@ __all__ = [
     "ChatAdapter",
     "Embedder",
     "EmbeddingCall",
+    "IncomingHeaders",
     "OutgoingHeaders",
     "ResponsesNative",
     "UpstreamCall",

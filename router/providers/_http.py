@@ -34,6 +34,8 @@ KEEP_ALIVE_S = 30.0  # an idle connection older than this is closed rather than 
 _URLS_CACHED = 512
 # Adds headers to every upstream request (tracing: the current attempt's ``traceparent``).
 OutgoingHeaders = Callable[[Mapping[str, str]], Mapping[str, str]]
+# Told every answer's headers, whatever its status (the rate-limit headers of a deployment's quota).
+IncomingHeaders = Callable[[Mapping[str, str]], None]
 
 
 class UpstreamResponse:
@@ -100,9 +102,15 @@ class _Pool:
 class UpstreamClient:
     """The pooled HTTP client of one provider. Create and close it inside the running event loop."""
 
-    def __init__(self, provider: Provider, outgoing: OutgoingHeaders | None = None) -> None:
+    def __init__(
+        self,
+        provider: Provider,
+        outgoing: OutgoingHeaders | None = None,
+        incoming: IncomingHeaders | None = None,
+    ) -> None:
         self.provider = provider
         self._outgoing = outgoing
+        self._incoming = incoming
         self._pools: dict[tuple[str, str, int], _Pool] = {}
         self._targets: dict[str, _Target] = {}
         self._tls: ssl.SSLContext | None = None
@@ -124,6 +132,8 @@ class UpstreamClient:
         conn = await self._send(url, headers, body, self.provider.timeouts.total)
         try:
             await conn.head()
+            if self._incoming is not None:
+                self._incoming(conn.headers)
             data = await conn.whole()
             return UpstreamResponse(conn.status, conn.headers, data)
         except Exception as exc:
@@ -142,6 +152,8 @@ class UpstreamClient:
                 await conn.head()
             except Exception as exc:
                 raise map_transport_error(exc, self.provider.name) from None
+            if self._incoming is not None:
+                self._incoming(conn.headers)
             yield StreamingResponse(conn, self.provider.name)
         finally:
             # Closing before the end drops the connection, which tells the upstream to stop generating.

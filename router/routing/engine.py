@@ -35,6 +35,7 @@ from router.errors import (
 )
 from router.providers import Call, ChatAdapter, supports
 from router.routing.breaker import Breaker, BreakerBoard
+from router.routing.deployments import CALLING, QuotaBoard
 from router.routing.operation import Operation, StreamOperation
 from router.routing.outcome import Attempt, Outcome
 from router.routing.planning import Plan, Planner, Routable
@@ -77,6 +78,7 @@ class Engine:
         gate: ModelGate | None = None,
         stats: StatsBoard | None = None,
         tracer: Tracer | None = None,
+        quotas: QuotaBoard | None = None,
     ) -> None:
         self.catalog = catalog
         self.tracer: Tracer = tracer or NoTracer()  # a span per upstream attempt
@@ -85,25 +87,37 @@ class Engine:
         self._clock = clock
         self.breakers = breakers or BreakerBoard(catalog.routing.breaker, clock)
         self.stats = stats or StatsBoard(clock)  # kept across catalog reloads
+        self.quotas = quotas or QuotaBoard(clock)  # each deployment's quota, kept across reloads too
         self._sleep = sleep
         self._planner = Planner(catalog, self.unusable_reason, self.stats.speed)
 
     # --- planning --------------------------------------------------------------------------------
 
     def unusable_reason(self, model: Model) -> str | None:
-        provider = self.catalog.provider_of(model)
+        """Why no deployment of ``model`` can be called (``None``: one can)."""
+        reasons = [self._view_unusable(view) for view in model.views()]
+        if any(reason is None for reason in reasons):
+            return None
+        return "; ".join(dict.fromkeys(r for r in reasons if r is not None))
+
+    def _view_unusable(self, view: Model) -> str | None:
+        provider = self.catalog.provider_of(view)
         if not provider.configured:
             return f"provider '{provider.name}' has no key: set {provider.api_key_env}"
         if not supports(provider):
             return f"no adapter for provider kind '{provider.kind}'"
         return None
 
+    def available(self, model: Model) -> bool:
+        """Whether a breaker of one of the model's deployments admits calls."""
+        return any(self.breakers.available(view.key) for view in model.views())
+
     def routable(self) -> int:
         """Models that could serve now: provider configured and breaker admitting calls."""
         return sum(
             1
             for model in self.catalog.models.values()
-            if self.unusable_reason(model) is None and self.breakers.available(model.id)
+            if self.unusable_reason(model) is None and self.available(model)
         )
 
     def plan(
@@ -159,7 +173,7 @@ class Engine:
     ) -> tuple[T, Outcome]:
         """One whole answer from the first of ``plan``'s candidates that gives one. ``estimate`` is
         the request's estimated tokens, charged to models with their own rate limits; ``admission``
-        checks each candidate against the request's budgets before it is called."""
+        checks each deployment against the request's budgets before it is called."""
         result, outcome, span = await self._attempt(
             request, plan, request_id, operation.call, estimate, admission
         )
@@ -190,7 +204,7 @@ class Engine:
         )
         stats = self.stats.get(outcome.model)
         stats.first_token(outcome.attempt_ms)
-        breaker = self.breakers.get(outcome.model.id)
+        breaker = self.breakers.get(outcome.model.key)
         return OpenedStream(
             prefix,
             rest,
@@ -205,11 +219,29 @@ class Engine:
     def _order(self, candidates: list[Target]) -> tuple[list[Target], bool]:
         """Candidates whose breaker admits calls, in plan order; if none does, the one closest to
         re-closing, to be tried anyway (``True``) rather than failing without an attempt."""
-        admitted = [t for t in candidates if self.breakers.available(t.model.id)]
+        admitted = [t for t in candidates if self.available(t.model)]
         if admitted:
             return admitted, False
-        nearest = min(candidates, key=lambda t: self.breakers.get(t.model.id).reopens_in())
+        nearest = min(candidates, key=lambda t: self._reopens_in(t.model))
         return [nearest], True
+
+    def _reopens_in(self, model: Model) -> float:
+        return min(self.breakers.get(view.key).reopens_in() for view in model.views())
+
+    def _deployments(self, target: Target, forced: bool) -> list[Target]:
+        """The target's deployments in the order to try them (just the target when it has one)."""
+        model = target.model
+        if not model.deployments:
+            return [target]
+        stats = self.stats
+
+        def usable(view: Model) -> bool:
+            return self._view_unusable(view) is None and (forced or self.breakers.available(view.key))
+
+        views = self.quotas.order(model.deployments, usable, lambda view: stats.speed(view).ttft_ms)
+        if forced and views:
+            views = [min(views, key=lambda view: self.breakers.get(view.key).reopens_in())]
+        return [Target(view, target.service_tier) for view in views]
 
     async def _attempt(
         self,
@@ -229,22 +261,38 @@ class Engine:
         try:
             async with asyncio.timeout(deadline):
                 limit = self.catalog.routing.max_models
-                for target in order:
+                for candidate in order:
                     if run.models_called() >= limit:
                         break
-                    try:
-                        if self._gate is not None:
-                            await self._admit(target.model.id, estimate, run)
-                        if admission is not None:
-                            await _within_budget(admission, target, run)
-                        result, call, elapsed = await self._try_model(
-                            target, request, request_id, call_model, forced, run
+                    ways = self._deployments(candidate, forced)
+                    if not ways:
+                        run.attempts.append(Attempt(model=candidate.model.id, outcome="breaker_open"))
+                        last = BreakerOpen(
+                            f"The circuit breakers of every deployment of '{candidate.model.id}' are open."
                         )
-                    except RouterError as exc:
-                        if not exc.may_fall_back:
-                            raise _with_attempts(exc, run.attempts) from None
-                        last = exc
                         continue
+                    served = None
+                    for index, target in enumerate(ways):
+                        try:
+                            if self._gate is not None and index == 0:
+                                await self._admit(target.model.id, estimate, run)
+                            if admission is not None:  # a dearer deployment may not fit where another does
+                                await _within_budget(admission, target, run)
+                            # Another deployment of the same model is tried before retrying this one.
+                            retry = index == len(ways) - 1
+                            served = await self._try_model(
+                                target, request, request_id, call_model, forced, run, estimate, retry
+                            )
+                            break
+                        except RouterError as exc:
+                            if not exc.may_fall_back:
+                                raise _with_attempts(exc, run.attempts) from None
+                            last = exc
+                            if isinstance(exc, ModelLimited):
+                                break  # the router's own limit is the model's, whichever deployment
+                    if served is None:
+                        continue
+                    result, call, elapsed = served
                     outcome = Outcome(
                         model=target.model,
                         service_tier=call.service_tier,
@@ -252,7 +300,7 @@ class Engine:
                         attempts=run.attempts,
                         attempt_ms=elapsed * 1000.0,
                         upstream_ms=(run.spent + elapsed) * 1000.0,
-                        skipped=_passed_over(plan.candidates, target.model.id, run),
+                        skipped=_passed_over(plan.candidates, candidate.model.id, run),
                     )
                     return result, outcome, run.span
         except TimeoutError:
@@ -294,6 +342,8 @@ class Engine:
         call_model: Callable[[ChatAdapter, Call[Q]], Awaitable[T]],
         forced: bool,
         run: _Run,
+        estimate: int = 0,
+        retry: bool = True,
     ) -> tuple[T, Call[Q], float]:
         """One model, retried for transient failures with backoff (Retry-After honoured up to a cap).
 
@@ -301,18 +351,24 @@ class Engine:
         the breaker and is sent again at once at the standard tier when the catalog says so.
         """
         model = target.model
-        breaker = self.breakers.get(model.id)
+        breaker = self.breakers.get(model.key)
         routing = self.catalog.routing
         tier = target.service_tier
+        deployment = model.deployment
+        quota = self.quotas.get(model) if deployment is not None else None
 
         async def once() -> tuple[T, Call[Q], float]:
             nonlocal tier
             ticket = breaker.acquire(force=forced and not run.tried(model.id))
             if ticket is None:
-                run.attempts.append(Attempt(model=model.id, outcome="breaker_open"))
-                raise BreakerOpen(f"The circuit breaker of '{model.id}' is open.")
+                run.attempts.append(Attempt(model=model.id, outcome="breaker_open", deployment=deployment))
+                raise BreakerOpen(f"The circuit breaker of '{model.key}' is open.")
             started = self._clock.monotonic()
             span: AttemptSpan = NO_SPAN
+            calling = None
+            if quota is not None:
+                quota.sent(estimate)
+                calling = CALLING.set(deployment)
             try:
                 adapter, call = self._call(target, request, request_id, tier)
                 span = self._tracer_attempt(call, run)
@@ -320,7 +376,11 @@ class Engine:
                     result = await call_model(adapter, call)
                 finally:
                     span.release()
+                    if calling is not None:
+                        CALLING.reset(calling)
             except RouterError as exc:
+                if quota is not None and exc.status == 429:
+                    quota.refused(exc.retry_after)
                 run.spent += self._clock.monotonic() - started
                 if isinstance(exc, ProviderNotConfigured):
                     run.missing_keys.add(self.catalog.provider_of(model).api_key_env or "")
@@ -331,7 +391,7 @@ class Engine:
                     breaker.release(ticket)
                 outcome = "flex_capacity" if flex_refused else exc.error_type
                 span.failed(exc, outcome)
-                run.attempts.append(Attempt(model=model.id, outcome=outcome))
+                run.attempts.append(Attempt(model=model.id, outcome=outcome, deployment=deployment))
                 if flex_refused and routing.flex_fallback_to_standard:
                     tier = "default"
                     raise FlexRefused(exc.message) from None
@@ -342,7 +402,7 @@ class Engine:
                 raise
             elapsed = self._clock.monotonic() - started
             breaker.success(ticket)
-            run.attempts.append(Attempt(model=model.id, outcome="ok"))
+            run.attempts.append(Attempt(model=model.id, outcome="ok", deployment=deployment))
             run.span = span
             return result, call, elapsed
 
@@ -350,6 +410,8 @@ class Engine:
             return await once()  # the common case builds none of the retry machinery
         except BaseException as exc:
             first = exc
+        if not retry:
+            raise first
         return await self._retry(first, once, breaker, call_tier(request, target.service_tier) == "flex")
 
     def _tracer_attempt(self, call: Call[Q], run: _Run) -> AttemptSpan:
@@ -410,8 +472,8 @@ class Engine:
     def _all_open(self, candidates: list[Target], last: RouterError | None) -> NoCandidate:
         """Every candidate's breaker is open or probing: when the first may be called again, and
         what the last call to one of them said."""
-        paused = [t for t in candidates if not self.breakers.available(t.model.id)] or candidates
-        breakers = [self.breakers.get(t.model.id) for t in paused]
+        paused = [t for t in candidates if not self.available(t.model)] or candidates
+        breakers = [self.breakers.get(v.key) for t in paused for v in t.model.views()]
         wait = min(b.reopens_in() for b in breakers)
         names = listed([t.model.id for t in paused])
         when = f"the first is tried again in {wait:.0f}s" if wait >= 1.0 else "the first is being probed now"
@@ -446,7 +508,8 @@ async def _within_budget(admission: Admission, target: Target, run: _Run) -> Non
     try:
         await admission.admit_model(target)
     except BudgetExceeded:
-        run.attempts.append(Attempt(model=target.model.id, outcome="budget_exceeded"))
+        model = target.model
+        run.attempts.append(Attempt(model=model.id, outcome="budget_exceeded", deployment=model.deployment))
         raise
 
 
@@ -486,7 +549,7 @@ def _with_untried(error: RouterError, plan: Plan, run: _Run) -> RouterError:
 
 
 def _with_attempts(exc: RouterError, attempts: list[Attempt]) -> RouterError:
-    exc.attempts = tuple(f"{a.model}:{a.outcome}" for a in attempts)
+    exc.attempts = tuple(a.label for a in attempts)
     return exc
 
 

@@ -11,7 +11,16 @@ from router.routing.strategies import Excluded, expected_cost, expected_latency_
 from router.types import ChatRequest
 
 
-class CandidateView(msgspec.Struct, kw_only=True):
+class DeploymentView(msgspec.Struct, kw_only=True):
+    id: str  # ``provider/model``
+    provider: str
+    first_chance: float  # the share of requests it is tried first for, now (0 when out of quota)
+    headroom: float
+    resets_in_s: float
+    breaker: State
+
+
+class CandidateView(msgspec.Struct, kw_only=True, omit_defaults=True):
     rank: int
     model: str
     provider: str
@@ -20,6 +29,8 @@ class CandidateView(msgspec.Struct, kw_only=True):
     expected_latency_ms: float
     quality: int
     breaker: State
+    # A model with several deployments: each, in the order the engine would rank them now.
+    deployments: list[DeploymentView] = []
 
 
 class Explanation(msgspec.Struct, kw_only=True):
@@ -49,7 +60,8 @@ def explain(engine: Engine, request: ChatRequest) -> Explanation:
             expected_cost_usd=round(expected_cost(model, needs, tier == "flex"), 8),
             expected_latency_ms=round(expected_latency_ms(model, needs, engine.stats.speed(model)), 1),
             quality=model.quality,
-            breaker=engine.breakers.get(model.id).view().state,
+            breaker=engine.breakers.get(model.key).view().state,
+            deployments=_deployments(engine, model),
         )
 
     return Explanation(
@@ -60,3 +72,28 @@ def explain(engine: Engine, request: ChatRequest) -> Explanation:
         candidates=[view(i, t.model, t.service_tier) for i, t in enumerate(plan.candidates)],
         excluded=excluded,
     )
+
+
+def _deployments(engine: Engine, model: Model) -> list[DeploymentView]:
+    if not model.deployments:
+        return []
+    quotas, breakers = engine.quotas, engine.breakers
+    ready, spent = quotas.scores(
+        model.deployments,
+        lambda view: engine.unusable_reason(view) is None,
+        lambda view: engine.stats.speed(view).ttft_ms,
+    )
+    total = sum(score for score, _ in ready) or 1.0
+    ranked = [(score / total, view) for score, view in sorted(ready, key=lambda pair: -pair[0])]
+    ranked += [(0.0, view) for _, view in spent]
+    return [
+        DeploymentView(
+            id=view.key,
+            provider=view.provider,
+            first_chance=round(chance, 3),
+            headroom=round(quotas.get(view).headroom(), 3),
+            resets_in_s=round(quotas.get(view).resets_in(), 3),
+            breaker=breakers.get(view.key).view().state,
+        )
+        for chance, view in ranked
+    ]

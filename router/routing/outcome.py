@@ -10,6 +10,12 @@ from router.catalog import Model
 class Attempt(msgspec.Struct, frozen=True, kw_only=True):
     model: str
     outcome: str  # "ok" or the error's type
+    deployment: str | None = None  # ``provider/model`` when the model has several
+
+    @property
+    def label(self) -> str:
+        """How the request record lists it: ``model:outcome``."""
+        return f"{self.model}:{self.outcome}"
 
 
 class Outcome(msgspec.Struct, kw_only=True):

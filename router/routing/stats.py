@@ -83,11 +83,16 @@ class StatsBoard:
         self._stats: dict[str, ModelStats] = {}
 
     def get(self, model: Model) -> ModelStats:
-        stats = self._stats.get(model.id)
+        """A model's statistics, or a deployment's (``model.key``)."""
+        stats = self._stats.get(model.key)
         if stats is None:
-            stats = self._stats[model.id] = ModelStats(model.speed, self._clock)
+            stats = self._stats[model.key] = ModelStats(model.speed, self._clock)
         return stats
 
     def speed(self, model: Model) -> Speed:
-        stats = self._stats.get(model.id)
+        """The measured speed (the priors until measured); a model with several deployments is as
+        fast as its fastest."""
+        if model.deployments:
+            return min((self.speed(view) for view in model.deployments), key=lambda s: s.ttft_ms)
+        stats = self._stats.get(model.key)
         return stats.speed() if stats is not None else model.speed

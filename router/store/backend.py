@@ -10,7 +10,9 @@ import msgspec
 from router.clock import Clock
 from router.store.breaker_sync import BreakerSync
 from router.store.buckets import LimitStore, MemoryLimitStore
+from router.store.cache import CacheStore, MemoryCacheStore
 from router.store.failover import FailoverLimitStore, FailoverResponseStore, FailoverSpendStore
+from router.store.redis_cache import FailoverCacheStore, RedisCacheStore
 from router.store.redis_limits import RedisLimitStore
 from router.store.redis_link import RedisLink
 from router.store.redis_responses import RedisResponseStore
@@ -33,9 +35,9 @@ class StoreReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 PER_WORKER_NOTE = (
-    "{n} workers without Redis: rate limits, breakers, stored responses and the spend ledger are per "
-    "worker, so each limit and budget is in effect multiplied by {n} and spend reports show one "
-    "worker's share. Set ROUTER_REDIS_URL to share them."
+    "{n} workers without Redis: rate limits, breakers, stored responses, the response cache and the "
+    "spend ledger are per worker, so each limit and budget is in effect multiplied by {n} and spend "
+    "reports show one worker's share. Set ROUTER_REDIS_URL to share them."
 )
 
 
@@ -44,6 +46,7 @@ class StateBackend:
         self,
         limits: LimitStore,
         responses: ResponseStore,
+        cache: CacheStore,
         spend: SpendStore,
         *,
         link: RedisLink | None = None,
@@ -52,6 +55,7 @@ class StateBackend:
     ) -> None:
         self.limits = limits
         self.responses = responses
+        self.cache = cache  # the response cache's kept answers (used only when the cache is on)
         self.spend = spend  # the ledger and budget reservations: outlives catalog reloads
         self.link = link
         self.sync = sync
@@ -104,12 +108,14 @@ def build_backend(
     responses_max: int,
     responses_ttl_s: float,
     workers: int,
+    cache_max_entries: int = 1000,
 ) -> StateBackend:
     local_responses = MemoryResponseStore(clock, responses_max, responses_ttl_s)
     local_limits = MemoryLimitStore(clock)
     local_spend = MemorySpendStore(clock)
     if not redis_url:
-        return StateBackend(local_limits, local_responses, local_spend, workers=workers)
+        cache: CacheStore = MemoryCacheStore(clock, cache_max_entries)
+        return StateBackend(local_limits, local_responses, cache, local_spend, workers=workers)
     link = RedisLink(redis_url, prefix)
     limits = FailoverLimitStore(link, RedisLimitStore(link), local_limits)
     responses = FailoverResponseStore(
@@ -117,4 +123,5 @@ def build_backend(
     )
     spend = FailoverSpendStore(link, RedisSpendStore(link, clock, instance), local_spend)
     sync = BreakerSync(link, instance, clock)
-    return StateBackend(limits, responses, spend, link=link, sync=sync, workers=workers)
+    cache = FailoverCacheStore(link, RedisCacheStore(link))
+    return StateBackend(limits, responses, cache, spend, link=link, sync=sync, workers=workers)

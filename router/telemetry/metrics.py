@@ -31,6 +31,7 @@ DURATION_BOUNDS = (*DURATION_BUCKETS, float("inf"))
 OVERHEAD_BOUNDS = (*OVERHEAD_BUCKETS, float("inf"))
 TOKEN_KINDS = ("input", "output", "cached", "reasoning")
 ROUTES = frozenset({"chat", "responses", "completions", "embeddings", "edge", "other"})
+CACHE_RESULTS = frozenset({"hit", "miss", "bypass"})
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 # Attempt outcomes with a fixed name; an upstream's own error type is counted as "upstream_error".
 OUTCOMES = frozenset(
@@ -61,6 +62,10 @@ NOT_UPSTREAM = frozenset(
 # The spend counter's key label for requests without a key (the ledger's name for them).
 ANONYMOUS = "anonymous"
 FLUSH_INTERVAL_S = 1.0
+
+
+# A request's attempts (``model:outcome``), candidates skipped, and each attempt's deployment.
+Sequence = tuple[tuple[str, ...], int, tuple[str, ...]]
 
 
 class Sources(Protocol):
@@ -152,6 +157,11 @@ class Metrics:
             "Circuit-breaker state changes, by model and new state.",
             ["model", "to"],
         )
+        self.cache_requests = counter(
+            "router_cache_requests",
+            "Model-route requests by what the response cache did (hit, miss or bypass), when it is on.",
+            ["route", "result"],
+        )
         self.catalog_reloads = counter(
             "router_catalog_reloads", "Catalog reloads, by result (ok or refused).", ["result"]
         )
@@ -176,7 +186,8 @@ class Metrics:
         )
         self._catalog: Catalog | None = None  # what label values are checked against at flush
         self._requests: dict[tuple[Any, ...], _RequestTally] = {}
-        self._sequences: dict[tuple[tuple[str, ...], int], int] = {}
+        self._sequences: dict[Sequence, int] = {}
+        self._cache: dict[tuple[str, str], int] = {}
         self._task: asyncio.Task[None] | None = None
 
     # --- the request path: one tally per label set, taken apart at flush -----------------------
@@ -213,10 +224,12 @@ class Metrics:
             bins = tally.overhead
             bins[bisect_left(OVERHEAD_BOUNDS, seconds)] += 1
             bins[-1] += seconds
-            seconds = (record.upstream_ms or 0.0) / 1000.0
-            bins = tally.upstream
-            bins[bisect_left(DURATION_BOUNDS, seconds)] += 1
-            bins[-1] += seconds
+            upstream = record.upstream_ms
+            if upstream is not None:  # None: a cache hit, which called no upstream
+                seconds = upstream / 1000.0
+                bins = tally.upstream
+                bins[bisect_left(DURATION_BOUNDS, seconds)] += 1
+                bins[-1] += seconds
             ttft = record.ttft_ms
             if ttft is not None:
                 seconds = ttft / 1000.0
@@ -231,8 +244,12 @@ class Metrics:
             tally.cost += record.cost_usd or 0.0
         attempts = record.attempts
         if attempts:
-            sequence = (attempts, len(record.skipped))
+            sequence = (attempts, len(record.skipped), record.attempt_deployments)
             self._sequences[sequence] = self._sequences.get(sequence, 0) + 1
+        cached = record.cache
+        if cached is not None and cached in CACHE_RESULTS:
+            pair = (route, cached)
+            self._cache[pair] = self._cache.get(pair, 0) + 1
 
     def _flush_requests(self, requests: dict[tuple[Any, ...], _RequestTally]) -> None:
         for (route, asked, model, provider, strategy, status, key), tally in requests.items():
@@ -252,14 +269,14 @@ class Metrics:
                 self.cost.labels(model, key).inc(tally.cost)
                 self.spend.labels(key or ANONYMOUS).inc(tally.cost)
 
-    def _flush_sequences(self, sequences: dict[tuple[tuple[str, ...], int], int]) -> None:
+    def _flush_sequences(self, sequences: dict[Sequence, int]) -> None:
         catalog = self._catalog
-        for (attempts, skipped), times in sequences.items():
+        for (attempts, skipped, deployments), times in sequences.items():
             if skipped:  # candidates passed over for an open breaker: fallbacks without an attempt
                 self.fallbacks.labels("breaker_open").inc(skipped * times)
             previous: str | None = None
             previous_outcome = ""
-            for attempt in attempts:
+            for index, attempt in enumerate(attempts):
                 model, _, outcome = attempt.rpartition(":")
                 if catalog is not None and model not in catalog.models:
                     continue
@@ -270,7 +287,10 @@ class Metrics:
                 elif previous is not None and previous != model:
                     self.fallbacks.labels(previous_outcome).inc(times)
                 if outcome not in NOT_UPSTREAM and catalog is not None:
-                    self.upstream_errors.labels(catalog.models[model].provider, outcome).inc(times)
+                    # A deployment (``provider/model``) names its own provider.
+                    way = deployments[index] if index < len(deployments) else ""
+                    provider = way.split("/", 1)[0] if way else catalog.models[model].provider
+                    self.upstream_errors.labels(provider, outcome).inc(times)
                 previous, previous_outcome = model, outcome
 
     def _asked(self, name: object) -> str:
@@ -295,9 +315,11 @@ class Metrics:
         self.breaker_state.labels(model).set(BREAKER_STATES.get(new, 0))
 
     def models(self, catalog: Catalog) -> None:
-        """Every catalog model starts with a closed breaker, so 'all open' can be told from 'unknown'."""
-        for model in catalog.models:
-            self.breaker_state.labels(model).set(0)
+        """Every catalog model (and each deployment of a model with several: ``provider/model``)
+        starts with a closed breaker, so 'all open' can be told from 'unknown'."""
+        for model in catalog.models.values():
+            for view in model.views():
+                self.breaker_state.labels(view.key).set(0)
 
     def reloaded(self, ok: bool) -> None:
         self.catalog_reloads.labels("ok" if ok else "refused").inc()
@@ -311,6 +333,9 @@ class Metrics:
         self._flush_requests(requests)
         sequences, self._sequences = self._sequences, {}
         self._flush_sequences(sequences)
+        cache, self._cache = self._cache, {}
+        for (route, result), count in cache.items():
+            self.cache_requests.labels(route, result).inc(count)
         self.in_flight.set(sources.in_flight())
         self.models_routable.set(sources.routable())
         sources.tick()

@@ -193,6 +193,7 @@ def _record_attributes(record: RequestRecord) -> genai.Attributes:
         ("router.cost_usd", record.cost_usd),
         ("router.overhead_ms", record.overhead_ms),
         ("router.ttft_ms", record.ttft_ms),
+        ("router.cache", record.cache),
         (genai.INPUT_TOKENS, record.tokens_in),
         (genai.OUTPUT_TOKENS, record.tokens_out),
         (genai.CACHE_READ_TOKENS, record.tokens_cached),

@@ -20,8 +20,11 @@ class RequestRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     status: int
     duration_ms: float
     attempts: tuple[str, ...]  # "model:outcome" for each model tried
+    # The deployment of each attempt ("" for a model with one way in), when a model had several.
+    attempt_deployments: tuple[str, ...] = ()
     model: str | None = None  # the model that served
     provider: str | None = None
+    deployment: str | None = None  # ``provider/model``, when the model has several deployments
     strategy: str | None = None
     fallback_reason: str | None = None
     skipped: tuple[str, ...] = ()  # candidates passed over without a call (breaker open)
@@ -41,6 +44,9 @@ class RequestRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     path: str | None = None  # for requests that reached no model route
     native: bool | None = None  # completions: served by a model's own completions API
     inputs: int | None = None  # embeddings: vectors returned
+    # What the response cache did, when it is on: hit (replayed: no upstream call, cost 0), miss or
+    # bypass. A hit's model and provider are those that served the answer it replays.
+    cache: str | None = None
 
 
 # Tokens of one answer: (input, output, cached input, reasoning output).

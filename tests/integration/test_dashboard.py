@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import openai
 import pytest
 from openai import OpenAI
 
@@ -21,6 +22,7 @@ from router.clock import FakeClock
 from router.telemetry.record import RequestRecord
 from router.telemetry.series import RESOLUTION, Series
 from tests.integration.conftest import TEST_CATALOG, Mock, Router, start_router
+from tests.integration.test_deployments import deployments_catalog
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, ConsoleMessage, Page
@@ -331,3 +333,36 @@ def test_dashboard_asks_for_the_ops_key(
     # Only the browser's own log lines of the wrong key's 401 answers; the page itself said nothing.
     unexpected = [p for p in console.problems if "status of 401 (Unauthorized)" not in p]
     assert not unexpected, "\n".join(console.messages)
+
+
+def test_dashboard_shows_each_deployment_under_its_model(
+    mock_process: Mock, artifacts: Path, tmp_path_factory: pytest.TempPathFactory, page: Page
+) -> None:
+    catalog = deployments_catalog(tmp_path_factory.mktemp("dashboard-deployments"))
+    base = f"{mock_process.url}/openai/v1"
+    env = {"ROUTER_EAST_BASE_URL": base, "ROUTER_WEST_BASE_URL": base}
+    router = start_router(mock_process, artifacts, catalog, "router-dashboard-deployments", env=env)
+    try:
+        mock_process.reset()
+        limited = {
+            "kind": "status",
+            "status": 429,
+            "headers": {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "50s"},
+        }
+        mock_process.fault("dual-east", limited, times=-1)
+        client = OpenAI(base_url=router.url + "/v1", api_key="k", max_retries=0, timeout=20)
+        client.chat.completions.create(model="west/dual", messages=USER)
+        with pytest.raises(openai.RateLimitError):
+            client.chat.completions.create(model="east/dual", messages=USER)  # pinned: no other way
+        console = Console(page)
+        page.goto(router.url + "/dashboard")
+        row = page.locator('tr[data-model="dual"]')
+        east = row.locator('[data-deployment="east/dual"]')
+        west = row.locator('[data-deployment="west/dual"]')
+        expect(east).to_contain_text("quota 0% left, resets in", timeout=SEEN_WITHIN_MS)
+        expect(west).to_contain_text(re.compile(r"west/dual · closed · quota \d+% left"))
+        page.screenshot(path=str(artifacts / "dashboard-deployments.png"), full_page=True)
+        assert not console.problems, "\n".join(console.messages)
+    finally:
+        router.process.stop()
+        mock_process.reset()

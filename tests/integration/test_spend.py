@@ -247,6 +247,39 @@ def test_an_open_router_records_its_spend_as_anonymous(router: Router, mock: Moc
     assert 'router_spend_usd_total{key="anonymous"}' in router.http.get("/metrics").text
 
 
+def test_a_cache_hit_costs_nothing_and_needs_no_room_in_the_budget(
+    mock_process: Mock, artifacts: Path, tmp_path: Path
+) -> None:
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(
+        TEST_CATALOG.read_text()
+        + "cache: {enabled: true, ttl_s: 600}\n"
+        + "access:\n  keys:\n    - {name: tiny, key_env: TEST_KEY_TINY, budget: {daily_usd: 0.0001}}\n"
+    )
+    router = start_router(
+        mock_process, artifacts, catalog, "router-spend-cache", env={"TEST_KEY_TINY": TINY_KEY}
+    )
+    try:
+        client = sdk(router, TINY_KEY)
+        first = client.chat.completions.with_raw_response.create(
+            model="gpt-5-mini", messages=USER, max_tokens=10
+        )
+        assert first.headers["x-router-cache"] == "miss"
+        cost = Decimal(first.headers["x-router-cost-usd"])
+        with pytest.raises(openai.RateLimitError) as spent:  # 1000 tokens at $2/1M: more than is left
+            client.chat.completions.create(model="gpt-5-mini", messages=USER, max_tokens=1000)
+        assert spent.value.code == "budget_exceeded"
+        again = client.chat.completions.with_raw_response.create(
+            model="gpt-5-mini", messages=USER, max_tokens=10
+        )
+        assert again.headers["x-router-cache"] == "hit"
+        assert Decimal(again.headers["x-router-cost-usd"]) == 0
+        report = usage(router, TINY_KEY)
+        assert Decimal(str(report["spend_usd"]["today"])) == cost and report["requests"]["today"] == 1
+    finally:
+        router.process.stop()
+
+
 @pytest.mark.parametrize(
     ("query", "param"),
     [

@@ -281,7 +281,7 @@ class Answering:
         self.called: list[str] = []
 
     async def complete(self, call: UpstreamCall) -> ChatCompletion:
-        self.called.append(call.model.id)
+        self.called.append(call.model.key)  # the deployment, for a model with several
         return ChatCompletion(
             id="c", created=1, model=call.model.upstream,
             choices=[Choice(0, AssistantMessage(content="ok"), "stop")], usage=Usage(1000, 100, 1100),
@@ -348,3 +348,44 @@ def _day(wall: float) -> str:
     from router.store.spend import day_of
 
     return day_of(wall)[2:]
+
+
+DEPLOYED = """
+providers:
+  east: {kind: openai, base_url: "http://127.0.0.1:1/v1"}
+  west: {kind: openai, base_url: "http://127.0.0.1:2/v1"}
+models:
+  dual:
+    context_window: 100000
+    max_output: 4000
+    price: {input: 10.0, output: 40.0}
+    quality: 70
+    speed: {ttft_ms: 100, tokens_per_s: 100}
+    deployments:
+      - {provider: east, weight: 100}
+      - {provider: west, price: {input: 0.1, output: 0.4}}
+routing:
+  expected_output_tokens: 100
+  retry: {attempts_per_model: 1}
+"""
+
+
+async def test_a_deployment_the_budget_cannot_take_gives_way_to_a_cheaper_one_of_the_same_model() -> None:
+    clock = FakeClock()
+    budgets = Budgets(MemorySpendStore(clock), clock, parse_catalog(DEPLOYED, {}))
+    adapter = Answering()
+    engine = Engine(budgets.catalog, {"east": adapter, "west": adapter}, clock)
+    # The west deployment's estimate ($0.00014) fits the key's budget; the east one's ($0.014) not.
+    rule = BudgetRule(daily=to_units(0.001))
+    hold = await budgets.admit("team", rule, None, ask("dual"))
+    assert hold is not None and hold.held == to_units(0.00014)  # the cheaper way in
+    request = ChatRequest(model="dual", messages=[Message(role="user", content="hi")])
+    _, outcome = await engine.run(request, engine.plan(request), "r1", ChatAnswer(), admission=hold)
+    assert outcome.model.provider == "west" and adapter.called == ["west/dual"]  # east never called
+    refused = [a for a in outcome.attempts if a.outcome == "budget_exceeded"]
+    assert all(a.deployment == "east/dual" for a in refused)
+    # It is charged at the prices of the deployment that served: 1000 x 0.1 + 100 x 0.4 per 1M.
+    budgets.settle(hold, "team", outcome.model, 0.00014)
+    day = f"d:{_day(clock.wall())}"
+    table = (await budgets.store.totals([day]))[day]
+    assert table["m:dual"] == table["p:west"] == to_units(0.00014) and "p:east" not in table
