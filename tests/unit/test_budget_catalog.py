@@ -3,11 +3,15 @@ the error a bad value gets (naming the file, line and field)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from router.access import BudgetRule, Budgets, build_keyring
 from router.catalog import CatalogError, parse_catalog
+from router.cli import check
 from router.clock import FakeClock
+from router.settings import Settings
 from router.store import MemorySpendStore
 from tests.unit.test_catalog import MINIMAL
 
@@ -82,3 +86,17 @@ def test_a_bad_budget_names_its_line_and_field(access: str, line: int | None, me
     text = str(error.value)
     assert text.startswith(f"c.yaml:{line}:"), text
     assert message in text
+
+
+def test_router_check_lists_the_budgets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(MINIMAL + ACCESS)
+    assert check(Settings(catalog_path=str(path))) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if "budgets" in line)
+    assert line.strip() == (
+        "budgets (UTC days and months): key team $0.25/day; every other key $5/day, $100/month; "
+        "the router $1000/month; model gpt-5-mini $0.5/day"
+    )
+    path.write_text(MINIMAL)
+    assert check(Settings(catalog_path=str(path))) == 0
+    assert "budgets: none" in capsys.readouterr().out
