@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 
-from router.catalog import Catalog, CatalogError, load_catalog
+from router.catalog import Catalog, CatalogError, Provider, load_catalog
 from router.catalog.schema import BudgetSpec
 from router.settings import Settings
 from router.telemetry.logging import configure_logging
@@ -22,7 +22,12 @@ from router.telemetry.tracing_env import tracing_problem, tracing_summary
 EXIT_BAD_CONFIG = 2
 EXIT_PORT_BUSY = 3
 # Where each wire kind lives on the simulated providers' server.
-MOCK_PREFIX = {"openai": "/openai/v1", "anthropic": "/anthropic", "gemini": "/gemini/v1beta"}
+MOCK_PREFIX = {
+    "openai": "/openai/v1",
+    "anthropic": "/anthropic",
+    "gemini": "/gemini/v1beta",
+    "azure": "/azure",  # the resource endpoint: the adapter adds /openai/v1 or /openai/deployments
+}
 DEMO_KEY = "demo-key-not-secret"
 
 
@@ -43,15 +48,11 @@ def check(settings: Settings) -> int:
         f"  {len(catalog.providers)} providers, {len(catalog.models)} models, {len(catalog.aliases)} aliases"
     )
     for provider in catalog.providers.values():
-        if provider.api_key_env is None:
-            state = "no key needed"
-        elif provider.configured:
-            state = f"key set ({provider.api_key_env})"
-        else:
-            state = f"not configured: set {provider.api_key_env}"
         count = sum(1 for m in catalog.models.values() if m.provider == provider.name)
+        where = provider.base_url or f"(endpoint from {provider.base_url_env})"
         print(
-            f"  provider {provider.name:<10} {provider.kind:<9} {provider.base_url}  {count} models, {state}"
+            f"  provider {provider.name:<10} {provider.kind:<9} {where}  {count} models, "
+            f"{_provider_state(provider)}"
         )
     cached = [
         f"{m.id} ({m.auto_cache.ttl}, from {m.auto_cache.min_tokens} tokens)"
@@ -94,6 +95,21 @@ def _cache_summary(settings: Settings, catalog: Catalog) -> str:
         return "response cache: off (cache.enabled: true or ROUTER_CACHE_TTL_S turns it on)"
     where = "in Redis" if settings.redis_url else f"in memory, at most {spec.max_entries} answers"
     return f"response cache: on, answers kept {ttl_s}s {where}, each up to {spec.max_entry_bytes} bytes"
+
+
+def _provider_state(provider: Provider) -> str:
+    """What a provider lacks before it can be called (each variable not set), or that it has it all."""
+    if provider.missing:
+        state = f"not configured: set {provider.needs()}"
+    elif provider.api_key_env is None:
+        state = "no key needed"
+    else:
+        state = f"key set ({provider.api_key_env})"
+    access = provider.azure
+    if access is None:
+        return state
+    version = f" {access.api_version}" if access.api_version else ""
+    return f"api {access.api}{version}, credential as {access.auth}; {state}"
 
 
 def _access_summary(settings: Settings, catalog: Catalog) -> str:
@@ -160,7 +176,7 @@ def serve(settings: Settings) -> int:
 
 
 def _announce(settings: Settings, catalog: Catalog) -> None:
-    missing = [p.api_key_env for p in catalog.providers.values() if not p.configured and p.api_key_env]
+    missing = [name for p in catalog.providers.values() for name in p.missing]
     print(
         f"router: serving {len(catalog.models)} models on http://{settings.host}:{settings.port}/v1 "
         f"({settings.workers} worker{'s' if settings.workers != 1 else ''})",
@@ -340,8 +356,7 @@ def demo_environment(catalog: Catalog, mock_url: str) -> dict[str, str]:
     """Environment that points every provider at the simulated one, with a placeholder key."""
     env: dict[str, str] = {}
     for provider in catalog.providers.values():
-        token = "".join(c if c.isalnum() else "_" for c in provider.name).upper()
-        env[f"ROUTER_{token}_BASE_URL"] = mock_url + MOCK_PREFIX[provider.kind]
+        env[provider.base_url_env] = mock_url + MOCK_PREFIX[provider.kind]
         if provider.api_key_env:
             env[provider.api_key_env] = DEMO_KEY
     return env

@@ -25,6 +25,8 @@ class RouterError(Exception):
     client_should_retry: bool = True
     # The answer ends the connection (``connection: close``): what follows on it cannot be trusted.
     closes_connection: bool = False
+    # A provider's own detail of the error (the JSON of Azure's ``innererror``), passed on as it is.
+    inner_error: bytes | None = None
 
     def __init__(
         self,
@@ -52,6 +54,21 @@ class RouterError(Exception):
 class InvalidRequest(RouterError):
     status = 400
     error_type = "invalid_request_error"
+
+
+class ContentFiltered(InvalidRequest):
+    """The provider's content filter refused the prompt (Azure's 400 ``content_filter``).
+
+    The request is at fault, not the model: it is not tried on another model as an outage would be,
+    does not count against the breaker, and retrying it unchanged gets the same refusal.
+    """
+
+    code = "content_filter"
+    client_should_retry = False
+
+    def __init__(self, message: str, *, param: str | None = None, inner_error: bytes | None = None) -> None:
+        super().__init__(message, param=param)
+        self.inner_error = inner_error
 
 
 class AuthenticationFailed(RouterError):

@@ -28,6 +28,8 @@ class _ErrorBody(msgspec.Struct):
     type: str
     param: str | None
     code: str | None
+    # A provider's detail of the error, as it sent it (Azure's content-filter verdicts).
+    innererror: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
 class _Envelope(msgspec.Struct):
@@ -39,7 +41,8 @@ _encode = msgspec.json.Encoder().encode
 
 def error_json(exc: RouterError) -> bytes:
     """The envelope's bytes; also what an in-band stream error event carries."""
-    return _encode(_Envelope(_ErrorBody(exc.message, exc.error_type, exc.param, exc.code)))
+    inner = msgspec.Raw(exc.inner_error) if exc.inner_error is not None else msgspec.UNSET
+    return _encode(_Envelope(_ErrorBody(exc.message, exc.error_type, exc.param, exc.code, inner)))
 
 
 def error_headers(exc: RouterError) -> dict[str, str]:

@@ -59,7 +59,7 @@ def _deployment(services: Services, view: Model) -> DeploymentHealth:
         upstream=view.upstream,
         weight=view.weight,
         configured=provider.configured,
-        missing_env=None if provider.configured else provider.api_key_env,
+        missing_env=None if provider.configured else provider.needs(),
         breaker=engine.breakers.get(view.key).view(),
         latency=engine.stats.get(view).view(),
         quota=QuotaView(
@@ -109,7 +109,7 @@ def health_handlers(services: Services) -> list[HTTPRouteHandler]:
                     id=model.id,
                     provider=provider.name,
                     configured=provider.configured,
-                    missing_env=None if provider.configured else provider.api_key_env,
+                    missing_env=None if provider.configured else provider.needs(),
                     breaker=board.get(model.id).view(),
                     latency=engine.stats.get(model).view(),
                 )
@@ -200,7 +200,7 @@ def health_report(services: Services, started: float) -> Health:
     if loaded.last_error:
         warnings.append(f"the last catalog reload was refused: {loaded.last_error}")
     providers = catalog.providers.values()
-    missing = {p.name: p.api_key_env or "" for p in providers if not p.configured}
+    missing = {p.name: p.needs() for p in providers if not p.configured}
     components = Components(
         catalog=CatalogHealth(
             status="degraded" if loaded.last_error else "ok",

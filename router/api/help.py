@@ -39,6 +39,7 @@ def help_document(services: Services, base_url: str) -> dict[str, Any]:
         {
             "id": m.id,
             "provider": m.provider,
+            "provider_kind": catalog.provider_of(m).kind,
             "configured": engine.unusable_reason(m) is None,
             "context_window": m.context_window,
             "max_output": m.max_output,
@@ -184,8 +185,12 @@ def help_html(doc: dict[str, Any]) -> str:
         [
             [
                 f"<code>{e(m['id'])}</code>",
-                e(m["provider"]),
-                "yes" if m["configured"] else "no key",
+                e(
+                    m["provider"]
+                    if m["provider"] == m["provider_kind"]
+                    else f"{m['provider']} ({m['provider_kind']})"
+                ),
+                "yes" if m["configured"] else "not configured",
                 f"{m['context_window']:,}",
                 f"{m['price_per_1m_tokens']['input']:g}",
                 f"{m['price_per_1m_tokens']['output']:g}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -66,6 +67,7 @@ def _validate(data: Any, locate: _Locator) -> CatalogFile:
             known = ", ".join(sorted(_TOP_LEVEL))
             raise CatalogError(locate.message((str(key),), f"unknown section (known: {known})"))
     _refuse_inline_keys(data, locate)
+    _versions_as_text(data)
     sections: dict[str, Any] = {}
     for name, struct in _SECTIONS.items():
         entries = data.get(name)
@@ -121,6 +123,14 @@ def _refuse_inline_keys(data: dict[str, Any], locate: _Locator) -> None:
                     "put the key in the environment and name the variable here",
                 )
             )
+
+
+def _versions_as_text(data: dict[str, Any]) -> None:
+    """YAML reads an unquoted ``api_version: 2024-10-21`` as a date; it means the version it spells."""
+    providers = data.get("providers")
+    for provider in providers.values() if isinstance(providers, dict) else ():
+        if isinstance(provider, dict) and isinstance(provider.get("api_version"), datetime.date):
+            provider["api_version"] = provider["api_version"].isoformat()
 
 
 class _Locator:

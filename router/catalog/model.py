@@ -13,6 +13,8 @@ from router.catalog.schema import (
     AccessSpec,
     AliasSpec,
     AutoCacheSpec,
+    AzureApi,
+    AzureAuth,
     BudgetSpec,
     CacheSpec,
     Capability,
@@ -39,10 +41,18 @@ class EntryError(Exception):
         self.reason = reason
 
 
+class AzureAccess(msgspec.Struct, frozen=True, kw_only=True):
+    """How an Azure OpenAI provider is called: its URL form, API version and credential header."""
+
+    api: AzureApi = "v1"
+    api_version: str | None = None
+    auth: AzureAuth = "api-key"
+
+
 class Provider(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     kind: ProviderKind
-    base_url: str
+    base_url: str  # empty while the variable that supplies it is unset
     api_key_env: str | None
     api_key: str | None = msgspec.field(default=None)
     timeouts: Timeouts
@@ -51,11 +61,20 @@ class Provider(msgspec.Struct, frozen=True, kw_only=True):
     headers: dict[str, str]
     description: str = ""
     auto_cache: AutoCacheSpec | None = None
+    # The variable that overrides the catalog's base URL (or, without one, supplies it).
+    base_url_env: str = ""
+    # The variables this provider waits for (its URL's, its key's): unset, it cannot be called.
+    missing: tuple[str, ...] = ()
+    azure: AzureAccess | None = None
 
     @property
     def configured(self) -> bool:
-        """A provider is usable when it needs no key or its key variable is set."""
-        return self.api_key_env is None or bool(self.api_key)
+        """A provider is usable when nothing it needs from the environment is missing."""
+        return not self.missing
+
+    def needs(self) -> str:
+        """What to set before this provider can be called: ``A`` or ``A and B``."""
+        return " and ".join(self.missing)
 
     def __repr__(self) -> str:  # never show the key, even in a debugger or a traceback
         return f"Provider(name={self.name!r}, kind={self.kind!r}, base_url={self.base_url!r})"
@@ -230,6 +249,7 @@ def _view(
     if provider is None:
         known = ", ".join(providers)
         raise EntryError((*path, "provider"), f"unknown provider {d.provider!r} (known: {known})")
+    check_azure_model(model_id, m, provider.name, provider.azure)
     several = m.provider is None and len(m.deployments) > 1
     return Model(
         id=model_id,
@@ -325,6 +345,7 @@ KIND_ENDPOINTS: dict[str, frozenset[Endpoint]] = {
     "openai": frozenset({"chat", "responses", "completions", "embeddings"}),
     "anthropic": frozenset({"chat"}),
     "gemini": frozenset({"chat", "embeddings"}),
+    "azure": frozenset({"chat", "responses", "embeddings"}),
 }
 
 
@@ -376,12 +397,19 @@ def _alias(name: str, value: str | AliasSpec, models: dict[str, Model]) -> Alias
 
 
 def _provider(name: str, p: ProviderSpec, environ: Mapping[str, str]) -> Provider:
+    path = ("providers", name)
+    if p.base_url is None and p.base_url_env is None:
+        raise EntryError(
+            (*path, "base_url"), "give base_url, or base_url_env naming the variable that holds it"
+        )
     url_env = p.base_url_env or f"ROUTER_{_env_token(name)}_BASE_URL"
-    base_url = (environ.get(url_env) or p.base_url).rstrip("/")
-    if not re.match(r"^https?://[^/\s]+", base_url):
-        raise EntryError(("providers", name, "base_url"), f"{base_url!r} is not an http(s) URL")
+    base_url = (environ.get(url_env) or p.base_url or "").rstrip("/")
+    if base_url and not re.match(r"^https?://[^/\s]+", base_url):
+        where = f" (from {url_env})" if environ.get(url_env) else ""
+        raise EntryError((*path, "base_url"), f"{base_url!r}{where} is not an http(s) URL")
     key = environ.get(p.api_key_env) if p.api_key_env else None
-    auto_cache = _auto_cache(("providers", name), p.auto_cache, p.kind)
+    missing = ([] if base_url else [url_env]) + ([p.api_key_env] if p.api_key_env and not key else [])
+    auto_cache = _auto_cache(path, p.auto_cache, p.kind)
     return Provider(
         name=name,
         kind=p.kind,
@@ -394,7 +422,82 @@ def _provider(name: str, p: ProviderSpec, environ: Mapping[str, str]) -> Provide
         headers=dict(p.headers),
         description=p.description,
         auto_cache=auto_cache,
+        base_url_env=url_env,
+        missing=tuple(missing),
+        azure=azure_access(path, p, base_url, url_env),
     )
+
+
+# Azure API versions are dates, with ``-preview`` for previews: compared by their date.
+_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+# Streamed answers carry usage (which the router prices) from this version on (GA: 2024-10-21).
+STREAM_USAGE_SINCE = "2024-09-01"
+# The Responses API on the deployments form (``/openai/responses``) exists from this version on.
+RESPONSES_SINCE = "2025-03-01"
+_AZURE_ONLY = ("api", "api_version", "auth")
+
+
+def azure_access(path: tuple[str, ...], p: ProviderSpec, base_url: str, url_env: str) -> AzureAccess | None:
+    """The URL form, API version and credential header of an Azure provider (``None`` for the
+    other kinds, which take none of the three settings)."""
+    if p.kind != "azure":
+        for field in _AZURE_ONLY:
+            if getattr(p, field) is not None:
+                raise EntryError(
+                    (*path, field),
+                    f"api, api_version and auth are Azure OpenAI settings; a provider of kind '{p.kind}' "
+                    "takes none of them",
+                )
+        return None
+    if p.api_key_env is None:
+        raise EntryError(
+            (*path, "api_key_env"),
+            "an Azure provider needs api_key_env: the variable holding its resource key "
+            "(or, with auth: entra, a Microsoft Entra ID access token)",
+        )
+    if re.search(r"/openai(/|$)", base_url):
+        raise EntryError(
+            (*path, "base_url"),
+            f"{base_url!r} holds /openai: give the resource endpoint alone (base_url or {url_env}, "
+            "e.g. https://NAME.openai.azure.com); the router adds the path of the api form",
+        )
+    version = p.api_version
+    access = AzureAccess(api=p.api or "v1", api_version=version, auth=p.auth or "api-key")
+    where = (*path, "api_version")
+    if access.api == "v1":
+        if version not in (None, "v1", "preview"):
+            raise EntryError(
+                where,
+                f"the v1 API takes no dated api-version ({version!r}): leave api_version out, or use preview",
+            )
+        return access
+    if version is None:
+        raise EntryError(
+            where,
+            "api: deployments needs api_version, e.g. 2024-10-21 (the latest GA version) or "
+            "2025-04-01-preview (Responses API, reasoning models)",
+        )
+    if not _API_VERSION.match(version):
+        raise EntryError(where, f"{version!r} is not an Azure API version (YYYY-MM-DD or YYYY-MM-DD-preview)")
+    if version[:10] < STREAM_USAGE_SINCE:
+        raise EntryError(
+            where,
+            f"API version {version} sends no usage in streams, which the router prices: use "
+            "2024-10-21 or later (or api: v1)",
+        )
+    return access
+
+
+def check_azure_model(model_id: str, m: ModelSpec, provider: str, access: AzureAccess | None) -> None:
+    """An Azure model on the deployments form answers the Responses API only from 2025-03-01-preview."""
+    if access is None or access.api != "deployments" or not m.endpoints or "responses" not in m.endpoints:
+        return
+    if (access.api_version or "")[:10] < RESPONSES_SINCE:
+        raise EntryError(
+            ("models", model_id, "endpoints"),
+            f"the Responses API on Azure needs api_version {RESPONSES_SINCE}-preview or later on its "
+            f"provider '{provider}' (it has {access.api_version}), or api: v1",
+        )
 
 
 def _env_token(name: str) -> str:

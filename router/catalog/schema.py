@@ -7,7 +7,10 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-ProviderKind = Literal["openai", "anthropic", "gemini"]
+ProviderKind = Literal["openai", "anthropic", "gemini", "azure"]
+# Azure OpenAI: the URL form its calls take, and how its credential is sent.
+AzureApi = Literal["v1", "deployments"]
+AzureAuth = Literal["api-key", "entra"]
 Capability = Literal[
     "streaming",
     "tools",
@@ -76,7 +79,9 @@ class Speed(Spec, frozen=True):
 
 class ProviderSpec(Spec, frozen=True):
     kind: ProviderKind
-    base_url: str
+    # Absent: the URL comes only from the variable ``base_url_env`` names (the provider is not
+    # configured while it is unset), as an Azure resource's endpoint does.
+    base_url: str | None = None
     api_key_env: EnvName | None = None
     base_url_env: EnvName | None = None
     timeouts: Timeouts = Timeouts()
@@ -87,6 +92,14 @@ class ProviderSpec(Spec, frozen=True):
     description: str = ""
     # Anthropic only: ``true`` or ``{ttl, min_tokens}`` marks cache breakpoints on every model of it.
     auto_cache: bool | AutoCacheSpec = False
+    # Azure only. ``api``: ``v1`` ({endpoint}/openai/v1/...) or ``deployments``
+    # ({endpoint}/openai/deployments/{deployment}/...?api-version=...), which needs ``api_version``.
+    # ``auth``: the credential in ``api_key_env`` is a resource key sent as ``api-key`` (``api-key``)
+    # or a Microsoft Entra ID access token sent as ``Authorization: Bearer`` (``entra``).
+    api: AzureApi | None = None
+    # An unquoted 2024-10-21, which YAML reads as a date, is taken as the version it spells.
+    api_version: str | None = None
+    auth: AzureAuth | None = None
 
 
 class DeploymentSpec(Spec, frozen=True):

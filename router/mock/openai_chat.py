@@ -18,18 +18,15 @@ from aiohttp import web
 from router.mock._base import act_out, answer
 from router.mock.openai_wire import (
     CACHE_MINIMUM_TOKENS,
-    PROVIDER,
     REASONING_MODEL,
     OpenAIGate,
     decode_failure,
-    fault_error,
     invalid_request,
     invalid_tier,
     served_tier,
-    stream_error_event,
 )
 from router.mock.prefixcache import PromptCache, implicit
-from router.mock.streaming import SSE_HEADERS, paced, write_stream
+from router.mock.streaming import SSE_HEADERS, Pace, paced, write_stream
 from router.mock.textgen import Finish, LastRole, Prompt, Reply, ToolSpec, plan_reply
 
 FINGERPRINT: Final = "fp_mock"
@@ -325,7 +322,11 @@ class ChunkWriter:
 
 
 class ChatEndpoint:
-    """``POST /openai/v1/chat/completions`` on the OpenAI fake: key check, request log, faults and speed."""
+    """``POST /openai/v1/chat/completions`` on the OpenAI fake: key check, request log, faults and speed.
+
+    ``render`` and ``render_events`` write the answer; a provider that adds its own fields to OpenAI's
+    answers (Azure's content-filter annotations) overrides them.
+    """
 
     __slots__ = ("_decoder", "_gate")
 
@@ -333,8 +334,19 @@ class ChatEndpoint:
         self._gate = gate
         self._decoder = msgspec.json.Decoder(ChatRequest)
 
+    def render(self, req: ChatRequest, reply: Reply, hex_id: str, tier: str, cached: int) -> bytes:
+        """The ``chat.completion`` JSON."""
+        return completion_body(req, reply, hex_id, tier, cached)
+
+    def render_events(
+        self, req: ChatRequest, reply: Reply, hex_id: str, tier: str, cached: int
+    ) -> Iterator[tuple[bytes, Pace]]:
+        """The stream's events before ``[DONE]``, each with its pace."""
+        return paced(ChunkWriter(req, hex_id, tier).events(reply, cached), first_wait_before=1)
+
     async def create(self, request: web.Request) -> web.StreamResponse:
-        body, denied = await self._gate.admit(request)
+        gate = self._gate
+        body, denied = await gate.admit(request)
         if denied is not None:
             return denied
         try:
@@ -344,12 +356,12 @@ class ChatEndpoint:
         problem = _check(req)
         if problem is not None:
             return problem
-        state = self._gate.state
+        state = gate.state
         streaming = bool(req.stream)
         fault = await act_out(
             request,
-            state.faults.take(PROVIDER, req.model, streaming=streaming),
-            lambda f: fault_error(f, req.model),
+            state.faults.take(gate.provider, req.model, streaming=streaming),
+            lambda f: gate.fault_error(f, req.model),
         )
         if isinstance(fault, web.StreamResponse):
             return fault
@@ -357,13 +369,13 @@ class ChatEndpoint:
         tier = served_tier(req.service_tier) or "default"
         reply = plan_reply(prompt_of(req), hex_id)
         cached = cached_tokens(req, reply, state.prompts)
-        behaviour = state.behaviour(PROVIDER, req.model)
+        behaviour = state.behaviour(gate.provider, req.model)
         if streaming:
-            events = paced(ChunkWriter(req, hex_id, tier).events(reply, cached), first_wait_before=1)
+            events = self.render_events(req, reply, hex_id, tier, cached)
             return await write_stream(
-                request, SSE_HEADERS, events, behaviour, fault, error_event=stream_error_event, end=_DONE
+                request, SSE_HEADERS, events, behaviour, fault, error_event=gate.stream_error_event, end=_DONE
             )
         delay = behaviour.non_stream_delay(len(reply.pieces))
         if delay > 0:
             await asyncio.sleep(delay)
-        return await answer(request, completion_body(req, reply, hex_id, tier, cached), fault)
+        return await answer(request, self.render(req, reply, hex_id, tier, cached), fault)

@@ -24,13 +24,10 @@ from aiohttp import web
 from router.mock._base import act_out, answer
 from router.mock.openai_wire import (
     MODELS,
-    PROVIDER,
     OpenAIGate,
     decode_failure,
-    fault_error,
     invalid_request,
     openai_error,
-    stream_error_event,
 )
 from router.mock.streaming import SSE_HEADERS, paced, write_stream
 from router.mock.textgen import Prompt, Reply, plan_reply, prompt_tokens
@@ -375,18 +372,24 @@ class LegacyEndpoints:
         streaming = bool(req.stream)
         fault = await act_out(
             request,
-            state.faults.take(PROVIDER, req.model, streaming=streaming),
-            lambda f: fault_error(f, req.model),
+            state.faults.take(self._gate.provider, req.model, streaming=streaming),
+            lambda f: self._gate.fault_error(f, req.model),
         )
         if isinstance(fault, web.StreamResponse):
             return fault
         hex_id = state.ids.next_hex()
         planned = _plan_completions(req, hex_id)
-        behaviour = state.behaviour(PROVIDER, req.model)
+        behaviour = state.behaviour(self._gate.provider, req.model)
         if streaming:
             events = paced(_completion_chunks(req, planned, hex_id), first_wait_before=0)
             return await write_stream(
-                request, SSE_HEADERS, events, behaviour, fault, error_event=stream_error_event, end=_DONE
+                request,
+                SSE_HEADERS,
+                events,
+                behaviour,
+                fault,
+                error_event=self._gate.stream_error_event,
+                end=_DONE,
             )
         delay = behaviour.non_stream_delay(sum(len(p.reply.pieces) for p in planned))
         if delay > 0:
@@ -410,12 +413,12 @@ class LegacyEndpoints:
         state = self._gate.state
         fault = await act_out(
             request,
-            state.faults.take(PROVIDER, req.model, streaming=False),
-            lambda f: fault_error(f, req.model),
+            state.faults.take(self._gate.provider, req.model, streaming=False),
+            lambda f: self._gate.fault_error(f, req.model),
         )
         if isinstance(fault, web.StreamResponse):
             return fault
-        delay = state.behaviour(PROVIDER, req.model).non_stream_delay(0)
+        delay = state.behaviour(self._gate.provider, req.model).non_stream_delay(0)
         if delay > 0:
             await asyncio.sleep(delay)
         return await answer(request, embedding_body(req, inputs), fault)

@@ -21,7 +21,7 @@ from router.mock._base import act_out, answer
 from router.mock.openai_responses_checks import Rejected
 from router.mock.openai_responses_render import Renderer
 from router.mock.openai_responses_request import ResponsesRequest, parse, plan
-from router.mock.openai_wire import CACHE_MINIMUM_TOKENS, PROVIDER, OpenAIGate, decode_failure, fault_error
+from router.mock.openai_wire import CACHE_MINIMUM_TOKENS, OpenAIGate, decode_failure
 from router.mock.prefixcache import PromptCache, implicit
 from router.mock.streaming import SSE_HEADERS, write_stream
 from router.mock.textgen import Reply
@@ -60,15 +60,15 @@ class ResponsesEndpoint:
         streaming = bool(req.stream)
         fault = await act_out(
             request,
-            state.faults.take(PROVIDER, req.model, streaming=streaming),
-            lambda f: fault_error(f, req.model),
+            state.faults.take(self._gate.provider, req.model, streaming=streaming),
+            lambda f: self._gate.fault_error(f, req.model),
         )
         if isinstance(fault, web.StreamResponse):
             return fault
         hex_id = state.ids.next_hex()
         reply = plan(parsed, hex_id)
         renderer = Renderer(req, parsed, reply, hex_id, cached_tokens(req, reply, state.prompts))
-        behaviour = state.behaviour(PROVIDER, req.model)
+        behaviour = state.behaviour(self._gate.provider, req.model)
         if streaming:
             events = renderer.events()
             count = len(events)

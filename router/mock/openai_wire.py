@@ -7,7 +7,7 @@ Embeddings (``openai_legacy``) each build on this module; ``openai_fake`` compos
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import ClassVar, Final
 
 import msgspec
 from aiohttp import web
@@ -166,9 +166,14 @@ def served_tier(requested: str | None) -> str | None:
 
 
 class OpenAIGate:
-    """The way into every OpenAI endpoint: read and record the body, then check the key against ``state``."""
+    """The way into every OpenAI endpoint: read and record the body, then check the key against ``state``.
+
+    The endpoints ask it, too, under which provider name to look up faults and speed, and how to render a
+    fault: a provider that speaks OpenAI's format its own way (Azure) subclasses it.
+    """
 
     __slots__ = ("state",)
+    provider: ClassVar[str] = PROVIDER
 
     def __init__(self, state: MockState) -> None:
         self.state = state
@@ -176,8 +181,16 @@ class OpenAIGate:
     async def admit(self, request: web.BaseRequest) -> tuple[bytes, web.Response | None]:
         """Read and record the body, then check the key: the body and the 401 (``None`` when let in)."""
         body = await request.read()
-        self.state.record(request, PROVIDER, body)
+        self.state.record(request, self.provider, body)
         return body, self.denied(request)
+
+    def fault_error(self, fault: Fault, model: str) -> web.Response:
+        """A ``status`` fault as this provider sends it."""
+        return fault_error(fault, model)
+
+    def stream_error_event(self, fault: Fault) -> bytes:
+        """A ``stream_error`` fault's in-band event as this provider sends it."""
+        return stream_error_event(fault)
 
     def denied(self, request: web.BaseRequest) -> web.Response | None:
         """OpenAI's 401 for a missing or wrong key; ``None`` when the key is accepted (or none is set)."""

@@ -16,6 +16,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from router.mock.anthropic_fake import AnthropicFake
+from router.mock.azure_fake import AzureFake
+from router.mock.azure_wire import PREFIX as AZURE_PREFIX
 from router.mock.faults import ANY_MODEL, MockState
 from router.mock.faultspec import Fault
 from router.mock.gemini_fake import GeminiFake
@@ -179,6 +181,7 @@ def build_mock_app(state: MockState | None = None) -> web.Application:
     OpenAIFake(state).add_routes(app)
     AnthropicFake(state).add_routes(app)
     GeminiFake(state).add_routes(app)
+    AzureFake(state).add_routes(app)
     _ControlApi(state).add_routes(app)
     app.router.add_route("*", "/{tail:.*}", _unknown_path)
     app.on_response_prepare.append(_RequestIdStamp(state))
@@ -235,6 +238,11 @@ class MockServer:
         """Base URL for an OpenAI client (``base_url=``)."""
         return self.url + OPENAI_PREFIX
 
+    @property
+    def azure_endpoint(self) -> str:
+        """The fake Azure resource's endpoint (``azure_endpoint=`` of ``AzureOpenAI``)."""
+        return self.url + AZURE_PREFIX
+
     async def close(self) -> None:
         runner, self._runner = self._runner, None
         self._port = None
@@ -260,7 +268,11 @@ async def serve_forever(host: str = "127.0.0.1", port: int = 8089, state: MockSt
     server = MockServer(state)
     await server.start(host, port)
     try:
-        print(f"mock providers listening on {server.url} (openai: {server.openai_url})", flush=True)
+        print(
+            f"mock providers listening on {server.url} (openai: {server.openai_url}, "
+            f"azure endpoint: {server.azure_endpoint})",
+            flush=True,
+        )
         await asyncio.Event().wait()
     finally:
         await server.close()

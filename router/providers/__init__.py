@@ -6,7 +6,7 @@ from router.catalog import Provider
 from router.providers._http import IncomingHeaders, OutgoingHeaders, UpstreamClient
 from router.providers.base import Call, ChatAdapter, Embedder, EmbeddingCall, ResponsesNative, UpstreamCall
 
-SUPPORTED_KINDS = frozenset({"openai", "anthropic", "gemini"})
+SUPPORTED_KINDS = frozenset({"openai", "anthropic", "gemini", "azure"})
 
 
 def supports(provider: Provider) -> bool:
@@ -19,11 +19,15 @@ def build_adapter(
     """The adapter for a provider's wire kind, with its own pooled client (``outgoing`` adds
     headers to each of its requests, ``incoming`` is told each answer's headers)."""
     from router.providers.anthropic import AnthropicAdapter
+    from router.providers.azure import AzureDialect
     from router.providers.gemini import GeminiAdapter
     from router.providers.openai import OpenAIAdapter
 
     if provider.kind == "openai":
         return OpenAIAdapter(provider, UpstreamClient(provider, outgoing, incoming))
+    if provider.kind == "azure":
+        # OpenAI's wire format at Azure's URLs and with its credentials: the same adapter, another dialect.
+        return OpenAIAdapter(provider, UpstreamClient(provider, outgoing, incoming), AzureDialect(provider))
     if provider.kind == "anthropic":
         return AnthropicAdapter(provider, UpstreamClient(provider, outgoing, incoming))
     if provider.kind == "gemini":

@@ -20,7 +20,6 @@ T = TypeVar("T")
 
 # --- constants -----------------------------------------------------------------------------------
 
-OPENAI_PATH = "/embeddings"
 # Gemini refuses a larger batch ("at most 100 requests can be in one batch"); OpenAI takes 2048.
 GEMINI_BATCH = 100
 # Gemini reports no token usage for embeddings; OpenAI's rule of thumb is about 4 characters a token.

@@ -3,6 +3,10 @@
 The request body is the client's own, forwarded with unknown fields untouched (``prompt_cache_key``
 and ``prompt_cache_retention`` among them); only the model name, the service tier, the output-limit
 field and the stream options are rewritten, and Anthropic's ``cache_control`` markers are left out.
+
+Where each call goes and as whom is the ``Dialect``'s business (``router/providers/_dialect.py``):
+``OpenAIDialect`` here for OpenAI and the servers that copy it, another for a provider that speaks
+the same wire format at other URLs with other credentials (Azure OpenAI, ``azure.py``).
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from router.errors import (
     UpstreamStatusError,
 )
 from router.providers._caching import without_cache_control
-from router.providers._embeddings import OPENAI_PATH, input_count, openai_body, parse_openai
+from router.providers._dialect import PATHS, Api, Dialect, StreamTidy, base_headers
+from router.providers._embeddings import input_count, openai_body, parse_openai
 from router.providers._errors import note_early_close, refused_credentials, scrub
-from router.providers._http import UpstreamClient, retry_after_seconds
+from router.providers._http import StreamingResponse, UpstreamClient, retry_after_seconds
 from router.providers._sse import SSEParser, events_until_end
 from router.providers.base import Call, EmbeddingCall, UpstreamCall
 from router.responses.answer import WireResponse, to_completion
@@ -34,8 +39,6 @@ from router.types import ChatChunk, ChatCompletion, EmbeddingResponse
 
 # --- constants -----------------------------------------------------------------------------------
 
-CHAT_PATH = "/chat/completions"
-RESPONSES_PATH = "/responses"
 # Fields that only the router reads; they never reach an upstream.
 ROUTER_ONLY_FIELDS = ("models",)
 
@@ -79,19 +82,6 @@ def build_body(call: UpstreamCall, *, stream: bool) -> bytes:
         options["include_usage"] = True
         body["stream_options"] = options
     return _encode(body)
-
-
-def build_headers(provider: Provider, request_id: str) -> dict[str, str]:
-    headers = {
-        "content-type": "application/json",
-        "accept": "application/json",
-        "user-agent": "router/0.1",
-        "x-client-request-id": request_id,
-    }
-    headers.update(provider.headers)
-    if provider.api_key:
-        headers["authorization"] = f"Bearer {provider.api_key}"
-    return headers
 
 
 # --- response parser -----------------------------------------------------------------------------
@@ -200,63 +190,106 @@ def map_error(status: int, body: bytes, headers: Mapping[str, str], provider: Pr
     )
 
 
+# --- dialect -------------------------------------------------------------------------------------
+
+
+class OpenAIDialect:
+    """OpenAI's way: ``{base_url}/chat/completions`` and the like, the key as a bearer token."""
+
+    __slots__ = ("_base", "_provider", "_urls")
+    tidy_stream: StreamTidy | None = None
+
+    def __init__(self, provider: Provider) -> None:
+        self._provider = provider
+        self._urls = {api: provider.base_url + path for api, path in PATHS.items()}
+        base = base_headers(provider)
+        if provider.api_key:
+            base["authorization"] = f"Bearer {provider.api_key}"
+        self._base = base
+
+    def url(self, api: Api, deployment: str) -> str:
+        return self._urls[api]
+
+    def headers(self, request_id: str, url: str, body: bytes) -> dict[str, str]:
+        headers = self._base.copy()
+        headers["x-client-request-id"] = request_id
+        return headers
+
+    def map_error(self, status: int, body: bytes, headers: Mapping[str, str]) -> RouterError:
+        return map_error(status, body, headers, self._provider)
+
+
 # --- I/O -----------------------------------------------------------------------------------------
 
 
 class OpenAIAdapter:
-    """Chat Completions against one OpenAI-kind provider."""
+    """Chat Completions, Responses and Embeddings against one provider of the OpenAI wire format."""
 
-    def __init__(self, provider: Provider, client: UpstreamClient) -> None:
+    def __init__(self, provider: Provider, client: UpstreamClient, dialect: Dialect | None = None) -> None:
         self.provider = provider
         self._client = client
-        self._url = provider.base_url + CHAT_PATH
-        self._responses_url = provider.base_url + RESPONSES_PATH
+        self._dialect: Dialect = dialect or OpenAIDialect(provider)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    async def _post(self, api: Api, deployment: str, body: bytes, request_id: str) -> bytes:
+        """POST ``body`` to ``api``; the answer's body, or its error as the dialect maps it."""
+        dialect = self._dialect
+        url = dialect.url(api, deployment)
+        answer = await self._client.post(url, dialect.headers(request_id, url, body), body)
+        if answer.status >= 400:
+            raise dialect.map_error(answer.status, answer.body, answer.headers)
+        return answer.body
+
+    def _stream_headers(self, url: str, body: bytes, request_id: str) -> dict[str, str]:
+        headers = self._dialect.headers(request_id, url, body)
+        headers["accept"] = "text/event-stream"
+        headers["accept-encoding"] = "identity"
+        return headers
+
+    async def _check_stream(self, response: StreamingResponse) -> None:
+        """An error answer raises as the dialect maps it; an answer that is no event stream, too."""
+        if response.status >= 400:
+            raise self._dialect.map_error(response.status, await response.read(), response.headers)
+        content_type = response.headers.get("content-type", "")
+        if not content_type.startswith("text/event-stream"):
+            got = content_type or "no content type"
+            raise UpstreamBadResponse(f"provider '{self.provider.name}' answered a stream request with {got}")
+
     async def complete(self, call: UpstreamCall) -> ChatCompletion:
         if "chat" not in call.model.endpoints:
             return await self._complete_via_responses(call)
-        headers = build_headers(self.provider, call.request_id)
-        answer = await self._client.post(self._url, headers, build_body(call, stream=False))
-        if answer.status >= 400:
-            raise map_error(answer.status, answer.body, answer.headers, self.provider)
-        return parse_completion(answer.body, self.provider.name)
+        body = await self._post("chat", call.model.upstream, build_body(call, stream=False), call.request_id)
+        return parse_completion(body, self.provider.name)
 
     async def stream(self, call: UpstreamCall) -> AsyncGenerator[ChatChunk, None]:
         if "chat" not in call.model.endpoints:
             async for chunk in self._stream_via_responses(call):
                 yield chunk
             return
-        headers = build_headers(self.provider, call.request_id)
-        headers["accept"] = "text/event-stream"
-        headers["accept-encoding"] = "identity"
-        async with self._client.stream(self._url, headers, build_body(call, stream=True)) as response:
-            if response.status >= 400:
-                raise map_error(response.status, await response.read(), response.headers, self.provider)
-            content_type = response.headers.get("content-type", "")
-            if not content_type.startswith("text/event-stream"):
-                got = content_type or "no content type"
-                raise UpstreamBadResponse(
-                    f"provider '{self.provider.name}' answered a stream request with {got}"
-                )
+        url = self._dialect.url("chat", call.model.upstream)
+        body = build_body(call, stream=True)
+        headers = self._stream_headers(url, body, call.request_id)
+        async with self._client.stream(url, headers, body) as response:
+            await self._check_stream(response)
             reader = StreamReader(self.provider.name, call.request.n or 1)
             early = partial(note_early_close, self.provider.name, call.model.id, call.request_id, "[DONE]")
-            async for chunk in events_until_end(response.chunks(), reader, early):
+            chunks = events_until_end(response.chunks(), reader, early)
+            tidy = self._dialect.tidy_stream
+            if tidy is not None:
+                chunks = tidy(chunks, call)
+            async for chunk in chunks:
                 yield chunk
 
     # --- the Responses API: native pass-through, and chat clients of Responses-only models ---------
 
     async def respond(self, call: Call[dict[str, Any]]) -> dict[str, Any]:
         """POST a Responses body as it is; the upstream's Response object, decoded."""
-        headers = build_headers(self.provider, call.request_id)
         body = _encode(without_cache_control(call.request))
-        answer = await self._client.post(self._responses_url, headers, body)
-        if answer.status >= 400:
-            raise map_error(answer.status, answer.body, answer.headers, self.provider)
+        answer = await self._post("responses", call.model.upstream, body, call.request_id)
         try:
-            response = _decode_event(answer.body)
+            response = _decode_event(answer)
         except DECODE_ERRORS:
             response = None
         if not isinstance(response, dict) or response.get("object") != "response":
@@ -271,7 +304,8 @@ class OpenAIAdapter:
         A ``response.failed`` or ``error`` event raises ``StreamInterrupted``: before the commit point
         another model may still answer, after it the client's stream ends with its own failure event.
         """
-        async for data in self._events(without_cache_control(call.request), call.request_id):
+        body = without_cache_control(call.request)
+        async for data in self._events(body, call.model.upstream, call.request_id):
             try:
                 event = _decode_event(data)
             except DECODE_ERRORS:
@@ -292,20 +326,14 @@ class OpenAIAdapter:
             f"provider '{self.provider.name}' ended the stream before the answer was complete"
         )
 
-    async def _events(self, body: dict[str, Any], request_id: str) -> AsyncGenerator[bytes, None]:
+    async def _events(
+        self, body: dict[str, Any], deployment: str, request_id: str
+    ) -> AsyncGenerator[bytes, None]:
         """The data of each SSE event of a streamed Responses call (an HTTP error raises first)."""
-        headers = build_headers(self.provider, request_id)
-        headers["accept"] = "text/event-stream"
-        headers["accept-encoding"] = "identity"
-        async with self._client.stream(self._responses_url, headers, _encode(body)) as response:
-            if response.status >= 400:
-                raise map_error(response.status, await response.read(), response.headers, self.provider)
-            content_type = response.headers.get("content-type", "")
-            if not content_type.startswith("text/event-stream"):
-                got = content_type or "no content type"
-                raise UpstreamBadResponse(
-                    f"provider '{self.provider.name}' answered a stream request with {got}"
-                )
+        url = self._dialect.url("responses", deployment)
+        data = _encode(body)
+        async with self._client.stream(url, self._stream_headers(url, data, request_id), data) as response:
+            await self._check_stream(response)
             parser = SSEParser()
             async for raw in response.chunks():
                 for event in parser.feed(raw):
@@ -314,12 +342,9 @@ class OpenAIAdapter:
 
     async def _complete_via_responses(self, call: UpstreamCall) -> ChatCompletion:
         body = from_chat_body(call.request.raw, call.model.upstream, stream=False)
-        headers = build_headers(self.provider, call.request_id)
-        answer = await self._client.post(self._responses_url, headers, _encode(body))
-        if answer.status >= 400:
-            raise map_error(answer.status, answer.body, answer.headers, self.provider)
+        answer = await self._post("responses", call.model.upstream, _encode(body), call.request_id)
         try:
-            response = _decode_response(answer.body)
+            response = _decode_response(answer)
         except DECODE_ERRORS as exc:
             raise UpstreamBadResponse(
                 f"provider '{self.provider.name}' sent an answer that is not a Response: {exc}"
@@ -332,7 +357,7 @@ class OpenAIAdapter:
     async def _stream_via_responses(self, call: UpstreamCall) -> AsyncGenerator[ChatChunk, None]:
         body = from_chat_body(call.request.raw, call.model.upstream, stream=True)
         reader = ResponsesToChat(self.provider.name, call.created)
-        async for data in self._events(body, call.request_id):
+        async for data in self._events(body, call.model.upstream, call.request_id):
             for chunk in reader.feed(data):
                 yield chunk
             if reader.done:
@@ -345,36 +370,21 @@ class OpenAIAdapter:
 
     async def embed(self, call: EmbeddingCall) -> EmbeddingResponse:
         """POST the client's embeddings body as it is (its encoding_format included), model renamed."""
-        headers = build_headers(self.provider, call.request_id)
         body = openai_body(call, ROUTER_ONLY_FIELDS)
-        answer = await self._client.post(self.provider.base_url + OPENAI_PATH, headers, body)
-        if answer.status >= 400:
-            raise map_error(answer.status, answer.body, answer.headers, self.provider)
-        return parse_openai(answer.body, self.provider.name, input_count(call))
+        answer = await self._post("embeddings", call.model.upstream, body, call.request_id)
+        return parse_openai(answer, self.provider.name, input_count(call))
 
     # --- legacy Completions: bytes in and out; router/providers/_completions.py builds and reads them
+    # (OpenAI-kind providers only: the catalog gives no other kind the ``completions`` endpoint).
 
     async def post_legacy(self, body: bytes, request_id: str) -> bytes:
         """POST a legacy Completions body to ``/completions``; the answer's body, or its mapped error."""
-        headers = build_headers(self.provider, request_id)
-        answer = await self._client.post(self.provider.base_url + "/completions", headers, body)
-        if answer.status >= 400:
-            raise map_error(answer.status, answer.body, answer.headers, self.provider)
-        return answer.body
+        return await self._post("completions", "", body, request_id)
 
     async def stream_legacy(self, body: bytes, request_id: str) -> AsyncGenerator[bytes, None]:
         """Stream a legacy Completions body; yields the raw SSE bytes (an HTTP error raises first)."""
-        headers = build_headers(self.provider, request_id)
-        headers["accept"] = "text/event-stream"
-        headers["accept-encoding"] = "identity"
-        async with self._client.stream(self.provider.base_url + "/completions", headers, body) as response:
-            if response.status >= 400:
-                raise map_error(response.status, await response.read(), response.headers, self.provider)
-            content_type = response.headers.get("content-type", "")
-            if not content_type.startswith("text/event-stream"):
-                got = content_type or "no content type"
-                raise UpstreamBadResponse(
-                    f"provider '{self.provider.name}' answered a stream request with {got}"
-                )
+        url = self._dialect.url("completions", "")
+        async with self._client.stream(url, self._stream_headers(url, body, request_id), body) as response:
+            await self._check_stream(response)
             async for raw in response.chunks():
                 yield raw

@@ -103,7 +103,8 @@ class Engine:
     def _view_unusable(self, view: Model) -> str | None:
         provider = self.catalog.provider_of(view)
         if not provider.configured:
-            return f"provider '{provider.name}' has no key: set {provider.api_key_env}"
+            lacks = "has no key" if provider.missing == (provider.api_key_env,) else "is not configured"
+            return f"provider '{provider.name}' {lacks}: set {provider.needs()}"
         if not supports(provider):
             return f"no adapter for provider kind '{provider.kind}'"
         return None
@@ -143,7 +144,7 @@ class Engine:
         if not provider.configured:
             raise ProviderNotConfigured(
                 f"Model '{model.id}' needs provider '{provider.name}', which is not configured: "
-                f"set the environment variable {provider.api_key_env}."
+                f"set the environment variable {provider.needs()}."
             )
         adapter = self._adapters.get(provider.name)
         if adapter is None:
@@ -383,7 +384,7 @@ class Engine:
                     quota.refused(exc.retry_after)
                 run.spent += self._clock.monotonic() - started
                 if isinstance(exc, ProviderNotConfigured):
-                    run.missing_keys.add(self.catalog.provider_of(model).api_key_env or "")
+                    run.missing_keys.update(self.catalog.provider_of(model).missing)
                 flex_refused = exc.status == 429 and call_tier(request, tier) == "flex"
                 if exc.counts_against_breaker and not flex_refused:
                     breaker.failure(last_error(exc, breaker), exc.retry_after, ticket)

@@ -155,9 +155,8 @@ class Planner:
         keys: set[str] = set()
         for entry in excluded:
             if entry.kind == "unusable":
-                provider = self.catalog.provider_of(self.catalog.models[entry.model])
-                if not provider.configured and provider.api_key_env:
-                    keys.add(provider.api_key_env)
+                for view in self.catalog.models[entry.model].views():
+                    keys.update(self.catalog.provider_of(view).missing)
         return tuple(sorted(keys))
 
     def _nothing_fits(

@@ -20,6 +20,9 @@ from router.cli import free_port, wait_for_port
 ROOT = Path(__file__).resolve().parents[2]
 TEST_CATALOG = ROOT / "tests" / "fixtures" / "catalog.yaml"
 SECRET_KEY = "sk-test-SECRET-0123456789abcdef"
+AZURE_KEY = "azure-test-key-0123456789"
+# An Entra ID access token's shape (a JWT); the simulated resource checks no signature.
+AZURE_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL2NvZ25pdGl2ZXNlcnZpY2VzIn0.c2lnbmF0dXJl"
 MAX_BODY = 64 * 1024
 
 
@@ -91,6 +94,9 @@ class Mock:
     def reset(self) -> None:
         self.http.post("/__mock__/reset").raise_for_status()
 
+    def require_key(self, provider: str, key: str | None) -> None:
+        self.http.post("/__mock__/key", json={"provider": provider, "key": key}).raise_for_status()
+
 
 @pytest.fixture(scope="session")
 def mock_process(artifacts: Path) -> Iterator[Mock]:
@@ -150,6 +156,12 @@ def start_router(
         "TEST_ANTHROPIC_KEY": "sk-ant-test-key",
         "ROUTER_GOOGLE_BASE_URL": f"{mock.url}/gemini/v1beta",
         "TEST_GEMINI_KEY": "gemini-test-key",
+        "ROUTER_AZURE_BASE_URL": f"{mock.url}/azure",
+        "ROUTER_AZURE_LEGACY_BASE_URL": f"{mock.url}/azure",
+        "ROUTER_AZURE_ENTRA_BASE_URL": f"{mock.url}/azure",
+        "ROUTER_DEAD_AZURE_BASE_URL": f"http://127.0.0.1:{closed}",
+        "TEST_AZURE_KEY": AZURE_KEY,
+        "TEST_AZURE_TOKEN": AZURE_TOKEN,
         "ROUTER_MAX_BODY_BYTES": str(MAX_BODY),
         "ROUTER_LOG_FORMAT": "json",
     }

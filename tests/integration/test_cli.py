@@ -19,7 +19,24 @@ from openai import OpenAI
 from router.cli import free_port
 from tests.integration.conftest import ROOT, Process
 
-KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY")
+HOSTED_KEYS = (
+    "GROQ_API_KEY",
+    "MISTRAL_API_KEY",
+    "DEEPSEEK_API_KEY",
+    "XAI_API_KEY",
+    "TOGETHER_API_KEY",
+    "FIREWORKS_API_KEY",
+    "CEREBRAS_API_KEY",
+    "OPENROUTER_API_KEY",
+)
+KEY_VARS = (
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "AZURE_OPENAI_ENDPOINT",
+    "AZURE_OPENAI_API_KEY",
+    *HOSTED_KEYS,
+)
 
 
 def _clean_env() -> dict[str, str]:
@@ -48,7 +65,20 @@ def test_router_starts_without_keys_and_lists_models(keyless_router: str) -> Non
 
 
 @pytest.mark.parametrize(
-    ("model", "variable"), [("gpt-5-mini", "OPENAI_API_KEY"), ("sonnet", "ANTHROPIC_API_KEY")]
+    ("model", "variable"),
+    [
+        ("gpt-5-mini", "OPENAI_API_KEY"),
+        ("sonnet", "ANTHROPIC_API_KEY"),
+        ("groq-gpt-oss-120b", "GROQ_API_KEY"),
+        ("mistral-large", "MISTRAL_API_KEY"),
+        ("deepseek-flash", "DEEPSEEK_API_KEY"),
+        ("grok-4.5", "XAI_API_KEY"),
+        ("together-llama-3.3-70b", "TOGETHER_API_KEY"),
+        ("fireworks-gpt-oss-120b", "FIREWORKS_API_KEY"),
+        ("cerebras-gpt-oss-120b", "CEREBRAS_API_KEY"),
+        ("openrouter-claude-sonnet-4.5", "OPENROUTER_API_KEY"),
+        ("azure-gpt-5-mini", "AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY"),
+    ],
 )
 def test_chat_to_a_keyless_provider_is_503_naming_the_variable(
     keyless_router: str, model: str, variable: str
@@ -59,6 +89,15 @@ def test_chat_to_a_keyless_provider_is_503_naming_the_variable(
     assert info.value.status_code == 503
     assert variable in info.value.message
     assert info.value.code == "provider_not_configured"  # type: ignore[attr-defined]
+
+
+def test_a_keyless_router_reports_every_unconfigured_provider(keyless_router: str) -> None:
+    health = httpx.get(keyless_router + "/health", timeout=5).json()
+    missing = health["components"]["providers"]["missing"]
+    assert missing["azure"] == "AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY"
+    assert {missing[name] for name in ("groq", "openrouter")} == {"GROQ_API_KEY", "OPENROUTER_API_KEY"}
+    models = {m["id"]: m for m in httpx.get(keyless_router + "/model-health", timeout=5).json()["models"]}
+    assert models["cerebras-gpt-oss-120b"]["configured"] is False
 
 
 @pytest.mark.parametrize("model", ["fast", "cost", "quality"])
@@ -234,6 +273,48 @@ def test_check_summarises_the_shipped_catalog() -> None:
     assert result.returncode == 0
     assert "catalog.yaml: OK" in result.stdout
     assert "not configured: set OPENAI_API_KEY" in result.stdout
+    lines = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("  provider ")}
+    lacks = "not configured: set AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY"
+    assert "(endpoint from AZURE_OPENAI_ENDPOINT)" in lines["azure"]
+    assert lines["azure"].endswith(f"api v1, credential as api-key; {lacks}")
+    for name, variable in zip(
+        ("groq", "mistral", "deepseek", "xai", "together", "fireworks", "cerebras", "openrouter"),
+        HOSTED_KEYS,
+        strict=True,
+    ):
+        assert lines[name].endswith(f"not configured: set {variable}"), lines[name]
+
+
+def test_check_says_what_an_azure_provider_still_lacks() -> None:
+    env = {**_clean_env(), "AZURE_OPENAI_API_KEY": "azure-key-not-real"}
+    result = subprocess.run(
+        [sys.executable, "-m", "router", "check"], capture_output=True, text=True, cwd=ROOT, env=env
+    )
+    azure = next(line for line in result.stdout.splitlines() if line.startswith("  provider azure"))
+    assert azure.endswith("not configured: set AZURE_OPENAI_ENDPOINT")
+    env["AZURE_OPENAI_ENDPOINT"] = "https://res.openai.azure.com"
+    result = subprocess.run(
+        [sys.executable, "-m", "router", "check"], capture_output=True, text=True, cwd=ROOT, env=env
+    )
+    azure = next(line for line in result.stdout.splitlines() if line.startswith("  provider azure"))
+    assert "https://res.openai.azure.com" in azure and azure.endswith("key set (AZURE_OPENAI_API_KEY)")
+
+
+def test_check_refuses_a_bad_azure_provider_naming_the_line(tmp_path: Path) -> None:
+    shipped = (ROOT / "catalog.yaml").read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(shipped.replace("    # api: v1 is the default.", "    api: deployments\n    # api: v1", 1))
+    result = subprocess.run(
+        [sys.executable, "-m", "router", "check", "--catalog", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_clean_env(),
+    )
+    assert result.returncode == 2
+    assert (
+        f"{bad}:" in result.stderr and "providers.azure.api_version: api: deployments needs" in result.stderr
+    )
 
 
 def test_check_lists_auto_cache_and_refuses_it_off_anthropic(tmp_path: Path) -> None:
@@ -288,7 +369,7 @@ def test_demo_serves_every_chat_model_of_the_catalog(demo: str) -> None:
         elif "completions" in model.endpoints and model not in chat_models:
             completion = client.completions.create(model=model.id, prompt="ping", max_tokens=20)
             assert completion.choices[0].text, model.id
-    assert {catalog.provider_of(m).kind for m in chat_models} == {"openai", "anthropic", "gemini"}
+    assert {catalog.provider_of(m).kind for m in chat_models} == {"openai", "anthropic", "gemini", "azure"}
     for model in chat_models:
         raw = client.chat.completions.with_raw_response.create(
             model=model.id, messages=[{"role": "user", "content": "ping"}]

@@ -16,15 +16,22 @@ from openai import OpenAI
 
 from tests.integration.conftest import Mock, Router
 
-# catalog id → (simulated provider, upstream model name, model whose provider refuses connections)
+# catalog id → (simulated provider, upstream model name, model whose provider refuses connections).
+# Azure twice: the same resource by its v1 URLs and by its deployment URLs with an api-version.
 SUBJECTS = {
     "gpt-5-mini": ("openai", "gpt-5-mini", "dead-model"),
     "claude": ("anthropic", "claude-haiku-4-5", "dead-claude"),
     "gemini": ("gemini", "gemini-3-flash-preview", "dead-gemini"),
+    "azure-mini": ("azure", "gpt-5-mini", "dead-azure-mini"),
+    "azure-legacy-mini": ("azure", "gpt-5-mini", "dead-azure-mini"),
 }
+# Subjects whose Responses clients are served by the upstream's own Responses API.
+NATIVE_RESPONSES = {"gpt-5-mini", "azure-mini", "azure-legacy-mini"}
 UNSUPPORTED = {
     ("gpt-5-mini", "overloaded_529"): "OpenAI has no 529 status; its overload is a plain 503",
     ("gemini", "overloaded_529"): "Gemini reports overload as 503 UNAVAILABLE",
+    ("azure-mini", "overloaded_529"): "Azure has no 529 status; its overload is a 503 or a 429",
+    ("azure-legacy-mini", "overloaded_529"): "Azure has no 529 status; its overload is a 503 or a 429",
 }
 WEATHER = {
     "type": "function",
@@ -303,7 +310,7 @@ def test_other_routes_serve_a_stream_cut_after_its_finish_whole(
     with router.http.stream("POST", route, json=body) as answer:
         assert answer.status_code == 200
         events = [line[6:] for line in answer.read().decode().split("\n") if line.startswith("data: ")]
-    if route == "/v1/responses" and subject == "gpt-5-mini":
+    if route == "/v1/responses" and subject in NATIVE_RESPONSES:
         # OpenAI's own Responses stream (passed through) has no finish signal before its terminal
         # event: cut before response.completed, the answer is not known complete.
         assert json.loads(events[-1])["type"] == "response.failed"

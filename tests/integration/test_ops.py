@@ -38,6 +38,8 @@ def test_help_lists_endpoints_strategies_models_auth_and_examples(router: Router
         assert "latency" in strategies["fast"] and "cost" in strategies["cost"]
         mini = next(m for m in doc["models"] if m["id"] == "gpt-5-mini")
         assert mini["provider"] == "openai" and mini["context_window"] == 400000
+        azure = next(m for m in doc["models"] if m["id"] == "azure-legacy-mini")
+        assert (azure["provider"], azure["provider_kind"]) == ("azure-legacy", "azure")
         assert (
             mini["price_per_1m_tokens"]["input"] == 0.25
             and mini["price_per_1m_tokens"]["flex_input"] == 0.125

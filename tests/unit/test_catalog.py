@@ -84,9 +84,49 @@ def test_shipped_catalog_has_every_listed_model_alias_and_price() -> None:
         assert resolved.model.flex_price is not None
         assert (resolved.model.flex_price.input, resolved.model.flex_price.output) == (price_in, price_out)
     kinds = {name: p.kind for name, p in catalog.providers.items()}
-    assert kinds == {"openai": "openai", "anthropic": "anthropic", "google": "gemini", "ollama": "openai"}
+    assert {name: kinds[name] for name in ("openai", "anthropic", "google", "ollama", "azure")} == {
+        "openai": "openai",
+        "anthropic": "anthropic",
+        "google": "gemini",
+        "ollama": "openai",
+        "azure": "azure",
+    }
     assert catalog.providers["ollama"].base_url == "http://127.0.0.1:11434/v1"
     assert catalog.providers["ollama"].configured
+
+
+# provider → (base URL, key variable); checked against each provider's docs (2026-12).
+HOSTED = {
+    "groq": ("https://api.groq.com/openai/v1", "GROQ_API_KEY"),
+    "mistral": ("https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
+    "deepseek": ("https://api.deepseek.com", "DEEPSEEK_API_KEY"),
+    "xai": ("https://api.x.ai/v1", "XAI_API_KEY"),
+    "together": ("https://api.together.xyz/v1", "TOGETHER_API_KEY"),
+    "fireworks": ("https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY"),
+    "cerebras": ("https://api.cerebras.ai/v1", "CEREBRAS_API_KEY"),
+    "openrouter": ("https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
+}
+
+
+def test_shipped_catalog_has_the_hosted_providers_and_azure_keyless() -> None:
+    catalog = load_catalog(ROOT / "catalog.yaml", {})
+    for name, (base_url, variable) in HOSTED.items():
+        provider = catalog.providers[name]
+        assert (provider.kind, provider.base_url, provider.api_key_env) == ("openai", base_url, variable)
+        assert provider.missing == (variable,)
+        models = [m for m in catalog.models.values() if m.provider == name]
+        assert 1 <= len(models) <= 2, name
+        assert all(m.price.input > 0 and m.max_output <= m.context_window for m in models), name
+    assert set(catalog.providers["openrouter"].headers) == {"HTTP-Referer", "X-Title"}
+    azure = catalog.providers["azure"]
+    assert azure.missing == ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY")
+    assert catalog.models["azure-gpt-5-mini"].upstream == "gpt-5-mini"
+    assert catalog.models["azure-gpt-5-mini"].price == catalog.models["gpt-5-mini"].price
+    ready = load_catalog(
+        ROOT / "catalog.yaml",
+        {"AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com", "AZURE_OPENAI_API_KEY": "k" * 32},
+    )
+    assert ready.providers["azure"].configured
 
 
 def test_keys_come_from_the_environment_only() -> None:
@@ -137,7 +177,10 @@ def test_key_written_as_variable_name_is_refused() -> None:
         ),
         (("mini: gpt-5-mini", "fast: gpt-5-mini"), r"aliases.fast: an alias cannot be a strategy keyword"),
         (("max_output: 128000", "max_output: 900000"), r"max_output 900000 exceeds context_window"),
-        (("kind: openai", "kind: azure"), r"cat.yaml:4: providers.openai.kind: Invalid enum value 'azure'"),
+        (
+            ("kind: openai", "kind: bedrock"),
+            r"cat.yaml:4: providers.openai.kind: Invalid enum value 'bedrock'",
+        ),
         (
             ("price: {input: 0.25, output: 2.0}", "price: {input: -1, output: 2.0}"),
             r"models.gpt-5-mini.price.input",
@@ -258,3 +301,121 @@ def test_shipped_anthropic_prices_carry_both_cache_write_rates() -> None:
         assert price.cached_input == pytest.approx(price.input * 0.1)
         assert price.cache_write == pytest.approx(price.input * 1.25)
         assert price.cache_write_1h == pytest.approx(price.input * 2)
+
+
+AZURE = """
+providers:
+  az:
+    kind: azure
+    base_url_env: AZURE_OPENAI_ENDPOINT
+    api_key_env: AZURE_OPENAI_API_KEY
+models:
+  az-mini:
+    provider: az
+    upstream: gpt-5-mini
+    context_window: 400000
+    max_output: 128000
+    price: {input: 0.25, output: 2.0}
+    quality: 78
+    speed: {ttft_ms: 900, tokens_per_s: 120}
+"""
+AZURE_ENV = {"AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com/", "AZURE_OPENAI_API_KEY": "k" * 20}
+
+
+def test_an_azure_provider_waits_for_its_endpoint_and_its_key() -> None:
+    bare = parse_catalog(AZURE, {}).providers["az"]
+    assert not bare.configured and bare.missing == ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY")
+    assert bare.needs() == "AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY"
+    keyed = parse_catalog(AZURE, {"AZURE_OPENAI_API_KEY": "k" * 20}).providers["az"]
+    assert keyed.missing == ("AZURE_OPENAI_ENDPOINT",)
+    ready = parse_catalog(AZURE, AZURE_ENV).providers["az"]
+    assert ready.configured and ready.base_url == "https://res.openai.azure.com"
+    assert ready.azure is not None and (ready.azure.api, ready.azure.auth) == ("v1", "api-key")
+
+
+def test_an_unquoted_api_version_is_the_version_it_spells() -> None:
+    text = AZURE.replace(
+        "    api_key_env:", "    api: deployments\n    api_version: 2024-10-21\n    api_key_env:"
+    )
+    provider = parse_catalog(text, AZURE_ENV).providers["az"]
+    assert provider.azure is not None and provider.azure.api_version == "2024-10-21"
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            ("    api_key_env: AZURE_OPENAI_API_KEY\n", ""),
+            r"cat.yaml:3: providers.az.api_key_env: an Azure provider needs api_key_env",
+        ),
+        (
+            ("    api_key_env:", "    api: deployments\n    api_key_env:"),
+            r"providers.az.api_version: api: deployments needs api_version, e.g. 2024-10-21",
+        ),
+        (
+            ("    api_key_env:", "    api: deployments\n    api_version: 2024-06-01\n    api_key_env:"),
+            r"cat.yaml:7: providers.az.api_version: API version 2024-06-01 sends no usage in streams",
+        ),
+        (
+            ("    api_key_env:", "    api: deployments\n    api_version: 2024/10/21\n    api_key_env:"),
+            r"providers.az.api_version: '2024/10/21' is not an Azure API version",
+        ),
+        (
+            ("    api_key_env:", "    api_version: 2024-10-21\n    api_key_env:"),
+            r"providers.az.api_version: the v1 API takes no dated api-version",
+        ),
+        (
+            ("    api_key_env:", "    api: v2\n    api_key_env:"),
+            r"providers.az.api: Invalid enum value 'v2'",
+        ),
+        (
+            ("    api_key_env:", "    auth: password\n    api_key_env:"),
+            r"providers.az.auth: Invalid enum value 'password'",
+        ),
+        (
+            (
+                "    base_url_env: AZURE_OPENAI_ENDPOINT",
+                "    base_url: https://res.openai.azure.com/openai/v1",
+            ),
+            r"providers.az.base_url: 'https://res.openai.azure.com/openai/v1' holds /openai",
+        ),
+        (
+            ("    base_url_env: AZURE_OPENAI_ENDPOINT\n", ""),
+            r"providers.az.base_url: give base_url, or base_url_env naming the variable",
+        ),
+        (
+            ("    kind: azure", "    kind: openai\n    api: v1"),
+            r"providers.az.api: api, api_version and auth are Azure OpenAI settings",
+        ),
+        (
+            ("    quality: 78", "    quality: 78\n    endpoints: [completions]"),
+            r"models.az-mini.endpoints: a provider of kind 'azure' has no completions API",
+        ),
+        (
+            (
+                "    api_key_env:",
+                "    api: deployments\n    api_version: 2024-10-21\n    api_key_env:",
+            ),
+            None,
+        ),
+    ],
+)
+def test_a_bad_azure_provider_is_refused_naming_the_field(
+    edit: tuple[str, str], expected: str | None
+) -> None:
+    text = AZURE.replace(*edit)
+    if expected is None:  # the control: this edit alone is valid
+        assert parse_catalog(text, AZURE_ENV, source="cat.yaml").providers["az"].configured
+        return
+    with pytest.raises(CatalogError, match=expected):
+        parse_catalog(text, AZURE_ENV, source="cat.yaml")
+
+
+def test_the_responses_api_on_azure_deployment_urls_needs_its_version() -> None:
+    text = AZURE.replace(
+        "    api_key_env:", "    api: deployments\n    api_version: '2024-10-21'\n    api_key_env:"
+    ).replace("    quality: 78", "    quality: 78\n    endpoints: [chat, responses]")
+    with pytest.raises(CatalogError, match=r"models.az-mini.endpoints: the Responses API on Azure needs"):
+        parse_catalog(text, AZURE_ENV, source="cat.yaml")
+    fine = text.replace("'2024-10-21'", "2025-04-01-preview")
+    assert "responses" in parse_catalog(fine, AZURE_ENV).models["az-mini"].endpoints
