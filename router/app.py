@@ -15,7 +15,7 @@ import msgspec
 from litestar import Litestar
 from litestar.types import ASGIApp
 
-from router.access import Limiter, build_keyring
+from router.access import Budgets, Limiter, build_keyring
 from router.access.limits import rule_of
 from router.api import Services, hot_routes, route_handlers
 from router.api.edge import Edge
@@ -106,6 +106,7 @@ def create_app(
         sync.attach(breakers)
     keys = build_keyring(catalog, settings.environ)
     limiter = _limiter(catalog, state, metrics)
+    budgets = Budgets(state.spend, clock, catalog, on_refusal=metrics.budget_refused)
     live: dict[str, ChatAdapter] = {}
     gate = limiter.admit_model if limiter.model_rules else None
     quotas = QuotaBoard(clock)
@@ -125,7 +126,7 @@ def create_app(
         metrics,
         traffic,
         loaded,
-        current=(engine, keys, limiter),
+        current=(engine, keys, limiter, budgets),
         series=series,
     )
     metrics.models(catalog)
@@ -205,6 +206,9 @@ class Reloader:
                 catalog = load_catalog(settings.catalog_path, settings.environ)
                 keys = build_keyring(catalog, settings.environ)
                 limiter = _limiter(catalog, services.state, services.metrics)
+                budgets = Budgets(
+                    services.spend, services.clock, catalog, on_refusal=services.metrics.budget_refused
+                )
             except CatalogError as exc:
                 return self._refused(trigger, str(exc))
             live, retired = self._adapters(old, catalog)
@@ -223,7 +227,7 @@ class Reloader:
                 quotas=old_engine.quotas,
             )
             # The swap: later requests read the new objects.
-            services.swap(engine, keys, limiter)
+            services.swap(engine, keys, limiter, budgets)
             self.live = live
             services.metrics.models(catalog)
             services.metrics.reloaded(True)

@@ -14,6 +14,7 @@ import tempfile
 import time
 
 from router.catalog import Catalog, CatalogError, Provider, load_catalog
+from router.catalog.schema import BudgetSpec
 from router.settings import Settings
 from router.telemetry.logging import configure_logging
 from router.telemetry.tracing_env import tracing_problem, tracing_summary
@@ -61,8 +62,30 @@ def check(settings: Settings) -> int:
     if cached:
         print(f"  auto_cache: {', '.join(cached)}")
     print(f"  {_access_summary(settings, catalog)}")
+    print(f"  {_budget_summary(catalog)}")
     print(f"  {_cache_summary(settings, catalog)}")
     return 0
+
+
+def _budget_summary(catalog: Catalog) -> str:
+    access = catalog.access
+    budgets = [
+        *((f"key {key.name}", key.budget) for key in access.keys),
+        ("every other key", access.defaults.budget),
+        ("the router", access.global_.budget),
+        *((f"model {name}", spec.budget) for name, spec in access.model_limits.items()),
+    ]
+    shown = [f"{who} {_amounts(budget)}" for who, budget in budgets if budget is not None]
+    if not shown:
+        return (
+            "budgets: none (access: budget: {daily_usd, monthly_usd} on keys, defaults, global, model_limits)"
+        )
+    return "budgets (UTC days and months): " + "; ".join(shown)
+
+
+def _amounts(budget: BudgetSpec) -> str:
+    amounts = ((budget.daily_usd, "day"), (budget.monthly_usd, "month"))
+    return ", ".join(f"${amount:g}/{per}" for amount, per in amounts if amount is not None)
 
 
 def _cache_summary(settings: Settings, catalog: Catalog) -> str:

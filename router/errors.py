@@ -141,7 +141,25 @@ class RateLimited(RouterError):
     code = "rate_limit_exceeded"
 
 
+class BudgetExceeded(RouterError):
+    """A spend budget (the key's, the router's or a model's) has no room for the request; waiting
+    a few seconds does not help, so SDKs are told not to retry (``x-should-retry: false``)."""
+
+    status = 429
+    error_type = "insufficient_quota"
+    code = "budget_exceeded"
+    client_should_retry = False
+
+
 # --- router-side conditions ----------------------------------------------------------------------
+
+
+class LedgerUnavailable(RouterError):
+    """The spend ledger's store (Redis) cannot be reached to answer a report."""
+
+    status = 503
+    error_type = "server_error"
+    code = "ledger_unavailable"
 
 
 class ProviderNotConfigured(RouterError):
@@ -189,6 +207,12 @@ class BreakerOpen(NoCandidate):
 
 class ModelLimited(RateLimited):
     """A model's own rate limit is spent: the next candidate may serve; it says nothing of health."""
+
+    may_fall_back = True
+
+
+class ModelBudgetExceeded(BudgetExceeded):
+    """A model's own budget (or the room left for its estimate) is spent: the next candidate may serve."""
 
     may_fall_back = True
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from router.access.budgets import BudgetRule, budget_rule
 from router.access.limits import LimitRule, rule_of
 from router.catalog import Catalog
 from router.catalog.schema import AccessSpec
@@ -30,6 +31,9 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
     allowed: frozenset[str] | None
     limits: LimitRule
     ops: bool = False
+    budget: BudgetRule | None = None
+    # The share of its budget (0 to 1) past which its strategy keywords are served with ``cost``.
+    downgrade_at: float | None = None
 
     def may_use(self, name: str, resolved: str | None) -> bool:
         """Whether this key may ask for ``name`` (an alias counts as the model it resolves to)."""
@@ -104,12 +108,21 @@ def build_keyring(catalog: Catalog, environ: Mapping[str, str]) -> KeyRing:
             allowed=frozenset(spec.models) if spec.models is not None else None,
             limits=rule_of(access.defaults, spec.requests_per_minute, spec.burst, spec.tokens_per_minute),
             ops=spec.ops,
+            budget=budget_rule(spec.budget or access.defaults.budget),
+            downgrade_at=_fraction(spec.downgrade_at_pct or access.defaults.downgrade_at_pct),
         )
         _add(keys, value, key, warnings)
     default = environ.get(DEFAULT_KEY_ENV, "")
     if default:
         declared = True
-        _add(keys, default, ApiKey(name="default", allowed=None, limits=rule_of(access.defaults)), warnings)
+        key = ApiKey(
+            name="default",
+            allowed=None,
+            limits=rule_of(access.defaults),
+            budget=budget_rule(access.defaults.budget),
+            downgrade_at=_fraction(access.defaults.downgrade_at_pct),
+        )
+        _add(keys, default, key, warnings)
     ops_env = access.ops_key_env or DEFAULT_OPS_ENV
     ops_value = environ.get(ops_env, "")
     ops_declared = bool(ops_value) or access.ops_key_env is not None
@@ -134,3 +147,7 @@ def _add(keys: dict[bytes, ApiKey], value: str, key: ApiKey, warnings: list[str]
         )
         return
     keys[digest] = key
+
+
+def _fraction(percent: float | None) -> float | None:
+    return percent / 100.0 if percent is not None else None

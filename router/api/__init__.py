@@ -18,6 +18,7 @@ from router.api.responses import responses_handlers
 from router.api.route import route_explain_handlers
 from router.api.series import series_handlers
 from router.api.services import Reload, Services
+from router.api.spend import spend_handlers
 
 
 def route_handlers(services: Services, reload_catalog: Reload) -> list[BaseRouteHandler]:
@@ -34,6 +35,7 @@ def route_handlers(services: Services, reload_catalog: Reload) -> list[BaseRoute
         *help_handlers(services),
         *dashboard_handlers(services),
         *route_explain_handlers(services),
+        *spend_handlers(services),
     ]
 
 

@@ -47,6 +47,7 @@ class ChatCache:
 
 class ChatRoute:
     name = "chat"
+    writes = True
     cache = ChatCache()
 
     def decode(self, body: bytes) -> ChatRequest:
@@ -58,7 +59,9 @@ class ChatRoute:
     async def answer(self, exchange: Exchange, request: ChatRequest) -> tuple[ChatCompletion, Outcome]:
         engine = exchange.engine
         plan = engine.plan(request)
-        return await engine.run(request, plan, exchange.request_id, _ANSWER, estimate=exchange.estimate)
+        return await engine.run(
+            request, plan, exchange.request_id, _ANSWER, estimate=exchange.estimate, admission=exchange.hold
+        )
 
     async def open(
         self, exchange: Exchange, request: ChatRequest
@@ -66,7 +69,7 @@ class ChatRoute:
         engine = exchange.engine
         plan = engine.plan(request)
         opened = await engine.run_stream(
-            request, plan, exchange.request_id, _STREAM, estimate=exchange.estimate
+            request, plan, exchange.request_id, _STREAM, estimate=exchange.estimate, admission=exchange.hold
         )
         return opened, ChunkWriter(request.include_usage, opened.outcome.service_tier)
 

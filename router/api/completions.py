@@ -280,6 +280,7 @@ class CompletionsCache:
 
 class CompletionsRoute:
     name = "completions"
+    writes = True
     cache = CompletionsCache()
 
     def decode(self, body: bytes) -> CompletionRequest:
@@ -292,7 +293,7 @@ class CompletionsRoute:
         engine = exchange.engine
         plan = plan_completion(engine, request)
         answer, outcome = await engine.run(
-            request, plan, exchange.request_id, _COMPLETE, estimate=exchange.estimate
+            request, plan, exchange.request_id, _COMPLETE, estimate=exchange.estimate, admission=exchange.hold
         )
         exchange.native = is_native(outcome.model)
         return answer, outcome
@@ -303,7 +304,7 @@ class CompletionsRoute:
         engine = exchange.engine
         plan = plan_completion(engine, request)
         opened = await engine.run_stream(
-            request, plan, exchange.request_id, _STREAM, estimate=exchange.estimate
+            request, plan, exchange.request_id, _STREAM, estimate=exchange.estimate, admission=exchange.hold
         )
         exchange.native = is_native(opened.outcome.model)
         return opened, ChunkWriter(request.include_usage, opened.outcome.service_tier)

@@ -184,6 +184,7 @@ class EmbeddingsCache:
 
 class EmbeddingsRoute:
     name = "embeddings"
+    writes = False  # vectors: no output is priced
     cache = EmbeddingsCache()
 
     def decode(self, body: bytes) -> EmbeddingRequest:
@@ -198,7 +199,7 @@ class EmbeddingsRoute:
         engine = exchange.engine
         plan = engine.plan_fixed(request, "embeddings", "embeddings")
         answer, outcome = await engine.run(
-            request, plan, exchange.request_id, _EMBED, estimate=exchange.estimate
+            request, plan, exchange.request_id, _EMBED, estimate=exchange.estimate, admission=exchange.hold
         )
         exchange.inputs = len(answer.data)
         return answer, outcome

@@ -23,15 +23,16 @@ from typing import Any, Protocol, TypeVar
 import anyio
 from litestar.types import Receive, Scope, Send
 
-from router.access import Grant
+from router.access import BudgetHold, Budgets, Grant
 from router.access.limits import OPEN
 from router.api._asgi import allow_only, send_json
-from router.api.access import admit, estimate_tokens, key_of
+from router.api.access import admit, admit_spend, estimate_tokens, key_of, ledger_name
 from router.api.answers import Assembler, Counted, StreamWriter
 from router.api.cache import BYPASS, CACHE_HEADER, HIT, MISS, CachedAnswer, ResponseCache, directives
 from router.api.middleware import request_id_of
 from router.api.services import Services
 from router.api.streaming import send_stream
+from router.catalog import STRATEGIES
 from router.errors import InternalError, RouterError
 from router.routing import Engine, OpenedStream, Outcome, Routable
 from router.routing.cost import cache_writes, cost_usd
@@ -78,6 +79,7 @@ class ModelRoute(Protocol[Req, Ans, Ev]):
     """What a model route has of its own."""
 
     name: str  # the record's route: chat, responses, completions or embeddings
+    writes: bool  # whether its answers write output (priced for budgets): not embeddings
 
     @property
     def cache(self) -> RouteCache[Req, Ans, Ev]:
@@ -102,10 +104,13 @@ class Exchange:
 
     __slots__ = (
         "answered_ms",
+        "budgets",
         "cached",
+        "charged",
         "engine",
         "estimate",
         "grant",
+        "hold",
         "inputs",
         "keep_as",
         "key",
@@ -129,6 +134,9 @@ class Exchange:
         self.key = key_of(scope)
         # Read once: a catalog reload swaps the engine, and a request keeps the one it started with.
         self.engine: Engine = services.engine
+        self.budgets: Budgets = services.budgets  # the same: a request keeps the budgets it met
+        self.hold: BudgetHold | None = None  # its budget reservations, if a budget applies
+        self.charged = False  # its cost is in the ledger
         # The request's trace span (a constant no-op when tracing is off), current until released.
         self.span: RequestSpan = self.engine.tracer.request(route, scope["headers"])
         self.grant: Grant = OPEN
@@ -210,8 +218,23 @@ class Exchange:
         headers.update(self.grant.headers)
         return headers
 
+    async def admit_spend(self, route: ModelRoute[Req, Ans, Ev], request: Req, names: list[str]) -> None:
+        """Reserve the request's estimated cost on its budgets; a key past its downgrade share has
+        a strategy keyword served with ``cost``."""
+        hold = await admit_spend(self.budgets, self.key, names, request.raw, self.estimate, route.writes)
+        self.hold = hold
+        if hold is not None and hold.downgrade and request.model in STRATEGIES:
+            request.model = "cost"
+
+    def charge(self, outcome: Outcome, cost: float | None) -> None:
+        """Settle the budgets and add the answer's cost to the ledger, once."""
+        if not self.charged:
+            self.charged = True
+            self.budgets.settle(self.hold, ledger_name(self.key), outcome.model, cost)
+
     def refused(self, error: RouterError) -> None:
         """The request ended with ``error`` before any answer began."""
+        self.budgets.release(self.hold)
         error.headers.update(self.grant.headers)
         if self.cached is not None:
             error.headers[CACHE_HEADER] = self.cached
@@ -232,7 +255,9 @@ class Exchange:
         self.span.end(record)
 
     def served(self, outcome: Outcome, status: int, counted: Counted | None, cost: float | None) -> None:
-        """The answer is over (a stream's last event sent): settle the tokens, write the record."""
+        """The answer is over (a stream's last event sent): settle the tokens and the budgets, write
+        the record."""
+        self.charge(outcome, cost)
         model = outcome.model
         limiter = self.services.limiter
         if self.grant.token_buckets or limiter.model_rules:
@@ -335,6 +360,8 @@ async def serve(
         exchange.grant = await admit(services, exchange.key, names, exchange.estimate)
         if exchange.response_cache is not None:
             hit = await exchange.look_up(route.cache, request, scope["headers"])
+        if hit is None and exchange.budgets.active:  # a hit costs nothing: no budget to check
+            await exchange.admit_spend(route, request, names)
         if hit is not None:
             if exchange.stream:
                 replayed, writer = await route.cache.replay_stream(exchange, request, hit)
@@ -348,6 +375,7 @@ async def serve(
         exchange.refused(exc)
         raise  # rendered by the edge, as every error before an answer begins
     except BaseException as exc:
+        exchange.budgets.release(exchange.hold)
         exchange.span.abandoned(exc)  # a defect (the edge answers it) or a client gone
         raise
     finally:
@@ -373,6 +401,7 @@ async def serve(
     if counted is not None:
         cost = cost_usd(outcome.model, counted.usage, counted.tier)
         headers["x-router-cost-usd"] = f"{cost:.8f}"
+    exchange.charge(outcome, cost)  # before the answer leaves: a report asked right after sees it
     encoded = route.encode(answer)
     if exchange.keep_as is not None and route.cache.keeps(answer):
         # Kept before it is sent: the client's next identical request finds it.

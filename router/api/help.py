@@ -14,7 +14,7 @@ from router import __version__
 from router.api.errors import JSON
 from router.api.openapi import ENDPOINTS, openapi_document
 from router.api.services import Services
-from router.catalog import STRATEGIES
+from router.catalog import STRATEGIES, Catalog
 
 STRATEGY_GOALS = {
     "fast": "lowest expected latency: time to first token plus the output at the measured speed",
@@ -93,16 +93,42 @@ def help_document(services: Services, base_url: str) -> dict[str, Any]:
             "keys_required": keys.declared,
             "how": "Authorization: Bearer <key> or x-api-key: <key>",
             "ops_key_required": keys.ops_declared,
-            "ops_routes": ["/health", "/metrics", "/model-health", "/model-health/series", "/admin/reload"],
+            "ops_routes": [
+                "/health",
+                "/metrics",
+                "/model-health",
+                "/model-health/series",
+                "/admin/reload",
+                "/admin/spend",
+            ],
         },
         "limits": {
             "default_per_key": msgspec.to_builtins(defaults),
             "global": None if limiter.global_rule.empty else msgspec.to_builtins(limiter.global_rule),
             "per_model": {name: msgspec.to_builtins(rule) for name, rule in limiter.model_rules.items()},
         },
+        "budgets": _budgets(catalog),
         "state": {"backend": report.backend, "scope": report.scope, "note": report.note},
         "cache": _cache(services),
         "examples": _examples(api, auth),
+    }
+
+
+def _budgets(catalog: Catalog) -> dict[str, Any]:
+    access = catalog.access
+    return {
+        "default_per_key": msgspec.to_builtins(access.defaults.budget),
+        "global": msgspec.to_builtins(access.global_.budget),
+        "per_model": {
+            name: msgspec.to_builtins(spec.budget)
+            for name, spec in access.model_limits.items()
+            if spec.budget
+        },
+        "how": "USD per UTC day and month at the catalog's prices. A request is admitted when its estimate "
+        "(prompt plus the output it asks for, else expected_output_tokens) fits what is left; over a "
+        "budget: 429 insufficient_quota / budget_exceeded with x-should-retry: false. A strategy is "
+        "estimated on its cheapest candidate, then each model the router picks is checked with its own "
+        "estimate. GET /v1/usage shows a key its spend; GET /admin/spend reports by key, model or provider.",
     }
 
 
@@ -195,6 +221,7 @@ def help_html(doc: dict[str, Any]) -> str:
         f"Ops key required for {e(', '.join(auth['ops_routes']))}: "
         f"<b>{'yes' if auth['ops_key_required'] else 'no'}</b>.</p>"
         f"<pre>{e(msgspec.json.format(msgspec.json.encode(doc['limits']), indent=2).decode())}</pre>"
+        f"<p>Spend budgets: {e(doc['budgets']['how'])}</p>"
         f"<p>State: {e(doc['state']['backend'])} ({e(doc['state']['scope'])}) — {e(doc['state']['note'])}</p>"
         f"<p>Response cache: {e(_cache_line(doc['cache']))}</p>"
     )

@@ -10,6 +10,7 @@ from typing import Any
 from router.api.openapi_answers import ANSWER_SCHEMAS
 from router.api.openapi_dashboard import DASHBOARD_SCHEMAS
 from router.api.openapi_requests import REQUEST_SCHEMAS, Schema, ref
+from router.api.openapi_spend import SPEND_CSV, SPEND_QUERY, SPEND_SCHEMAS
 
 # (method, path, summary), in the order /help lists them.
 ENDPOINTS: list[tuple[str, str, str]] = [
@@ -23,6 +24,7 @@ ENDPOINTS: list[tuple[str, str, str]] = [
     ("GET", "/v1/models", "every model, alias and strategy this key may use"),
     ("GET", "/v1/models/{model_id}", "one model, alias or strategy"),
     ("POST", "/v1/route", "explain a routing decision without calling a provider"),
+    ("GET", "/v1/usage", "this key's spend today and this month, its budgets and what is left of them"),
     ("GET", "/health", "status with its components and this process's traffic (ops)"),
     ("GET", "/health/live", "liveness: 200 while the process runs (public)"),
     ("GET", "/model-health", "each model's breaker, error rate and latency (ops)"),
@@ -33,13 +35,14 @@ ENDPOINTS: list[tuple[str, str, str]] = [
     ),
     ("GET", "/metrics", "Prometheus metrics (ops)"),
     ("POST", "/admin/reload", "reload the catalog file; a bad one is refused (ops)"),
+    ("GET", "/admin/spend", "spend by key, model or provider over UTC days, as JSON or CSV (ops)"),
     ("GET", "/dashboard", "the ops dashboard page (public page; its data needs the ops key)"),
     ("GET", "/help", "this documentation as JSON, or as a page for a browser"),
     ("GET", "/openapi.json", "this OpenAPI document"),
 ]
 
 PUBLIC = {"/health/live", "/help", "/openapi.json", "/dashboard"}
-OPS = {"/health", "/model-health", "/model-health/series", "/metrics", "/admin/reload"}
+OPS = {"/health", "/model-health", "/model-health/series", "/metrics", "/admin/reload", "/admin/spend"}
 STREAMS = {
     "/v1/chat/completions": "ChatCompletionChunk",
     "/v1/responses": "ResponseStreamEvent",
@@ -70,6 +73,8 @@ _OK_JSON = {
     "/model-health": "ModelHealth",
     "/model-health/series": "ModelSeries",
     "/admin/reload": "ReloadResult",
+    "/v1/usage": "KeyUsage",
+    "/admin/spend": "SpendReport",
     "/help": "Help",
     "/openapi.json": "OpenApiDocument",
 }
@@ -86,12 +91,15 @@ _ERRORS = {
     "405": "The path does not answer this method; 'Allow' lists the ones it does.",
     "408": "The body did not arrive within ROUTER_BODY_TIMEOUT_S (the connection is then closed).",
     "413": "The body is larger than the router accepts (ROUTER_MAX_BODY_BYTES).",
-    "429": "A rate limit is spent: the router's own or the provider's (see retry-after and x-ratelimit-*).",
+    "429": "A rate limit is spent: the router's own or the provider's (see retry-after and x-ratelimit-*); "
+    "or a spend budget is (type insufficient_quota, code budget_exceeded, x-should-retry: false; the "
+    "message names the budget and when it resets).",
     "431": "Too many request headers, or headers too large. More than 100 headers, or a request line over "
     "64 KiB, are refused by the HTTP server itself, with an empty body.",
     "500": "The router failed to handle the request (an envelope, never a bare page).",
     "502": "The provider refused the router's own key, could not be reached, or answered badly.",
-    "503": "No model can serve the request now (see retry-after).",
+    "503": "No model can serve the request now (see retry-after); for spend reports, the ledger's Redis "
+    "cannot be reached (ledger_unavailable).",
     "504": "No model answered within the routing deadline.",
 }
 _EVERY = ["405", "431", "500"]
@@ -106,6 +114,8 @@ _STATUSES: dict[str, list[str]] = {
     "/model-health/series": ["400", "401", "404"],
     "/metrics": ["401"],
     "/admin/reload": ["400", "401", "403"],
+    "/v1/usage": ["401", "503"],
+    "/admin/spend": ["400", "401", "403", "503"],
 }
 # Query parameters, by path.
 _QUERY: dict[str, list[Schema]] = {
@@ -126,6 +136,7 @@ _QUERY: dict[str, list[Schema]] = {
             "explode": True,
         },
     ],
+    "/admin/spend": SPEND_QUERY,
 }
 _MODEL_STATUSES = ["400", "401", "403", "404", "408", "413", "429", "502", "503", "504"]
 
@@ -245,7 +256,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "opsKey": {"type": "http", "scheme": "bearer", "description": "ROUTER_OPS_KEY, when set"},
             },
             "headers": _HEADERS,
-            "schemas": {**REQUEST_SCHEMAS, **ANSWER_SCHEMAS, **DASHBOARD_SCHEMAS},
+            "schemas": {**REQUEST_SCHEMAS, **ANSWER_SCHEMAS, **DASHBOARD_SCHEMAS, **SPEND_SCHEMAS},
         },
     }
 
@@ -273,6 +284,8 @@ def _ok(method: str, path: str) -> dict[str, Any]:
         content["application/json"] = {"schema": ref(_OK_JSON[path])}
     if path in STREAMS:
         content["text/event-stream"] = {"schema": _sse_event(path)}
+    if path == "/admin/spend":
+        content["text/csv"] = {"schema": SPEND_CSV}
     if path == "/metrics":
         content["text/plain"] = {"schema": {"type": "string", "description": "Prometheus text format 0.0.4."}}
     if path in ("/dashboard", "/help"):

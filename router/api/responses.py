@@ -131,6 +131,7 @@ class ResponsesCache:
 
 class ResponsesRoute:
     name = "responses"
+    writes = True
 
     def __init__(self, store: ResponseStore, wall: Callable[[], float]) -> None:
         self._store = store
@@ -167,7 +168,12 @@ class ResponsesRoute:
         plan = engine.plan(conversation.chat, output_param="max_output_tokens")
         operation = _Complete(conversation, self._wall)
         response, outcome = await engine.run(
-            conversation.chat, plan, exchange.request_id, operation, estimate=exchange.estimate
+            conversation.chat,
+            plan,
+            exchange.request_id,
+            operation,
+            estimate=exchange.estimate,
+            admission=exchange.hold,
         )
         if request.stores:
             owner = exchange.key.name if exchange.key else None
@@ -183,7 +189,12 @@ class ResponsesRoute:
         plan = engine.plan(conversation.chat, output_param="max_output_tokens")
         operation = _Stream(conversation, self._wall)
         opened = await engine.run_stream(
-            conversation.chat, plan, exchange.request_id, operation, estimate=exchange.estimate
+            conversation.chat,
+            plan,
+            exchange.request_id,
+            operation,
+            estimate=exchange.estimate,
+            admission=exchange.hold,
         )
         owner = exchange.key.name if exchange.key else None
         return opened, ResponsesWriter(conversation, opened.outcome.service_tier, self._store, owner)

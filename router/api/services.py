@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
-from router.access import KeyRing, Limiter
+from router.access import Budgets, KeyRing, Limiter
 from router.api._asgi import BodyReader
 from router.api.cache import ResponseCache
 from router.api.policy import EdgePolicy
@@ -14,7 +14,7 @@ from router.catalog import Catalog
 from router.clock import Clock
 from router.routing import Engine
 from router.settings import Settings
-from router.store import ResponseStore, StateBackend
+from router.store import ResponseStore, SpendStore, StateBackend
 from router.telemetry.logging import RequestLog
 from router.telemetry.metrics import Metrics
 from router.telemetry.series import Series
@@ -43,12 +43,13 @@ Reload = Callable[[str], Awaitable[ReloadResult]]
 
 
 class Services:
-    """What one app instance serves with. The engine, keys, limiter and edge policy are replaced
-    together when the catalog is reloaded (``swap``); a request reads them once and keeps what it
-    read."""
+    """What one app instance serves with. The engine, keys, limiter, budgets and edge policy are
+    replaced together when the catalog is reloaded (``swap``); a request reads them once and keeps
+    what it read. The spend ledger is the state backend's: it outlives every reload."""
 
     __slots__ = (
         "bodies",
+        "budgets",
         "cache",
         "clock",
         "engine",
@@ -63,6 +64,7 @@ class Services:
         "responses",
         "series",
         "settings",
+        "spend",
         "state",
         "traffic",
     )
@@ -76,7 +78,7 @@ class Services:
         metrics: Metrics,
         traffic: Traffic,
         loaded: CatalogState,
-        current: tuple[Engine, KeyRing, Limiter],
+        current: tuple[Engine, KeyRing, Limiter, Budgets],
         *,
         series: Series,
     ) -> None:
@@ -85,6 +87,7 @@ class Services:
         self.request_log = request_log
         self.state = state
         self.responses: ResponseStore = state.responses
+        self.spend: SpendStore = state.spend
         self.metrics = metrics
         self.traffic = traffic
         self.series = series  # each model's last hour, for the dashboard's charts
@@ -94,9 +97,10 @@ class Services:
         self.gauges = Gauges(self)
         self.swap(*current)
 
-    def swap(self, engine: Engine, keys: KeyRing, limiter: Limiter) -> None:
+    def swap(self, engine: Engine, keys: KeyRing, limiter: Limiter, budgets: Budgets | None = None) -> None:
         """Serve later requests with what a (re)loaded catalog built; each assignment is atomic. The
-        response cache takes the new catalog's settings and keeps the answers it holds."""
+        response cache takes the new catalog's settings and keeps the answers it holds; without
+        ``budgets`` the budgets in force stay (the spend ledger always does)."""
         self.policy = EdgePolicy(keys, engine.catalog.access)
         self.cache: ResponseCache | None = ResponseCache.configured(
             engine.catalog.cache, self.settings, self.state.cache, self.clock
@@ -104,6 +108,8 @@ class Services:
         self.engine = engine
         self.keys = keys
         self.limiter = limiter
+        if budgets is not None:
+            self.budgets = budgets
 
     @property
     def catalog(self) -> Catalog:

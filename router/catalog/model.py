@@ -15,6 +15,7 @@ from router.catalog.schema import (
     AutoCacheSpec,
     AzureApi,
     AzureAuth,
+    BudgetSpec,
     CacheSpec,
     Capability,
     CatalogFile,
@@ -275,13 +276,24 @@ def _view(
     )
 
 
+# The ledger's name for requests without a key (an open router); no declared key may take it.
+ANONYMOUS_KEY = "anonymous"
+
+
 def _check_access(access: AccessSpec, models: dict[str, Model], aliases: dict[str, AliasSpec]) -> None:
-    """Key names unique, each key's value named exactly one way, every model name known."""
+    """Key names unique, each key's value named exactly one way, every model name known, budgets
+    that say something."""
     seen: set[str] = set()
+    _check_budgets(access)
     for i, key in enumerate(access.keys):
         path = ("access", "keys", str(i))
         if key.name in seen:
             raise EntryError((*path, "name"), f"a second key named {key.name!r}")
+        if key.name == ANONYMOUS_KEY:
+            raise EntryError(
+                (*path, "name"),
+                f"{ANONYMOUS_KEY!r} is reserved: the spend ledger records requests without a key under it",
+            )
         seen.add(key.name)
         if (key.key_env is None) == (key.key is None):
             raise EntryError(path, "give exactly one of key_env (an environment variable) or key")
@@ -301,6 +313,32 @@ def _check_access(access: AccessSpec, models: dict[str, Model], aliases: dict[st
     for name in access.model_limits:
         if name not in models:
             raise EntryError(("access", "model_limits", name), f"unknown model {name!r} (use a catalog id)")
+
+
+def _check_budgets(access: AccessSpec) -> None:
+    """Every budget names an amount; a downgrade threshold has a budget to be a share of."""
+    budgets: list[tuple[tuple[str, ...], BudgetSpec | None]] = [
+        (("access", "defaults"), access.defaults.budget),
+        (("access", "global"), access.global_.budget),
+        *((("access", "model_limits", name), spec.budget) for name, spec in access.model_limits.items()),
+        *((("access", "keys", str(i)), key.budget) for i, key in enumerate(access.keys)),
+    ]
+    for path, budget in budgets:
+        if budget is not None and budget.daily_usd is None and budget.monthly_usd is None:
+            raise EntryError((*path, "budget"), "a budget needs daily_usd, monthly_usd or both")
+    defaults = access.defaults
+    if defaults.downgrade_at_pct is not None and defaults.budget is None:
+        raise EntryError(
+            ("access", "defaults", "downgrade_at_pct"),
+            "downgrade_at_pct is a share of a budget: set defaults.budget too",
+        )
+    for i, key in enumerate(access.keys):
+        if key.downgrade_at_pct is not None and key.budget is None and defaults.budget is None:
+            raise EntryError(
+                ("access", "keys", str(i), "downgrade_at_pct"),
+                f"downgrade_at_pct is a share of a budget, and key {key.name!r} has none "
+                "(give it a budget, or set one in access.defaults)",
+            )
 
 
 # Which upstream APIs each provider kind's adapter can speak.

@@ -188,16 +188,37 @@ class RoutingSpec(Spec, frozen=True):
 
 
 KeyName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+# USD amounts of a budget: finite, at most a billion (0 allows only free models).
+Usd = Annotated[float, Meta(ge=0, le=1e9)]
+# A share of a budget, in percent.
+Percent = Annotated[float, Meta(gt=0, le=100)]
+
+
+class BudgetSpec(Spec, frozen=True):
+    """Spend allowed per UTC day and per UTC calendar month, in USD at the catalog's prices; either
+    may be left out (at least one is given)."""
+
+    daily_usd: Usd | None = None
+    monthly_usd: Usd | None = None
 
 
 class LimitSpec(Spec, frozen=True):
     """Rate limits. Requests: a token bucket refilled at ``requests_per_minute`` holding at most
     ``burst`` (default: a tenth of a minute's requests, at least 1). Tokens: a budget of
-    ``tokens_per_minute`` charged with the estimated prompt up front, corrected with actual usage."""
+    ``tokens_per_minute`` charged with the estimated prompt up front, corrected with actual usage.
+    ``budget``: spend per day and month (see router/access/budgets.py)."""
 
     requests_per_minute: PositiveInt | None = None
     burst: PositiveInt | None = None
     tokens_per_minute: PositiveInt | None = None
+    budget: BudgetSpec | None = None
+
+
+class KeyDefaults(LimitSpec, frozen=True):
+    """What every key that sets no value of its own gets (``ROUTER_API_KEY``'s key included)."""
+
+    # Past this share of the key's budget, strategy keywords are served with ``cost``.
+    downgrade_at_pct: Percent | None = None
 
 
 class KeySpec(Spec, frozen=True):
@@ -211,6 +232,11 @@ class KeySpec(Spec, frozen=True):
     requests_per_minute: PositiveInt | None = None
     burst: PositiveInt | None = None
     tokens_per_minute: PositiveInt | None = None
+    # Spend per UTC day and month; absent means the ``defaults`` budget, if any.
+    budget: BudgetSpec | None = None
+    # Past this share of its daily or monthly budget, the key's strategy keywords are served with
+    # the ``cost`` strategy; absent means the ``defaults`` value, if any.
+    downgrade_at_pct: Percent | None = None
     # Whether this key also opens the ops routes (/health, /metrics, /model-health).
     ops: bool = False
 
@@ -245,7 +271,7 @@ class AccessSpec(Spec, frozen=True):
     """Who may call the router and how much: keys, limits, the ops key, CORS and input bounds."""
 
     keys: list[KeySpec] = []
-    defaults: LimitSpec = LimitSpec()
+    defaults: KeyDefaults = KeyDefaults()
     # Limits over every request the router serves, whichever key sends it.
     global_: LimitSpec = msgspec.field(default_factory=LimitSpec, name="global")
     # Limits per concrete catalog model (to stay under an upstream quota), over every key.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -24,6 +24,7 @@ from router.clock import Clock
 from router.errors import (
     AdapterUnavailable,
     BreakerOpen,
+    BudgetExceeded,
     FlexRefused,
     ModelLimited,
     NoCandidate,
@@ -46,6 +47,16 @@ from router.types import ChatRequest
 
 # A model's own rate limit: (model id, estimated tokens) → ``None`` when admitted, else seconds to wait.
 ModelGate = Callable[[str, int], Awaitable[float | None]]
+
+
+class Admission(Protocol):
+    """One request's own check of each candidate before it is called (its spend budgets)."""
+
+    async def admit_model(self, target: Target) -> None:
+        """Raises a ``BudgetExceeded`` that may fall back when ``target`` does not fit."""
+        ...
+
+
 T = TypeVar("T")
 R = TypeVar("R")
 E = TypeVar("E")
@@ -152,11 +163,21 @@ class Engine:
         )
 
     async def run(
-        self, request: Q, plan: Plan, request_id: str, operation: Operation[Q, T], *, estimate: int = 0
+        self,
+        request: Q,
+        plan: Plan,
+        request_id: str,
+        operation: Operation[Q, T],
+        *,
+        estimate: int = 0,
+        admission: Admission | None = None,
     ) -> tuple[T, Outcome]:
         """One whole answer from the first of ``plan``'s candidates that gives one. ``estimate`` is
-        the request's estimated tokens, charged to models with their own rate limits."""
-        result, outcome, span = await self._attempt(request, plan, request_id, operation.call, estimate)
+        the request's estimated tokens, charged to models with their own rate limits; ``admission``
+        checks each deployment against the request's budgets before it is called."""
+        result, outcome, span = await self._attempt(
+            request, plan, request_id, operation.call, estimate, admission
+        )
         self.stats.get(outcome.model).answer(outcome.attempt_ms, operation.output_tokens(result))
         span.observe(result)
         span.end()
@@ -170,6 +191,7 @@ class Engine:
         operation: StreamOperation[Q, E],
         *,
         estimate: int = 0,
+        admission: Admission | None = None,
     ) -> OpenedStream[E]:
         """A stream from the first candidate that reaches real output; see the module's docstring."""
 
@@ -178,7 +200,9 @@ class Engine:
         ) -> tuple[list[E], AsyncGenerator[E, None] | None]:
             return await until_first_output(operation.open(adapter, call), call, operation.carries_output)
 
-        (prefix, rest), outcome, span = await self._attempt(request, plan, request_id, until_output, estimate)
+        (prefix, rest), outcome, span = await self._attempt(
+            request, plan, request_id, until_output, estimate, admission
+        )
         stats = self.stats.get(outcome.model)
         stats.first_token(outcome.attempt_ms)
         breaker = self.breakers.get(outcome.model.key)
@@ -245,6 +269,7 @@ class Engine:
         request_id: str,
         call_model: Callable[[ChatAdapter, Call[Q]], Awaitable[T]],
         estimate: int,
+        admission: Admission | None = None,
     ) -> tuple[T, Outcome, AttemptSpan]:
         """Try the plan's candidates in order until one succeeds or an error rules out the rest,
         all within the routing deadline. The successful attempt's span is returned open."""
@@ -273,6 +298,8 @@ class Engine:
                         try:
                             if self._gate is not None and index == 0:
                                 await self._admit(target.model.id, estimate, run)
+                            if admission is not None:  # a dearer deployment may not fit where another does
+                                await _within_budget(admission, target, run)
                             # Another deployment of the same model is tried before retrying this one.
                             retry = index == len(ways) - 1
                             served = await self._try_model(
@@ -301,7 +328,9 @@ class Engine:
         except TimeoutError:
             error = UpstreamTimeout(f"No model answered within the routing deadline of {deadline:g}s.")
             raise _with_attempts(error, run.attempts) from None
-        if isinstance(last, ModelLimited) and all(a.outcome == "rate_limited" for a in run.attempts):
+        if isinstance(last, (ModelLimited, BudgetExceeded)) and all(
+            a.outcome in _NOT_ALLOWED for a in run.attempts
+        ):
             raise _with_attempts(last, run.attempts)
         if forced or last is None or isinstance(last, BreakerOpen):
             final: RouterError = self._all_open(
@@ -493,7 +522,17 @@ def _passed_over(candidates: list[Target], served: str, run: _Run) -> list[str]:
     return skipped
 
 
-_NOT_CALLED = frozenset({"breaker_open", "rate_limited"})
+_NOT_ALLOWED = frozenset({"rate_limited", "budget_exceeded"})  # the router's own limits said no
+_NOT_CALLED = frozenset({"breaker_open", *_NOT_ALLOWED})
+
+
+async def _within_budget(admission: Admission, target: Target, run: _Run) -> None:
+    try:
+        await admission.admit_model(target)
+    except BudgetExceeded:
+        model = target.model
+        run.attempts.append(Attempt(model=model.id, outcome="budget_exceeded", deployment=model.deployment))
+        raise
 
 
 class _Run:

@@ -11,12 +11,14 @@ from router.clock import Clock
 from router.store.breaker_sync import BreakerSync
 from router.store.buckets import LimitStore, MemoryLimitStore
 from router.store.cache import CacheStore, MemoryCacheStore
-from router.store.failover import FailoverLimitStore, FailoverResponseStore
+from router.store.failover import FailoverLimitStore, FailoverResponseStore, FailoverSpendStore
 from router.store.redis_cache import FailoverCacheStore, RedisCacheStore
 from router.store.redis_limits import RedisLimitStore
 from router.store.redis_link import RedisLink
 from router.store.redis_responses import RedisResponseStore
+from router.store.redis_spend import RedisSpendStore
 from router.store.responses import MemoryResponseStore, ResponseStore
+from router.store.spend import MemorySpendStore, SpendStore
 
 
 class StoreReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -33,8 +35,9 @@ class StoreReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 PER_WORKER_NOTE = (
-    "{n} workers without Redis: rate limits, breakers, stored responses and the response cache are "
-    "per worker, so each limit is in effect multiplied by {n}. Set ROUTER_REDIS_URL to share them."
+    "{n} workers without Redis: rate limits, breakers, stored responses, the response cache and the "
+    "spend ledger are per worker, so each limit and budget is in effect multiplied by {n} and spend "
+    "reports show one worker's share. Set ROUTER_REDIS_URL to share them."
 )
 
 
@@ -44,6 +47,7 @@ class StateBackend:
         limits: LimitStore,
         responses: ResponseStore,
         cache: CacheStore,
+        spend: SpendStore,
         *,
         link: RedisLink | None = None,
         sync: BreakerSync | None = None,
@@ -52,6 +56,7 @@ class StateBackend:
         self.limits = limits
         self.responses = responses
         self.cache = cache  # the response cache's kept answers (used only when the cache is on)
+        self.spend = spend  # the ledger and budget reservations: outlives catalog reloads
         self.link = link
         self.sync = sync
         self.workers = workers
@@ -65,6 +70,7 @@ class StateBackend:
             await self.sync.aclose()
         if isinstance(self.limits, FailoverLimitStore):
             await self.limits.aclose()
+        await self.spend.aclose()
         if self.link is not None:
             await self.link.aclose()
 
@@ -78,7 +84,8 @@ class StateBackend:
         note = (
             "shared by every worker and instance using this Redis"
             if link.up
-            else "Redis is unreachable: limits and breakers are enforced by each process until it returns"
+            else "Redis is unreachable: limits, budgets and breakers are enforced by each process until "
+            "it returns (spend is kept and added back then)"
         )
         return StoreReport(
             backend="redis",
@@ -105,14 +112,16 @@ def build_backend(
 ) -> StateBackend:
     local_responses = MemoryResponseStore(clock, responses_max, responses_ttl_s)
     local_limits = MemoryLimitStore(clock)
+    local_spend = MemorySpendStore(clock)
     if not redis_url:
         cache: CacheStore = MemoryCacheStore(clock, cache_max_entries)
-        return StateBackend(local_limits, local_responses, cache, workers=workers)
+        return StateBackend(local_limits, local_responses, cache, local_spend, workers=workers)
     link = RedisLink(redis_url, prefix)
     limits = FailoverLimitStore(link, RedisLimitStore(link), local_limits)
     responses = FailoverResponseStore(
         link, RedisResponseStore(link, clock, responses_ttl_s), local_responses, clock
     )
+    spend = FailoverSpendStore(link, RedisSpendStore(link, clock, instance), local_spend)
     sync = BreakerSync(link, instance, clock)
     cache = FailoverCacheStore(link, RedisCacheStore(link))
-    return StateBackend(limits, responses, cache, link=link, sync=sync, workers=workers)
+    return StateBackend(limits, responses, cache, spend, link=link, sync=sync, workers=workers)

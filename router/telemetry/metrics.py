@@ -39,6 +39,7 @@ OUTCOMES = frozenset(
         "ok",
         "breaker_open",
         "rate_limited",
+        "budget_exceeded",
         "flex_capacity",
         "upstream_error",
         "upstream_unreachable",
@@ -55,7 +56,11 @@ OUTCOMES = frozenset(
         "tokens",
     }
 )
-NOT_UPSTREAM = frozenset({"ok", "breaker_open", "rate_limited", "provider_not_configured", "not_implemented"})
+NOT_UPSTREAM = frozenset(
+    {"ok", "breaker_open", "rate_limited", "budget_exceeded", "provider_not_configured", "not_implemented"}
+)
+# The spend counter's key label for requests without a key (the ledger's name for them).
+ANONYMOUS = "anonymous"
 FLUSH_INTERVAL_S = 1.0
 
 
@@ -122,6 +127,11 @@ class Metrics:
             ["model", "kind"],
         )
         self.cost = counter("router_cost_usd", "Cost in USD at the provider's prices.", ["model", "key"])
+        self.spend = counter(
+            "router_spend_usd",
+            "Spend in USD per key, as the spend ledger records it (requests without a key: anonymous).",
+            ["key"],
+        )
         self.attempts = counter(
             "router_attempts", "Upstream attempts by model and outcome.", ["model", "outcome"]
         )
@@ -136,6 +146,11 @@ class Metrics:
             "router_rate_limit_rejections",
             "Requests refused by the router's own rate limits, by key and limit.",
             ["key", "limit"],
+        )
+        self.budget_rejections = counter(
+            "router_budget_rejections",
+            "Requests refused (or candidates passed over) for a spent budget, by key and budget.",
+            ["key", "budget"],
         )
         self.breaker_transitions = counter(
             "router_breaker_transitions",
@@ -252,6 +267,7 @@ class Metrics:
                     self.tokens.labels(model, kind).inc(count)
             if tally.cost:
                 self.cost.labels(model, key).inc(tally.cost)
+                self.spend.labels(key or ANONYMOUS).inc(tally.cost)
 
     def _flush_sequences(self, sequences: dict[Sequence, int]) -> None:
         catalog = self._catalog
@@ -289,6 +305,10 @@ class Metrics:
 
     def rejected(self, key: str | None, limit: str) -> None:
         self.rate_limited.labels(key or "", limit).inc()
+
+    def budget_refused(self, key: str | None, budget: str) -> None:
+        """``budget``: key_daily, key_monthly, global_daily, global_monthly, model_daily, model_monthly."""
+        self.budget_rejections.labels(key or ANONYMOUS, budget).inc()
 
     def transition(self, model: str, new: str) -> None:
         self.breaker_transitions.labels(model, new).inc()
