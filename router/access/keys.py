@@ -70,6 +70,11 @@ class KeyRing:
     def names(self) -> list[str]:
         return [key.name for key in self._keys.values()]
 
+    @property
+    def declared_keys(self) -> list[ApiKey]:
+        """The active keys (their names and rights, never their values)."""
+        return list(self._keys.values())
+
     def identify(self, token: str | None) -> ApiKey | None:
         if not token:
             return None

@@ -19,6 +19,7 @@ from router.api.route import route_explain_handlers
 from router.api.series import series_handlers
 from router.api.services import Reload, Services
 from router.api.spend import spend_handlers
+from router.api.spend_view import spend_view_handlers
 
 
 def route_handlers(services: Services, reload_catalog: Reload) -> list[BaseRouteHandler]:
@@ -36,6 +37,7 @@ def route_handlers(services: Services, reload_catalog: Reload) -> list[BaseRoute
         *dashboard_handlers(services),
         *route_explain_handlers(services),
         *spend_handlers(services),
+        *spend_view_handlers(services),
     ]
 
 

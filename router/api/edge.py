@@ -43,6 +43,8 @@ OPS_PATHS = frozenset(
         "/v1/model-health",
         "/model-health/series",
         "/v1/model-health/series",
+        "/model-health/spend",
+        "/v1/model-health/spend",
     }
 )
 OPS_PREFIXES = ("/admin/",)

@@ -98,6 +98,7 @@ def help_document(services: Services, base_url: str) -> dict[str, Any]:
                 "/metrics",
                 "/model-health",
                 "/model-health/series",
+                "/model-health/spend",
                 "/admin/reload",
                 "/admin/spend",
             ],

@@ -33,6 +33,11 @@ ENDPOINTS: list[tuple[str, str, str]] = [
         "/model-health/series",
         "each model's last hour in this process, per minute: answers, attempts, errors, latency (ops)",
     ),
+    (
+        "GET",
+        "/model-health/spend",
+        "spend today and this month per key and per model against their budgets (ops)",
+    ),
     ("GET", "/metrics", "Prometheus metrics (ops)"),
     ("POST", "/admin/reload", "reload the catalog file; a bad one is refused (ops)"),
     ("GET", "/admin/spend", "spend by key, model or provider over UTC days, as JSON or CSV (ops)"),
@@ -42,7 +47,15 @@ ENDPOINTS: list[tuple[str, str, str]] = [
 ]
 
 PUBLIC = {"/health/live", "/help", "/openapi.json", "/dashboard"}
-OPS = {"/health", "/model-health", "/model-health/series", "/metrics", "/admin/reload", "/admin/spend"}
+OPS = {
+    "/health",
+    "/model-health",
+    "/model-health/series",
+    "/model-health/spend",
+    "/metrics",
+    "/admin/reload",
+    "/admin/spend",
+}
 STREAMS = {
     "/v1/chat/completions": "ChatCompletionChunk",
     "/v1/responses": "ResponseStreamEvent",
@@ -72,6 +85,7 @@ _OK_JSON = {
     "/health/live": "Liveness",
     "/model-health": "ModelHealth",
     "/model-health/series": "ModelSeries",
+    "/model-health/spend": "SpendOverview",
     "/admin/reload": "ReloadResult",
     "/v1/usage": "KeyUsage",
     "/admin/spend": "SpendReport",
@@ -112,6 +126,7 @@ _STATUSES: dict[str, list[str]] = {
     "/health": ["401"],
     "/model-health": ["401"],
     "/model-health/series": ["400", "401", "404"],
+    "/model-health/spend": ["401", "503"],
     "/metrics": ["401"],
     "/admin/reload": ["400", "401", "403"],
     "/v1/usage": ["401", "503"],

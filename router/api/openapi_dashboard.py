@@ -1,5 +1,6 @@
 """The answer schemas of the ops routes that feed the dashboard's panels beyond ``/health`` and
-``/model-health``: each model's last hour (``/model-health/series``)."""
+``/model-health``: each model's last hour (``/model-health/series``) and the spend against budgets
+(``/model-health/spend``)."""
 
 from __future__ import annotations
 
@@ -49,4 +50,34 @@ MODEL_SERIES: Schema = obj(
     "p50/p95 over its complete answers. Kept in the answering process's memory.",
 )
 
-DASHBOARD_SCHEMAS: dict[str, Schema] = {"ModelSeries": MODEL_SERIES}
+_ROW_FIELDS = ["name", "today", "month", "requests_today", "requests_month", "budget_daily", "budget_monthly"]
+_ROW: dict[str, Schema] = {
+    "name": STRING,
+    "today": NUMBER,
+    "month": NUMBER,
+    "requests_today": integer(0),
+    "requests_month": integer(0),
+    "budget_daily": nullable(NUMBER),
+    "budget_monthly": nullable(NUMBER),
+}
+SPEND_OVERVIEW: Schema = obj(
+    ["object", "day", "month", "scope", "total", "keys", "models"],
+    {
+        "object": const("spend_overview"),
+        "day": STRING,
+        "month": STRING,
+        "scope": {"type": "string", "enum": ["shared", "per_worker"]},
+        "total": obj(_ROW_FIELDS, _ROW),
+        "keys": array(
+            obj(
+                [*_ROW_FIELDS, "downgrade_at_pct", "declared"],
+                {**_ROW, "downgrade_at_pct": nullable(NUMBER), "declared": {"type": "boolean"}},
+            )
+        ),
+        "models": array(obj(_ROW_FIELDS, _ROW)),
+    },
+    description="USD spent today and this month (UTC) by the router as a whole, per key and per model, "
+    "with the budgets that bound each (null: none) and the answers counted.",
+)
+
+DASHBOARD_SCHEMAS: dict[str, Schema] = {"ModelSeries": MODEL_SERIES, "SpendOverview": SPEND_OVERVIEW}

@@ -204,7 +204,8 @@ def test_dashboard_draws_each_models_last_hour(
     # Models nobody called are listed, not drawn.
     expect(page.locator('[data-model-series="codex"]')).to_have_count(0)
     expect(page.locator("#series-idle")).to_contain_text("codex")
-    expect(page.locator("#spend-panel")).to_be_hidden()  # until the spend ledger fills it
+    # The spend panel shows the open router's spend, recorded as the anonymous key.
+    expect(page.locator('[data-spend="key:anonymous"]')).to_contain_text("anonymous")
     card.scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "dashboard-series.png"), full_page=True)
     page.emulate_media(color_scheme="dark")
@@ -362,6 +363,60 @@ def test_dashboard_shows_each_deployment_under_its_model(
         expect(east).to_contain_text("quota 0% left, resets in", timeout=SEEN_WITHIN_MS)
         expect(west).to_contain_text(re.compile(r"west/dual · closed · quota \d+% left"))
         page.screenshot(path=str(artifacts / "dashboard-deployments.png"), full_page=True)
+        assert not console.problems, "\n".join(console.messages)
+    finally:
+        router.process.stop()
+        mock_process.reset()
+
+
+SPEND_ACCESS = """
+access:
+  global: {budget: {daily_usd: 1.0}}
+  model_limits:
+    gpt-5-mini: {budget: {monthly_usd: 5.0}}
+  keys:
+    - {name: team-a, key_env: TEST_KEY_TEAM_A, budget: {daily_usd: 0.00002}, downgrade_at_pct: 50}
+    - {name: team-b, key_env: TEST_KEY_TEAM_B}
+"""
+
+
+def test_dashboard_shows_spend_per_key_and_model_against_budgets(
+    mock_process: Mock, artifacts: Path, tmp_path_factory: pytest.TempPathFactory, page: Page
+) -> None:
+    catalog = tmp_path_factory.mktemp("dashboard-spend") / "catalog.yaml"
+    catalog.write_text(TEST_CATALOG.read_text() + SPEND_ACCESS)
+    team_a, team_b = "rk-team-a-0123456789abcdef01", "rk-team-b-0123456789abcdef01"
+    env = {"TEST_KEY_TEAM_A": team_a, "TEST_KEY_TEAM_B": team_b}
+    router = start_router(mock_process, artifacts, catalog, "router-dashboard-spend", env=env)
+    try:
+        mock_process.reset()
+        spent: dict[str, float] = {"team-a": 0.0, "team-b": 0.0}
+        for name, key in (("team-a", team_a), ("team-b", team_b)):
+            client = OpenAI(base_url=router.url + "/v1", api_key=key, max_retries=0, timeout=20)
+            for _ in range(3):
+                try:
+                    raw = client.chat.completions.with_raw_response.create(
+                        model="gpt-5-mini", messages=USER, max_tokens=3
+                    )
+                except openai.RateLimitError:
+                    break  # team-a's tiny budget is spent
+                spent[name] += float(raw.headers["x-router-cost-usd"])
+        assert spent["team-a"] > 0 and spent["team-b"] > 0
+        console = Console(page)
+        page.goto(router.url + "/dashboard")
+        a_row = page.locator('[data-spend="key:team-a"]')
+        expect(a_row).to_contain_text("team-a", timeout=SEEN_WITHIN_MS)
+        expect(a_row).to_contain_text("past 50%: strategies served as cost")
+        daily = a_row.locator('[data-budget="team-a:daily"]')
+        expect(daily).to_contain_text("of $0.000020")
+        assert float(daily.get_attribute("data-share") or 0) > 0.5  # most of a tiny budget is gone
+        b_row = page.locator('[data-spend="key:team-b"]')
+        expect(b_row.locator("[data-budget]")).to_have_count(0)  # no budget: the amount alone
+        model = page.locator('[data-spend="model:gpt-5-mini"]')
+        expect(model.locator('[data-budget="gpt-5-mini:monthly"]')).to_contain_text("of $5.00")
+        expect(page.locator('[data-budget="router:daily"]')).to_contain_text("of $1.00")
+        page.locator("#spend-panel").screenshot(path=str(artifacts / "dashboard-spend.png"))
+        page.screenshot(path=str(artifacts / "dashboard-spend-page.png"), full_page=True)
         assert not console.problems, "\n".join(console.messages)
     finally:
         router.process.stop()

@@ -215,6 +215,31 @@ def test_every_api_and_streams_are_counted_and_the_reports_agree(routers: list[R
     assert 'router_spend_usd_total{key="roomy"}' in metrics
 
 
+def test_the_dashboards_spend_overview_agrees_with_each_keys_usage(routers: list[Router], mock: Mock) -> None:
+    first, second = routers
+    sdk(first, ROOMY_KEY).chat.completions.create(model="gpt-5-mini", messages=USER)
+    overview = second.http.get("/model-health/spend").json()
+    assert overview["object"] == "spend_overview" and overview["scope"] == "shared"
+    keys = {row["name"]: row for row in overview["keys"]}
+    assert {"tiny", "saver", "roomy"} <= set(keys) and all(keys[k]["declared"] for k in ("tiny", "roomy"))
+    for name, key in (("tiny", TINY_KEY), ("saver", SAVER_KEY), ("roomy", ROOMY_KEY)):
+        own = usage(first, key)
+        row = keys[name]
+        assert (row["today"], row["month"]) == (own["spend_usd"]["today"], own["spend_usd"]["month"])
+        assert (row["budget_daily"], row["budget_monthly"]) == (
+            own["budget_usd"]["daily"],
+            own["budget_usd"]["monthly"],
+        )
+        assert row["requests_today"] == own["requests"]["today"]
+    assert keys["tiny"]["budget_daily"] == float(TINY_BUDGET) and keys["roomy"]["budget_daily"] is None
+    assert keys["saver"]["downgrade_at_pct"] == 0.001 and keys["roomy"]["downgrade_at_pct"] is None
+    by_key = spend(second, "key")
+    assert {name: Decimal(str(row["today"])) for name, row in keys.items() if row["today"]} == by_key
+    models = {row["name"]: Decimal(str(row["today"])) for row in overview["models"] if row["today"]}
+    assert models == spend(second, "model")
+    assert Decimal(str(overview["total"]["today"])) == sum(by_key.values(), Decimal(0))
+
+
 def test_a_catalog_reload_keeps_the_ledger_and_brings_the_new_budgets(
     routers: list[Router], catalog: Path, mock: Mock
 ) -> None:
