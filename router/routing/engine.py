@@ -111,7 +111,9 @@ class Engine:
 
     def available(self, model: Model) -> bool:
         """Whether a breaker of one of the model's deployments admits calls."""
-        return any(self.breakers.available(view.key) for view in model.views())
+        if not model.deployments:
+            return self.breakers.available(model.id)
+        return any(self.breakers.available(view.key) for view in model.deployments)
 
     def routable(self) -> int:
         """Models that could serve now: provider configured and breaker admitting calls."""
