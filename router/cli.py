@@ -48,12 +48,19 @@ def check(settings: Settings) -> int:
         f"  {len(catalog.providers)} providers, {len(catalog.models)} models, {len(catalog.aliases)} aliases"
     )
     for provider in catalog.providers.values():
-        count = sum(1 for m in catalog.models.values() if m.provider == provider.name)
+        count = sum(1 for m in catalog.models.values() if any(v.provider == provider.name for v in m.views()))
         where = provider.base_url or f"(endpoint from {provider.base_url_env})"
         print(
             f"  provider {provider.name:<10} {provider.kind:<9} {where}  {count} models, "
             f"{_provider_state(provider)}"
         )
+    several = [
+        f"{m.id} ({', '.join(v.provider for v in m.deployments)})"
+        for m in catalog.models.values()
+        if m.deployments
+    ]
+    if several:
+        print(f"  deployments: {'; '.join(several)}")
     cached = [
         f"{m.id} ({m.auto_cache.ttl}, from {m.auto_cache.min_tokens} tokens)"
         for m in catalog.models.values()
