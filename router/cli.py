@@ -26,6 +26,7 @@ MOCK_PREFIX = {
     "anthropic": "/anthropic",
     "gemini": "/gemini/v1beta",
     "azure": "/azure",  # the resource endpoint: the adapter adds /openai/v1 or /openai/deployments
+    "bedrock": "/bedrock",  # the runtime endpoint: the adapter adds /model/{id}/converse
 }
 DEMO_KEY = "demo-key-not-secret"
 
