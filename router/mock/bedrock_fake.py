@@ -267,7 +267,7 @@ class Planned:
             self.pieces = [msgspec.json.encode(fake_arguments(schema)).decode()]
         self.tools = [
             {
-                "toolUseId": "tooluse_" + c.id.removeprefix("call_")[:22],
+                "toolUseId": "tooluse_" + c.id.removeprefix("call_"),
                 "name": c.name,
                 "input": msgspec.json.decode(c.arguments),
             }
