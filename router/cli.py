@@ -83,11 +83,28 @@ def _provider_state(provider: Provider) -> str:
         state = "no key needed"
     else:
         state = f"key set ({provider.api_key_env})"
+    if provider.aws is not None:
+        return _aws_state(provider, state)
     access = provider.azure
     if access is None:
         return state
     version = f" {access.api_version}" if access.api_version else ""
     return f"api {access.api}{version}, credential as {access.auth}; {state}"
+
+
+def _aws_state(provider: Provider, state: str) -> str:
+    """A Bedrock provider's region and where its credentials come from (never their values)."""
+    aws = provider.aws
+    assert aws is not None
+    region = f"region {aws.region}" if aws.region else "no region"
+    source = aws.source or "no AWS credentials found"
+    if provider.missing:
+        return f"{region}, {source}; {state}"
+    if aws.kind == "chain":
+        from router.providers._aws import chain_method  # needs router[aws], which is installed here
+
+        source = f"{source}, {chain_method(aws)}"
+    return f"{region}, {source}; ready"
 
 
 def _access_summary(settings: Settings, catalog: Catalog) -> str:

@@ -40,7 +40,7 @@ CredentialKind = Literal["bearer", "environment", "chain"]
 class AwsAccess(msgspec.Struct, frozen=True, kw_only=True):
     """How a Bedrock provider's calls are authenticated: region, credential kind and its source."""
 
-    region: str
+    region: str  # "" while unknown (the provider is then not configured)
     kind: CredentialKind
     source: str  # what ``router check`` and errors say: never a value, only where it comes from
     profile: str | None = None
@@ -73,9 +73,9 @@ def check_not_aws(p: ProviderSpec) -> None:
             )
 
 
-def aws_access(p: ProviderSpec, environ: Mapping[str, str]) -> tuple[AwsAccess | None, list[str]]:
-    """The access of a Bedrock provider and what it lacks (``install router[aws]``, the region's
-    variable, credentials); the access is ``None`` while the region is unknown."""
+def aws_access(p: ProviderSpec, environ: Mapping[str, str]) -> tuple[AwsAccess, list[str]]:
+    """The access of a Bedrock provider and what it lacks (``install router[aws]``, credentials, the
+    region's variable); its region is "" while unknown, its source "" while none is found."""
     if p.api_key_env is not None:
         raise AwsEntryError(
             "api_key_env",
@@ -92,14 +92,13 @@ def aws_access(p: ProviderSpec, environ: Mapping[str, str]) -> tuple[AwsAccess |
         missing.append(CREDENTIALS_NEEDED)
     if region is None:
         missing.append(REGION_ENVS[0])
-        return None, missing
     kind, source, profile = found or ("chain", "", None)
-    return AwsAccess(region=region, kind=kind, source=source, profile=profile), missing
+    return AwsAccess(region=region or "", kind=kind, source=source, profile=profile), missing
 
 
-def endpoint(access: AwsAccess | None) -> str:
+def endpoint(access: AwsAccess) -> str:
     """The Bedrock runtime endpoint of the access's region ("" while the region is unknown)."""
-    return ENDPOINT.format(region=access.region) if access is not None else ""
+    return ENDPOINT.format(region=access.region) if access.region else ""
 
 
 def _credentials(

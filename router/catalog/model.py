@@ -388,7 +388,7 @@ def _provider(name: str, p: ProviderSpec, environ: Mapping[str, str]) -> Provide
             check_not_aws(p)
     except AwsEntryError as exc:
         raise EntryError((*path, exc.field), exc.reason) from None
-    if p.kind == "bedrock" and p.base_url is None and p.base_url_env is None:
+    if aws is not None and p.base_url is None and p.base_url_env is None:
         # The region's endpoint ("" while the region is unknown: then the region is what it waits for).
         p = msgspec.structs.replace(p, base_url=endpoint(aws))
     if p.base_url is None and p.base_url_env is None:
@@ -403,7 +403,7 @@ def _provider(name: str, p: ProviderSpec, environ: Mapping[str, str]) -> Provide
     key = environ.get(p.api_key_env) if p.api_key_env else None
     missing = ([] if base_url else [url_env]) + ([p.api_key_env] if p.api_key_env and not key else [])
     if p.kind == "bedrock":
-        missing = [*lacks, *(m for m in missing if not (aws is None and m == url_env))]
+        missing = [*lacks, *(m for m in missing if not (aws is not None and not aws.region and m == url_env))]
         if aws is not None and aws.kind == "bearer":
             key = environ.get(BEARER_ENV)  # kept out of messages like any key
     auto_cache = _auto_cache(path, p.auto_cache, p.kind)

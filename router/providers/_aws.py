@@ -177,10 +177,22 @@ def chain_resolver(access: AwsAccess) -> Resolve:
     return resolve
 
 
+def chain_method(access: AwsAccess) -> str:
+    """Which of the chain's sources gives credentials now (blocking: for ``router check``, never a
+    request), e.g. ``shared-credentials-file``, ``sso`` or ``iam-role``; never a credential itself."""
+    try:
+        found = chain_resolver(access)()
+    except Exception as exc:
+        return f"the AWS chain failed: {type(exc).__name__}: {exc}"[:300]
+    return (
+        f"resolved now by botocore ({found.method})" if found is not None else "but the AWS chain found none"
+    )
+
+
 def build_signer(provider: Provider) -> Signer:
     """The signer a configured Bedrock provider's calls use."""
     access = provider.aws
-    if access is None:
+    if access is None or not access.region:
         raise ValueError(f"provider '{provider.name}' has no AWS region")
     if access.kind == "bearer" and provider.api_key:
         return BearerSigner(provider.api_key)
