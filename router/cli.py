@@ -49,7 +49,11 @@ def check(settings: Settings) -> int:
     )
     for provider in catalog.providers.values():
         count = sum(1 for m in catalog.models.values() if m.provider == provider.name)
-        where = provider.base_url or f"(endpoint from {provider.base_url_env})"
+        where = provider.base_url or (
+            "(endpoint from AWS_REGION)"
+            if provider.aws is not None
+            else f"(endpoint from {provider.base_url_env})"
+        )
         print(
             f"  provider {provider.name:<10} {provider.kind:<9} {where}  {count} models, "
             f"{_provider_state(provider)}"
@@ -103,7 +107,10 @@ def _aws_state(provider: Provider, state: str) -> str:
     if aws.kind == "chain":
         from router.providers._aws import chain_method  # needs router[aws], which is installed here
 
-        source = f"{source}, {chain_method(aws)}"
+        found, how = chain_method(aws)
+        if not found:
+            return f"{region}, {source}, {how}; not usable until the AWS chain gives credentials"
+        source = f"{source}, {how}"
     return f"{region}, {source}; ready"
 
 
@@ -354,6 +361,15 @@ def demo_environment(catalog: Catalog, mock_url: str) -> dict[str, str]:
         env[provider.base_url_env] = mock_url + MOCK_PREFIX[provider.kind]
         if provider.api_key_env:
             env[provider.api_key_env] = DEMO_KEY
+        if provider.kind == "bedrock":
+            from router.mock.bedrock_wire import ACCESS_KEY, SECRET_KEY
+
+            # The simulated runtime checks SigV4 signatures made with its own key (the region is any).
+            env.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_SESSION_TOKEN="")
+            env.setdefault(
+                "AWS_REGION", provider.aws.region if provider.aws and provider.aws.region else "us-east-1"
+            )
+            env["AWS_BEARER_TOKEN_BEDROCK"] = ""  # a real Bedrock API key would be sent to the simulation
     return env
 
 

@@ -177,16 +177,16 @@ def chain_resolver(access: AwsAccess) -> Resolve:
     return resolve
 
 
-def chain_method(access: AwsAccess) -> str:
-    """Which of the chain's sources gives credentials now (blocking: for ``router check``, never a
-    request), e.g. ``shared-credentials-file``, ``sso`` or ``iam-role``; never a credential itself."""
+def chain_method(access: AwsAccess) -> tuple[bool, str]:
+    """Whether the chain gives credentials now, and which of its sources does (``shared-credentials-file``,
+    ``sso``, ``iam-role``) or why not; never a credential itself. Blocking: for ``router check`` only."""
     try:
         found = chain_resolver(access)()
     except Exception as exc:
-        return f"the AWS chain failed: {type(exc).__name__}: {exc}"[:300]
-    return (
-        f"resolved now by botocore ({found.method})" if found is not None else "but the AWS chain found none"
-    )
+        return False, f"the AWS chain failed: {type(exc).__name__}: {exc}"[:300]
+    if found is None:
+        return False, "but the AWS chain found none"
+    return True, f"resolved by botocore ({found.method})"
 
 
 def build_signer(provider: Provider) -> Signer:
