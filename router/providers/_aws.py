@@ -62,8 +62,8 @@ class BearerSigner:
 class _ClockedSigV4(SigV4Auth):  # type: ignore[misc]  # botocore is untyped
     """botocore's SigV4, with the request time given rather than read from the system clock."""
 
-    def __init__(self, credentials: Any, region: str, timestamp: str) -> None:
-        super().__init__(credentials, SERVICE, region)
+    def __init__(self, credentials: Any, region: str, timestamp: str, service: str = SERVICE) -> None:
+        super().__init__(credentials, service, region)
         self._timestamp = timestamp
 
     def add_auth(self, request: AWSRequest) -> None:
