@@ -24,7 +24,8 @@ providers:
   bedrock: {kind: bedrock, region: us-east-1}
 models:
   claude: {provider: bedrock, upstream: "us.anthropic.claude-haiku-4-5-20251001-v1:0",
-           context_window: 200000, max_output: 64000, quality: 75, price: {input: 1, output: 5}, speed: {ttft_ms: 600, tokens_per_s: 120}}
+           context_window: 200000, max_output: 64000, quality: 75, price: {input: 1, output: 5},
+           speed: {ttft_ms: 600, tokens_per_s: 120}}
   nova: {provider: bedrock, upstream: "amazon.nova-pro-v1:0", context_window: 300000, max_output: 10000,
          quality: 70, price: {input: 0.8, output: 3.2}, speed: {ttft_ms: 600, tokens_per_s: 120}}
   llama: {provider: bedrock, upstream: "meta.llama3-3-70b-instruct-v1:0", context_window: 128000,
