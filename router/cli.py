@@ -27,6 +27,7 @@ MOCK_PREFIX = {
     "anthropic": "/anthropic",
     "gemini": "/gemini/v1beta",
     "azure": "/azure",  # the resource endpoint: the adapter adds /openai/v1 or /openai/deployments
+    "bedrock": "/bedrock",  # the runtime endpoint: the adapter adds /model/{id}/converse
 }
 DEMO_KEY = "demo-key-not-secret"
 
@@ -49,7 +50,11 @@ def check(settings: Settings) -> int:
     )
     for provider in catalog.providers.values():
         count = sum(1 for m in catalog.models.values() if any(v.provider == provider.name for v in m.views()))
-        where = provider.base_url or f"(endpoint from {provider.base_url_env})"
+        where = provider.base_url or (
+            "(endpoint from AWS_REGION)"
+            if provider.aws is not None
+            else f"(endpoint from {provider.base_url_env})"
+        )
         print(
             f"  provider {provider.name:<10} {provider.kind:<9} {where}  {count} models, "
             f"{_provider_state(provider)}"
@@ -107,16 +112,36 @@ def _cache_summary(settings: Settings, catalog: Catalog) -> str:
 def _provider_state(provider: Provider) -> str:
     """What a provider lacks before it can be called (each variable not set), or that it has it all."""
     if provider.missing:
-        state = f"not configured: set {provider.needs()}"
+        state = f"not configured: {provider.remedy()}"
     elif provider.api_key_env is None:
         state = "no key needed"
     else:
         state = f"key set ({provider.api_key_env})"
+    if provider.aws is not None:
+        return _aws_state(provider, state)
     access = provider.azure
     if access is None:
         return state
     version = f" {access.api_version}" if access.api_version else ""
     return f"api {access.api}{version}, credential as {access.auth}; {state}"
+
+
+def _aws_state(provider: Provider, state: str) -> str:
+    """A Bedrock provider's region and where its credentials come from (never their values)."""
+    aws = provider.aws
+    assert aws is not None
+    region = f"region {aws.region}" if aws.region else "no region"
+    source = aws.source or "no AWS credentials found"
+    if provider.missing:
+        return f"{region}, {source}; {state}"
+    if aws.kind == "chain":
+        from router.providers._aws import chain_method  # needs router[aws], which is installed here
+
+        found, how = chain_method(aws)
+        if not found:
+            return f"{region}, {source}, {how}; not usable until the AWS chain gives credentials"
+        source = f"{source}, {how}"
+    return f"{region}, {source}; ready"
 
 
 def _access_summary(settings: Settings, catalog: Catalog) -> str:
@@ -366,6 +391,15 @@ def demo_environment(catalog: Catalog, mock_url: str) -> dict[str, str]:
         env[provider.base_url_env] = mock_url + MOCK_PREFIX[provider.kind]
         if provider.api_key_env:
             env[provider.api_key_env] = DEMO_KEY
+        if provider.kind == "bedrock":
+            from router.mock.bedrock_wire import ACCESS_KEY, SECRET_KEY
+
+            # The simulated runtime checks SigV4 signatures made with its own key (the region is any).
+            env.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_SESSION_TOKEN="")
+            env.setdefault(
+                "AWS_REGION", provider.aws.region if provider.aws and provider.aws.region else "us-east-1"
+            )
+            env["AWS_BEARER_TOKEN_BEDROCK"] = ""  # a real Bedrock API key would be sent to the simulation
     return env
 
 

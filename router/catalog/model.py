@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from router.catalog.aws import BEARER_ENV, AwsAccess, AwsEntryError, aws_access, check_not_aws, endpoint
 from router.catalog.schema import (
     STRATEGIES,
     AccessSpec,
@@ -66,6 +67,7 @@ class Provider(msgspec.Struct, frozen=True, kw_only=True):
     # The variables this provider waits for (its URL's, its key's): unset, it cannot be called.
     missing: tuple[str, ...] = ()
     azure: AzureAccess | None = None
+    aws: AwsAccess | None = None
 
     @property
     def configured(self) -> bool:
@@ -75,6 +77,15 @@ class Provider(msgspec.Struct, frozen=True, kw_only=True):
     def needs(self) -> str:
         """What to set before this provider can be called: ``A`` or ``A and B``."""
         return " and ".join(self.missing)
+
+    def remedy(self) -> str:
+        """What to do before this provider can be called, as an instruction: ``set A and B``, or
+        ``install router[aws] and set A`` for a kind whose optional extra is not installed."""
+        steps = [m for m in self.missing if m.startswith("install ")]
+        variables = [m for m in self.missing if not m.startswith("install ")]
+        if variables:
+            steps.append("set " + " and ".join(variables))
+        return " and ".join(steps)
 
     def __repr__(self) -> str:  # never show the key, even in a debugger or a traceback
         return f"Provider(name={self.name!r}, kind={self.kind!r}, base_url={self.base_url!r})"
@@ -347,6 +358,7 @@ KIND_ENDPOINTS: dict[str, frozenset[Endpoint]] = {
     "anthropic": frozenset({"chat"}),
     "gemini": frozenset({"chat", "embeddings"}),
     "azure": frozenset({"chat", "responses", "embeddings"}),
+    "bedrock": frozenset({"chat"}),
 }
 
 
@@ -373,6 +385,12 @@ def _auto_cache(
 ) -> AutoCacheSpec | None:
     """What an ``auto_cache`` entry means (``true``: the defaults); only Anthropic models take one."""
     spec = (AutoCacheSpec() if value else None) if isinstance(value, bool) or value is None else value
+    if spec is not None and kind == "bedrock":
+        raise EntryError(
+            (*path, "auto_cache"),
+            "auto_cache is not available on the bedrock kind: the router passes a client's cache_control "
+            "markers to Bedrock as cachePoint blocks, but adds none of its own there",
+        )
     if spec is not None and kind != "anthropic":
         raise EntryError(
             (*path, "auto_cache"),
@@ -399,6 +417,18 @@ def _alias(name: str, value: str | AliasSpec, models: dict[str, Model]) -> Alias
 
 def _provider(name: str, p: ProviderSpec, environ: Mapping[str, str]) -> Provider:
     path = ("providers", name)
+    aws: AwsAccess | None = None
+    lacks: list[str] = []
+    try:
+        if p.kind == "bedrock":
+            aws, lacks = aws_access(p, environ)
+        else:
+            check_not_aws(p)
+    except AwsEntryError as exc:
+        raise EntryError((*path, exc.field), exc.reason) from None
+    if aws is not None and p.base_url is None and p.base_url_env is None:
+        # The region's endpoint ("" while the region is unknown: then the region is what it waits for).
+        p = msgspec.structs.replace(p, base_url=endpoint(aws))
     if p.base_url is None and p.base_url_env is None:
         raise EntryError(
             (*path, "base_url"), "give base_url, or base_url_env naming the variable that holds it"
@@ -410,12 +440,16 @@ def _provider(name: str, p: ProviderSpec, environ: Mapping[str, str]) -> Provide
         raise EntryError((*path, "base_url"), f"{base_url!r}{where} is not an http(s) URL")
     key = environ.get(p.api_key_env) if p.api_key_env else None
     missing = ([] if base_url else [url_env]) + ([p.api_key_env] if p.api_key_env and not key else [])
+    if p.kind == "bedrock":
+        missing = [*lacks, *(m for m in missing if not (aws is not None and not aws.region and m == url_env))]
+        if aws is not None and aws.kind == "bearer":
+            key = environ.get(BEARER_ENV)  # kept out of messages like any key
     auto_cache = _auto_cache(path, p.auto_cache, p.kind)
     return Provider(
         name=name,
         kind=p.kind,
         base_url=base_url,
-        api_key_env=p.api_key_env,
+        api_key_env=BEARER_ENV if aws is not None and aws.kind == "bearer" else p.api_key_env,
         api_key=key or None,
         timeouts=p.timeouts,
         max_connections=p.max_connections,
@@ -426,6 +460,7 @@ def _provider(name: str, p: ProviderSpec, environ: Mapping[str, str]) -> Provide
         base_url_env=url_env,
         missing=tuple(missing),
         azure=azure_access(path, p, base_url, url_env),
+        aws=aws,
     )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-ProviderKind = Literal["openai", "anthropic", "gemini", "azure"]
+ProviderKind = Literal["openai", "anthropic", "gemini", "azure", "bedrock"]
 # Azure OpenAI: the URL form its calls take, and how its credential is sent.
 AzureApi = Literal["v1", "deployments"]
 AzureAuth = Literal["api-key", "entra"]
@@ -100,6 +100,11 @@ class ProviderSpec(Spec, frozen=True):
     # An unquoted 2024-10-21, which YAML reads as a date, is taken as the version it spells.
     api_version: str | None = None
     auth: AzureAuth | None = None
+    # AWS Bedrock only. ``region``: where its calls go and are signed for (default: AWS_REGION, then
+    # AWS_DEFAULT_REGION); ``profile``: the AWS profile whose credentials sign them (default: the
+    # standard chain, AWS_PROFILE included). Without ``base_url`` the URL is the region's endpoint.
+    region: str | None = None
+    profile: str | None = None
 
 
 class DeploymentSpec(Spec, frozen=True):

@@ -18,6 +18,7 @@ from aiohttp.typedefs import Handler
 from router.mock.anthropic_fake import AnthropicFake
 from router.mock.azure_fake import AzureFake
 from router.mock.azure_wire import PREFIX as AZURE_PREFIX
+from router.mock.bedrock_fake import BedrockFake
 from router.mock.faults import ANY_MODEL, MockState
 from router.mock.faultspec import Fault
 from router.mock.gemini_fake import GeminiFake
@@ -182,6 +183,7 @@ def build_mock_app(state: MockState | None = None) -> web.Application:
     AnthropicFake(state).add_routes(app)
     GeminiFake(state).add_routes(app)
     AzureFake(state).add_routes(app)
+    BedrockFake(state).add_routes(app)
     _ControlApi(state).add_routes(app)
     app.router.add_route("*", "/{tail:.*}", _unknown_path)
     app.on_response_prepare.append(_RequestIdStamp(state))

@@ -6,10 +6,14 @@ from router.catalog import Provider
 from router.providers._http import IncomingHeaders, OutgoingHeaders, UpstreamClient
 from router.providers.base import Call, ChatAdapter, Embedder, EmbeddingCall, ResponsesNative, UpstreamCall
 
-SUPPORTED_KINDS = frozenset({"openai", "anthropic", "gemini", "azure"})
+SUPPORTED_KINDS = frozenset({"openai", "anthropic", "gemini", "azure", "bedrock"})
+# Kinds whose adapter needs an optional extra (``router[aws]``): no adapter is built while it is missing.
+EXTRA_KINDS = frozenset({"bedrock"})
 
 
 def supports(provider: Provider) -> bool:
+    if provider.kind in EXTRA_KINDS and not provider.configured:
+        return False  # its adapter may need a library that is not installed; unconfigured, it is not called
     return provider.kind in SUPPORTED_KINDS
 
 
@@ -32,6 +36,10 @@ def build_adapter(
         return AnthropicAdapter(provider, UpstreamClient(provider, outgoing, incoming))
     if provider.kind == "gemini":
         return GeminiAdapter(provider, UpstreamClient(provider, outgoing, incoming))
+    if provider.kind == "bedrock":
+        from router.providers.bedrock import BedrockAdapter  # imports botocore (router[aws])
+
+        return BedrockAdapter(provider, UpstreamClient(provider, outgoing, incoming))
     raise ValueError(f"provider kind {provider.kind!r} has no adapter")
 
 

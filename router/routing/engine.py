@@ -104,7 +104,7 @@ class Engine:
         provider = self.catalog.provider_of(view)
         if not provider.configured:
             lacks = "has no key" if provider.missing == (provider.api_key_env,) else "is not configured"
-            return f"provider '{provider.name}' {lacks}: set {provider.needs()}"
+            return f"provider '{provider.name}' {lacks}: {provider.remedy()}"
         if not supports(provider):
             return f"no adapter for provider kind '{provider.kind}'"
         return None
@@ -146,7 +146,7 @@ class Engine:
         if not provider.configured:
             raise ProviderNotConfigured(
                 f"Model '{model.id}' needs provider '{provider.name}', which is not configured: "
-                f"set the environment variable {provider.needs()}."
+                f"{provider.remedy()}."
             )
         adapter = self._adapters.get(provider.name)
         if adapter is None:
@@ -238,9 +238,9 @@ class Engine:
         for provider in missing:
             run.missing_keys.update(provider.missing)
         run.attempts.append(Attempt(model=model.id, outcome="provider_not_configured"))
-        needs = " or ".join(f"{p.needs()} (provider '{p.name}')" for p in missing)
+        needs = " or ".join(f"{p.remedy()} (provider '{p.name}')" for p in missing)
         return ProviderNotConfigured(
-            f"Model '{model.id}' has no deployment whose provider is configured: set {needs}."
+            f"Model '{model.id}' has no deployment whose provider is configured: {needs}."
             if missing
             else f"Model '{model.id}' has no deployment this router build can call."
         )
@@ -565,9 +565,11 @@ def _with_untried(error: RouterError, plan: Plan, run: _Run) -> RouterError:
     set (unless the error is that very complaint)."""
     missing = sorted(({*plan.unconfigured} | run.missing_keys) - {""})
     if missing and not isinstance(error, ProviderNotConfigured):
+        steps = [m for m in missing if m.startswith("install ")]
+        variables = [m for m in missing if not m.startswith("install ")]
+        todo = " or ".join([*steps, *(["set " + " or ".join(variables)] if variables else [])])
         error.message = (
-            f"{error.message.rstrip('.')}. Models whose providers have no key were not tried: "
-            f"set {' or '.join(missing)}."
+            f"{error.message.rstrip('.')}. Models whose providers have no key were not tried: {todo}."
         )
     return error
 

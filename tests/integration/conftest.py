@@ -16,6 +16,8 @@ import httpx
 import pytest
 
 from router.cli import free_port, wait_for_port
+from router.mock.bedrock_wire import ACCESS_KEY as BEDROCK_ACCESS_KEY
+from router.mock.bedrock_wire import SECRET_KEY as BEDROCK_SECRET_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_CATALOG = ROOT / "tests" / "fixtures" / "catalog.yaml"
@@ -24,6 +26,8 @@ AZURE_KEY = "azure-test-key-0123456789"
 # An Entra ID access token's shape (a JWT); the simulated resource checks no signature.
 AZURE_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL2NvZ25pdGl2ZXNlcnZpY2VzIn0.c2lnbmF0dXJl"
 MAX_BODY = 64 * 1024
+# The machine's own AWS settings would sign the simulated Bedrock's calls another way.
+AWS_INHERITED = ("AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 
 
 class Process:
@@ -162,6 +166,10 @@ def start_router(
         "ROUTER_DEAD_AZURE_BASE_URL": f"http://127.0.0.1:{closed}",
         "TEST_AZURE_KEY": AZURE_KEY,
         "TEST_AZURE_TOKEN": AZURE_TOKEN,
+        "ROUTER_BEDROCK_BASE_URL": f"{mock.url}/bedrock",
+        "ROUTER_DEAD_BEDROCK_BASE_URL": f"http://127.0.0.1:{closed}",
+        "AWS_ACCESS_KEY_ID": BEDROCK_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": BEDROCK_SECRET_KEY,
         "ROUTER_MAX_BODY_BYTES": str(MAX_BODY),
         "ROUTER_LOG_FORMAT": "json",
     }
@@ -171,7 +179,7 @@ def start_router(
             env[var] = value
         else:
             env.pop(var, None)
-    for inherited in ("ROUTER_API_KEY", "ROUTER_OPS_KEY", "ROUTER_REDIS_URL"):
+    for inherited in (*AWS_INHERITED, "ROUTER_API_KEY", "ROUTER_OPS_KEY", "ROUTER_REDIS_URL"):
         if inherited not in extra:
             env.pop(inherited, None)
     args = [sys.executable, "-m", "router", "serve", "--port", str(port), "--catalog", str(catalog)]

@@ -18,12 +18,15 @@ from tests.integration.conftest import Mock, Router
 
 # catalog id → (simulated provider, upstream model name, model whose provider refuses connections).
 # Azure twice: the same resource by its v1 URLs and by its deployment URLs with an api-version.
+# Bedrock twice: Claude (structured output, cachePoint) and Nova (JSON answers through a forced tool).
 SUBJECTS = {
     "gpt-5-mini": ("openai", "gpt-5-mini", "dead-model"),
     "claude": ("anthropic", "claude-haiku-4-5", "dead-claude"),
     "gemini": ("gemini", "gemini-3-flash-preview", "dead-gemini"),
     "azure-mini": ("azure", "gpt-5-mini", "dead-azure-mini"),
     "azure-legacy-mini": ("azure", "gpt-5-mini", "dead-azure-mini"),
+    "bedrock-claude": ("bedrock", "us.anthropic.claude-haiku-4-5-20251001-v1:0", "dead-bedrock-claude"),
+    "bedrock-nova": ("bedrock", "amazon.nova-pro-v1:0", "dead-bedrock-claude"),
 }
 # Subjects whose Responses clients are served by the upstream's own Responses API.
 NATIVE_RESPONSES = {"gpt-5-mini", "azure-mini", "azure-legacy-mini"}
@@ -32,6 +35,8 @@ UNSUPPORTED = {
     ("gemini", "overloaded_529"): "Gemini reports overload as 503 UNAVAILABLE",
     ("azure-mini", "overloaded_529"): "Azure has no 529 status; its overload is a 503 or a 429",
     ("azure-legacy-mini", "overloaded_529"): "Azure has no 529 status; its overload is a 503 or a 429",
+    ("bedrock-claude", "overloaded_529"): "Bedrock has no 529 status; its overload is a 503 or a 429",
+    ("bedrock-nova", "overloaded_529"): "Bedrock has no 529 status; its overload is a 503 or a 429",
 }
 WEATHER = {
     "type": "function",

@@ -17,8 +17,15 @@ from openai import OpenAI
 from tests.integration.conftest import Mock, Router
 from tests.openapi import validate
 
-MODELS = ["gpt-5-mini", "claude", "gemini"]
-PROVIDER = {"gpt-5-mini": "openai", "claude": "anthropic", "gemini": "gemini", "codex": "openai"}
+MODELS = ["gpt-5-mini", "claude", "gemini", "bedrock-claude", "bedrock-nova"]
+PROVIDER = {
+    "gpt-5-mini": "openai",
+    "claude": "anthropic",
+    "gemini": "gemini",
+    "codex": "openai",
+    "bedrock-claude": "bedrock",
+    "bedrock-nova": "bedrock",
+}
 WEATHER = {
     "type": "function",
     "name": "get_weather",
@@ -290,11 +297,17 @@ def test_missing_input_and_unknown_model(client: OpenAI) -> None:
 # --- failures ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("model", "provider"), [("claude", "anthropic"), ("gemini", "gemini")])
+@pytest.mark.parametrize(
+    ("model", "provider"), [("claude", "anthropic"), ("gemini", "gemini"), ("bedrock-nova", "bedrock")]
+)
 def test_a_stream_cut_after_output_ends_with_response_failed(
     router: Router, mock: Mock, model: str, provider: str
 ) -> None:
-    upstream = {"claude": "claude-haiku-4-5", "gemini": "gemini-3-flash-preview"}[model]
+    upstream = {
+        "claude": "claude-haiku-4-5",
+        "gemini": "gemini-3-flash-preview",
+        "bedrock-nova": "amazon.nova-pro-v1:0",
+    }[model]
     # Cut after a few events that carry text (Anthropic opens with two that do not).
     mock.fault(upstream, {"kind": "cut", "after_chunks": 6}, provider=provider)
     answer = httpx.post(

@@ -185,8 +185,8 @@ def test_key_written_as_variable_name_is_refused() -> None:
         (("mini: gpt-5-mini", "fast: gpt-5-mini"), r"aliases.fast: an alias cannot be a strategy keyword"),
         (("max_output: 128000", "max_output: 900000"), r"max_output 900000 exceeds context_window"),
         (
-            ("kind: openai", "kind: bedrock"),
-            r"cat.yaml:4: providers.openai.kind: Invalid enum value 'bedrock'",
+            ("kind: openai", "kind: cohere"),
+            r"cat.yaml:4: providers.openai.kind: Invalid enum value 'cohere'",
         ),
         (
             ("price: {input: 0.25, output: 2.0}", "price: {input: -1, output: 2.0}"),

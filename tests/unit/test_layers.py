@@ -61,6 +61,7 @@ ALLOWED: dict[str, set[str]] = {
         "mock",
         "access",
         "store",
+        "providers",  # router check asks the AWS chain which source answers
     },
     "__main__": {"settings", "cli"},
     "__init__": set(),
@@ -74,6 +75,8 @@ RESTRICTED = {
     "redis": {"store"},
     # The optional tracing extra: only the telemetry layer may import it (and only when tracing is on).
     "opentelemetry": {"telemetry"},
+    # The optional AWS extra: only the Bedrock adapter's modules (never the simulated runtime).
+    "botocore": {"providers"},
 }
 
 
