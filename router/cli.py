@@ -77,7 +77,7 @@ def _cache_summary(settings: Settings, catalog: Catalog) -> str:
 def _provider_state(provider: Provider) -> str:
     """What a provider lacks before it can be called (each variable not set), or that it has it all."""
     if provider.missing:
-        state = f"not configured: set {provider.needs()}"
+        state = f"not configured: {provider.remedy()}"
     elif provider.api_key_env is None:
         state = "no key needed"
     else:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-ProviderKind = Literal["openai", "anthropic", "gemini", "azure"]
+ProviderKind = Literal["openai", "anthropic", "gemini", "azure", "vertex"]
 # Azure OpenAI: the URL form its calls take, and how its credential is sent.
 AzureApi = Literal["v1", "deployments"]
 AzureAuth = Literal["api-key", "entra"]
@@ -80,7 +80,8 @@ class Speed(Spec, frozen=True):
 class ProviderSpec(Spec, frozen=True):
     kind: ProviderKind
     # Absent: the URL comes only from the variable ``base_url_env`` names (the provider is not
-    # configured while it is unset), as an Azure resource's endpoint does.
+    # configured while it is unset), as an Azure resource's endpoint does; a Vertex AI provider's
+    # is derived from its region.
     base_url: str | None = None
     api_key_env: EnvName | None = None
     base_url_env: EnvName | None = None
@@ -100,6 +101,11 @@ class ProviderSpec(Spec, frozen=True):
     # An unquoted 2024-10-21, which YAML reads as a date, is taken as the version it spells.
     api_version: str | None = None
     auth: AzureAuth | None = None
+    # Vertex AI only: the Google Cloud project and the location models are served from (``global``,
+    # ``us``, ``eu`` or a region such as ``us-east5``); absent, GOOGLE_CLOUD_PROJECT and
+    # GOOGLE_CLOUD_LOCATION. The base URL follows from the region unless given.
+    project: str | None = None
+    region: str | None = None
 
 
 class DeploymentSpec(Spec, frozen=True):

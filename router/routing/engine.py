@@ -19,7 +19,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from router.catalog import Catalog, Model, Target
+from router.catalog import Catalog, Model, Target, remedy
 from router.clock import Clock
 from router.errors import (
     AdapterUnavailable,
@@ -93,7 +93,7 @@ class Engine:
         provider = self.catalog.provider_of(view)
         if not provider.configured:
             lacks = "has no key" if provider.missing == (provider.api_key_env,) else "is not configured"
-            return f"provider '{provider.name}' {lacks}: set {provider.needs()}"
+            return f"provider '{provider.name}' {lacks}: {provider.remedy()}"
         if not supports(provider):
             return f"no adapter for provider kind '{provider.kind}'"
         return None
@@ -133,7 +133,7 @@ class Engine:
         if not provider.configured:
             raise ProviderNotConfigured(
                 f"Model '{model.id}' needs provider '{provider.name}', which is not configured: "
-                f"set the environment variable {provider.needs()}."
+                f"{provider.remedy()}."
             )
         adapter = self._adapters.get(provider.name)
         if adapter is None:
@@ -212,9 +212,9 @@ class Engine:
         for provider in missing:
             run.missing_keys.update(provider.missing)
         run.attempts.append(Attempt(model=model.id, outcome="provider_not_configured"))
-        needs = " or ".join(f"{p.needs()} (provider '{p.name}')" for p in missing)
+        needs = " or ".join(f"{p.remedy()} (provider '{p.name}')" for p in missing)
         return ProviderNotConfigured(
-            f"Model '{model.id}' has no deployment whose provider is configured: set {needs}."
+            f"Model '{model.id}' has no deployment whose provider is configured: {needs}."
             if missing
             else f"Model '{model.id}' has no deployment this router build can call."
         )
@@ -526,7 +526,7 @@ def _with_untried(error: RouterError, plan: Plan, run: _Run) -> RouterError:
     if missing and not isinstance(error, ProviderNotConfigured):
         error.message = (
             f"{error.message.rstrip('.')}. Models whose providers have no key were not tried: "
-            f"set {' or '.join(missing)}."
+            f"{remedy(missing, ' or ')}."
         )
     return error
 
