@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from router.catalog import Provider
+from router.clock import Clock, SystemClock
 from router.providers._http import IncomingHeaders, OutgoingHeaders, UpstreamClient
 from router.providers.base import Call, ChatAdapter, Embedder, EmbeddingCall, ResponsesNative, UpstreamCall
 
-SUPPORTED_KINDS = frozenset({"openai", "anthropic", "gemini", "azure"})
+SUPPORTED_KINDS = frozenset({"openai", "anthropic", "gemini", "azure", "vertex"})
 
 
 def supports(provider: Provider) -> bool:
@@ -14,14 +15,19 @@ def supports(provider: Provider) -> bool:
 
 
 def build_adapter(
-    provider: Provider, outgoing: OutgoingHeaders | None = None, incoming: IncomingHeaders | None = None
+    provider: Provider,
+    outgoing: OutgoingHeaders | None = None,
+    incoming: IncomingHeaders | None = None,
+    clock: Clock | None = None,
 ) -> ChatAdapter:
     """The adapter for a provider's wire kind, with its own pooled client (``outgoing`` adds
-    headers to each of its requests, ``incoming`` is told each answer's headers)."""
+    headers to each of its requests, ``incoming`` is told each answer's headers; ``clock`` times
+    the access tokens of a provider that refreshes them)."""
     from router.providers.anthropic import AnthropicAdapter
     from router.providers.azure import AzureDialect
     from router.providers.gemini import GeminiAdapter
     from router.providers.openai import OpenAIAdapter
+    from router.providers.vertex import VertexAdapter, VertexCalls, VertexClaude, VertexGemini, vertex_tokens
 
     if provider.kind == "openai":
         return OpenAIAdapter(provider, UpstreamClient(provider, outgoing, incoming))
@@ -32,6 +38,15 @@ def build_adapter(
         return AnthropicAdapter(provider, UpstreamClient(provider, outgoing, incoming))
     if provider.kind == "gemini":
         return GeminiAdapter(provider, UpstreamClient(provider, outgoing, incoming))
+    if provider.kind == "vertex":
+        # Gemini's and Anthropic's adapters at Vertex AI's URLs, with its OAuth token: one client, one
+        # token source, and each model to the adapter of its publisher.
+        client = UpstreamClient(provider, outgoing, incoming)
+        tokens = vertex_tokens(provider, clock or SystemClock())
+        calls = VertexCalls(provider, tokens)
+        gemini = GeminiAdapter(provider, client, VertexGemini(calls))
+        claude = AnthropicAdapter(provider, client, VertexClaude(calls))
+        return VertexAdapter(gemini, claude, tokens)
     raise ValueError(f"provider kind {provider.kind!r} has no adapter")
 
 

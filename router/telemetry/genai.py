@@ -53,7 +53,12 @@ _HOSTS = {
     "api.perplexity.ai": "perplexity",
     "api.cohere.com": "cohere",
 }
-_KINDS = {"anthropic": "anthropic", "gemini": "gcp.gemini", "azure": "azure.ai.openai"}
+_KINDS = {
+    "anthropic": "anthropic",
+    "gemini": "gcp.gemini",
+    "azure": "azure.ai.openai",
+    "vertex": "gcp.vertex_ai",
+}
 
 # Request fields → attributes, for the numeric parameters every chat-like API shares.
 _NUMBERS = (
