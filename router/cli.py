@@ -14,6 +14,7 @@ import tempfile
 import time
 
 from router.catalog import Catalog, CatalogError, Provider, load_catalog
+from router.catalog.vertex import PROJECT_ENV, REGION_ENV, VertexAccess
 from router.settings import Settings
 from router.telemetry.logging import configure_logging
 from router.telemetry.tracing_env import tracing_problem, tracing_summary
@@ -26,8 +27,10 @@ MOCK_PREFIX = {
     "anthropic": "/anthropic",
     "gemini": "/gemini/v1beta",
     "azure": "/azure",  # the resource endpoint: the adapter adds /openai/v1 or /openai/deployments
+    "vertex": "/vertex",  # the host: the adapter adds /v1/projects/{project}/locations/{region}/...
 }
 DEMO_KEY = "demo-key-not-secret"
+DEMO_PROJECT = "demo-project"
 
 
 def _load(settings: Settings) -> Catalog | None:
@@ -47,7 +50,7 @@ def check(settings: Settings) -> int:
         f"  {len(catalog.providers)} providers, {len(catalog.models)} models, {len(catalog.aliases)} aliases"
     )
     for provider in catalog.providers.values():
-        count = sum(1 for m in catalog.models.values() if m.provider == provider.name)
+        count = sum(1 for m in catalog.models.values() for v in m.views() if v.provider == provider.name)
         where = provider.base_url or f"(endpoint from {provider.base_url_env})"
         print(
             f"  provider {provider.name:<10} {provider.kind:<9} {where}  {count} models, "
@@ -78,15 +81,26 @@ def _provider_state(provider: Provider) -> str:
     """What a provider lacks before it can be called (each variable not set), or that it has it all."""
     if provider.missing:
         state = f"not configured: {provider.remedy()}"
+    elif provider.vertex is not None:
+        state = "ready"
     elif provider.api_key_env is None:
         state = "no key needed"
     else:
         state = f"key set ({provider.api_key_env})"
+    if provider.vertex is not None:
+        return f"{_vertex_summary(provider.vertex)}; {state}"
     access = provider.azure
     if access is None:
         return state
     version = f" {access.api_version}" if access.api_version else ""
     return f"api {access.api}{version}, credential as {access.auth}; {state}"
+
+
+def _vertex_summary(access: VertexAccess) -> str:
+    """A Vertex AI provider's project, region and where its credentials come from (never their value)."""
+    project = f"project {access.project}" if access.project else "no project"
+    region = f"region {access.region}" if access.region else "no region"
+    return f"{access.describe()} for {project}, {region}"
 
 
 def _access_summary(settings: Settings, catalog: Catalog) -> str:
@@ -336,6 +350,15 @@ def demo_environment(catalog: Catalog, mock_url: str) -> dict[str, str]:
         env[provider.base_url_env] = mock_url + MOCK_PREFIX[provider.kind]
         if provider.api_key_env:
             env[provider.api_key_env] = DEMO_KEY
+        access = provider.vertex
+        if access is not None:
+            # A static token the simulated Vertex AI accepts (no google-auth needed), and a project
+            # and region where the catalog leaves them to the environment.
+            env[access.token_env] = DEMO_KEY
+            if not access.project:
+                env[PROJECT_ENV] = DEMO_PROJECT
+            if not access.region:
+                env[REGION_ENV] = "global"
     return env
 
 

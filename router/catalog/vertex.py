@@ -213,8 +213,4 @@ def _default_source() -> str:
     config = os.environ.get("CLOUDSDK_CONFIG") or str(Path.home() / ".config" / "gcloud")
     if (Path(config) / "application_default_credentials.json").is_file():
         return "application default credentials (gcloud's file)"
-    return (
-        "application default credentials (no gcloud file here: only the metadata server on Google "
-        f"Cloud can supply them; elsewhere set {CREDENTIALS_ENV} or run "
-        "`gcloud auth application-default login`)"
-    )
+    return "application default credentials (no gcloud file here: the metadata server's, on Google Cloud)"

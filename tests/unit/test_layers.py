@@ -74,6 +74,10 @@ RESTRICTED = {
     "redis": {"store"},
     # The optional tracing extra: only the telemetry layer may import it (and only when tracing is on).
     "opentelemetry": {"telemetry"},
+    # The optional gcp extra: only the providers (Vertex AI's credentials), and only when first used.
+    "google": {"providers"},
+    # Comes with google-auth: the simulated token endpoint checks signatures with it.
+    "cryptography": {"mock"},
 }
 
 
