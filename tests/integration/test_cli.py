@@ -35,12 +35,19 @@ KEY_VARS = (
     "GEMINI_API_KEY",
     "AZURE_OPENAI_ENDPOINT",
     "AZURE_OPENAI_API_KEY",
+    "GOOGLE_CLOUD_PROJECT",  # the catalog's vertex provider gives its region, not its project
     *HOSTED_KEYS,
 )
+# Google's other variables, which would change what a vertex provider finds.
+GOOGLE_VARS = ("GOOGLE_CLOUD_LOCATION", "GOOGLE_APPLICATION_CREDENTIALS")
 
 
 def _clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in KEY_VARS and not k.startswith("ROUTER_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in KEY_VARS and k not in GOOGLE_VARS and not k.startswith("ROUTER_")
+    }
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -370,10 +377,11 @@ def test_demo_serves_every_chat_model_of_the_catalog(demo: str) -> None:
             completion = client.completions.create(model=model.id, prompt="ping", max_tokens=20)
             assert completion.choices[0].text, model.id
     kinds = {catalog.provider_of(view).kind for m in chat_models for view in m.views()}
-    assert kinds == {"openai", "anthropic", "gemini", "azure"}
-    # Each deployment of a model with several, pinned, answers too.
+    assert kinds == {"openai", "anthropic", "gemini", "azure", "vertex"}
+    # Each deployment of a model with several, pinned, answers too (Vertex AI's through the simulated
+    # one, with the demo's static token: no google-auth needed).
     pinned = [view.key for m in chat_models for view in m.deployments]
-    assert "azure/gpt-5-mini" in pinned
+    assert {"azure/gpt-5-mini", "vertex/sonnet-4-5", "vertex/gemini-2.5-flash"} <= set(pinned)
     for name in pinned:
         raw = client.chat.completions.with_raw_response.create(
             model=name, messages=[{"role": "user", "content": "ping"}]
@@ -407,7 +415,11 @@ def test_explain_prints_ranked_candidates_and_exclusions() -> None:
     plan = json.loads(result.stdout)
     assert plan["strategy"] == "quality" and plan["candidates"][0]["model"] == "gpt-5.2"
     reasons = {e["model"]: e["reason"] for e in plan["excluded"]}
-    assert reasons["sonnet-4-5"] == "provider 'anthropic' has no key: set ANTHROPIC_API_KEY"
+    # Both of its deployments lack something: each is named with what it lacks.
+    assert reasons["sonnet-4-5"] == (
+        "provider 'anthropic' has no key: set ANTHROPIC_API_KEY; "
+        "provider 'vertex' is not configured: set GOOGLE_CLOUD_PROJECT"
+    )
     assert "embeddings" in reasons["text-embedding-3-small"]
 
 
