@@ -13,6 +13,7 @@ key's ``token_uri`` for a service account. A token endpoint that hangs is given 
 from __future__ import annotations
 
 import calendar
+import warnings
 from typing import Any
 
 from router.providers._tokens import Grant, TokenError
@@ -54,7 +55,11 @@ class GoogleCredentials:
 
         if self._file:
             load: Any = google.auth.load_credentials_from_file  # untyped in google-auth
-            credentials, _ = load(self._file, scopes=[SCOPE])
+            # The file is the operator's own configuration, which google.auth.default() loads with
+            # this very function, its warning about files from untrusted sources silenced likewise.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                credentials, _ = load(self._file, scopes=[SCOPE])
         else:
             credentials, _ = google.auth.default(scopes=[SCOPE])
         self._request = _Bounded(Request())
@@ -77,7 +82,11 @@ class _Bounded:
 
 
 def _reason(exc: Exception) -> str:
-    """google-auth's message: its first argument (the others may hold the endpoint's raw answer)."""
+    """google-auth's message: its first argument (the others may hold the endpoint's raw answer),
+    and the error it wraps, which says what was wrong with a key file."""
     first = exc.args[0] if exc.args else ""
     text = first if isinstance(first, str) and first else type(exc).__name__
+    cause = exc.__cause__
+    if cause is not None and cause.args and isinstance(cause.args[0], str):
+        text = f"{text}: {cause.args[0]}"
     return text[:500]

@@ -18,7 +18,8 @@ from typing import NamedTuple, Protocol
 from router.clock import Clock
 from router.errors import RouterError
 
-# A token is not handed out in its last seconds: the request must reach the upstream before it expires.
+# A token is not handed out in its last seconds (the request must reach the upstream before it
+# expires): the last ten, or the last quarter of a shorter-lived token's life.
 EXPIRY_MARGIN_S = 10.0
 # Refresh this long before expiry (google-auth's own threshold is 3 min 45 s), or at half the token's
 # lifetime when that is shorter.
@@ -123,7 +124,7 @@ class RefreshingToken:
         self.start()
         grant = self._grant
         now = self._clock.wall()
-        if grant is not None and now < self._expires(grant) - EXPIRY_MARGIN_S:
+        if grant is not None and now < self._usable_until(grant):
             return grant
         failed = self._failed
         if failed is not None and self._pending is None and now - failed[1] < self._fail_fast_s:
@@ -167,6 +168,10 @@ class RefreshingToken:
         expires = self._expires(grant)
         lead = min(self._ahead_s, (expires - self._obtained) / 2)
         return max(expires - lead - self._clock.wall(), 0.0)
+
+    def _usable_until(self, grant: Grant) -> float:
+        expires = self._expires(grant)
+        return expires - min(EXPIRY_MARGIN_S, (expires - self._obtained) / 4)
 
     def _expires(self, grant: Grant) -> float:
         if grant.expires_at is not None:
