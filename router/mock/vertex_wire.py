@@ -146,7 +146,9 @@ def gemini_problem(req: Mapping[str, Any]) -> str | None:
 
 def claude_body(body: bytes, model: str, request_id: str) -> bytes | web.Response:
     """A rawPredict body as a Messages body for ``model`` (Anthropic's name for it), or Claude's 400:
-    Vertex takes ``anthropic_version`` in the body and no ``model``."""
+    Vertex takes ``anthropic_version`` in the body and no ``model``. The documented version alone is
+    accepted (what refusing another looks like is unconfirmed: one report, clawvisor#156, saw a 404 for
+    ``2023-06-01``; anthropic 2.17's Vertex client sends its own API version, 2026-10-21)."""
     try:
         raw = msgspec.json.decode(body)
     except msgspec.DecodeError:
