@@ -139,7 +139,7 @@ def create_app(
         if adapters is not None:
             live.update(adapters)
         else:
-            live.update(build_adapters(catalog, outgoing, incoming))
+            live.update(build_adapters(catalog, outgoing, incoming, clock))
         _warn(keys.warnings)
         await state.start()
         await services.bodies.start()
@@ -268,7 +268,7 @@ class Reloader:
             if current is not None and old.providers.get(name) == provider:
                 live[name] = current
             elif supports(provider):
-                live[name] = build_adapter(provider, self.outgoing, self.incoming)
+                live[name] = build_adapter(provider, self.outgoing, self.incoming, self.services.clock)
         kept = {id(adapter) for adapter in live.values()}
         return live, [a for a in self.live.values() if id(a) not in kept]
 
@@ -293,10 +293,15 @@ class Reloader:
 
 
 def build_adapters(
-    catalog: Catalog, outgoing: OutgoingHeaders | None = None, incoming: IncomingHeaders | None = None
+    catalog: Catalog,
+    outgoing: OutgoingHeaders | None = None,
+    incoming: IncomingHeaders | None = None,
+    clock: Clock | None = None,
 ) -> dict[str, ChatAdapter]:
     return {
-        name: build_adapter(p, outgoing, incoming) for name, p in catalog.providers.items() if supports(p)
+        name: build_adapter(p, outgoing, incoming, clock)
+        for name, p in catalog.providers.items()
+        if supports(p)
     }
 
 

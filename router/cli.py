@@ -15,6 +15,7 @@ import time
 
 from router.catalog import Catalog, CatalogError, Provider, load_catalog
 from router.catalog.schema import BudgetSpec
+from router.catalog.vertex import PROJECT_ENV, REGION_ENV, VertexAccess
 from router.settings import Settings
 from router.telemetry.logging import configure_logging
 from router.telemetry.tracing_env import tracing_problem, tracing_summary
@@ -28,8 +29,10 @@ MOCK_PREFIX = {
     "gemini": "/gemini/v1beta",
     "azure": "/azure",  # the resource endpoint: the adapter adds /openai/v1 or /openai/deployments
     "bedrock": "/bedrock",  # the runtime endpoint: the adapter adds /model/{id}/converse
+    "vertex": "/vertex",  # the host: the adapter adds /v1/projects/{project}/locations/{region}/...
 }
 DEMO_KEY = "demo-key-not-secret"
+DEMO_PROJECT = "demo-project"
 
 
 def _load(settings: Settings) -> Catalog | None:
@@ -49,7 +52,7 @@ def check(settings: Settings) -> int:
         f"  {len(catalog.providers)} providers, {len(catalog.models)} models, {len(catalog.aliases)} aliases"
     )
     for provider in catalog.providers.values():
-        count = sum(1 for m in catalog.models.values() if any(v.provider == provider.name for v in m.views()))
+        count = sum(1 for m in catalog.models.values() for v in m.views() if v.provider == provider.name)
         where = provider.base_url or (
             "(endpoint from AWS_REGION)"
             if provider.aws is not None
@@ -113,12 +116,16 @@ def _provider_state(provider: Provider) -> str:
     """What a provider lacks before it can be called (each variable not set), or that it has it all."""
     if provider.missing:
         state = f"not configured: {provider.remedy()}"
+    elif provider.vertex is not None:
+        state = "ready"
     elif provider.api_key_env is None:
         state = "no key needed"
     else:
         state = f"key set ({provider.api_key_env})"
     if provider.aws is not None:
         return _aws_state(provider, state)
+    if provider.vertex is not None:
+        return f"{_vertex_summary(provider.vertex)}; {state}"
     access = provider.azure
     if access is None:
         return state
@@ -142,6 +149,13 @@ def _aws_state(provider: Provider, state: str) -> str:
             return f"{region}, {source}, {how}; not usable until the AWS chain gives credentials"
         source = f"{source}, {how}"
     return f"{region}, {source}; ready"
+
+
+def _vertex_summary(access: VertexAccess) -> str:
+    """A Vertex AI provider's project, region and where its credentials come from (never their value)."""
+    project = f"project {access.project}" if access.project else "no project"
+    region = f"region {access.region}" if access.region else "no region"
+    return f"{access.describe()} for {project}, {region}"
 
 
 def _access_summary(settings: Settings, catalog: Catalog) -> str:
@@ -400,6 +414,15 @@ def demo_environment(catalog: Catalog, mock_url: str) -> dict[str, str]:
                 "AWS_REGION", provider.aws.region if provider.aws and provider.aws.region else "us-east-1"
             )
             env["AWS_BEARER_TOKEN_BEDROCK"] = ""  # a real Bedrock API key would be sent to the simulation
+        access = provider.vertex
+        if access is not None:
+            # A static token the simulated Vertex AI accepts (no google-auth needed), and a project
+            # and region where the catalog leaves them to the environment.
+            env[access.token_env] = DEMO_KEY
+            if not access.project:
+                env[PROJECT_ENV] = DEMO_PROJECT
+            if not access.region:
+                env[REGION_ENV] = "global"
     return env
 
 

@@ -1,7 +1,7 @@
 """Model catalog: schema, loader and the resolved, frozen ``Catalog``."""
 
 from router.catalog.loader import CatalogError, load_catalog, parse_catalog
-from router.catalog.model import Catalog, Model, Provider, Target
+from router.catalog.model import Catalog, Model, Provider, Target, remedy
 from router.catalog.schema import STRATEGIES, AutoCacheSpec, CacheSpec
 
 __all__ = [
@@ -15,4 +15,5 @@ __all__ = [
     "Target",
     "load_catalog",
     "parse_catalog",
+    "remedy",
 ]

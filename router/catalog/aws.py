@@ -64,8 +64,11 @@ def aws_installed() -> bool:
 
 
 def check_not_aws(p: ProviderSpec) -> None:
-    """``region`` and ``profile`` are Bedrock settings: other kinds take neither."""
+    """``region`` and ``profile`` are Bedrock settings: other kinds take neither (but Vertex AI, which
+    has a region of its own)."""
     for field in _AWS_ONLY:
+        if field == "region" and p.kind == "vertex":
+            continue
         if getattr(p, field) is not None:
             raise AwsEntryError(
                 field,

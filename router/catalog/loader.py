@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 import msgspec
 import yaml
 
-from router.catalog.model import Catalog, EntryError, build_catalog
+from router.catalog.entry import EntryError
+from router.catalog.model import Catalog, build_catalog
 from router.catalog.schema import (
     AccessSpec,
     AliasSpec,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import msgspec
 
 from router.catalog.aws import BEARER_ENV, AwsAccess, AwsEntryError, aws_access, check_not_aws, endpoint
+from router.catalog.entry import EntryError
 from router.catalog.schema import (
     STRATEGIES,
     AccessSpec,
@@ -30,16 +31,14 @@ from router.catalog.schema import (
     Speed,
     Timeouts,
 )
+from router.catalog.vertex import (
+    VertexAccess,
+    check_vertex_model,
+    check_vertex_url,
+    refuse_vertex_fields,
+    vertex_setup,
+)
 from router.errors import ModelNotFound
-
-
-class EntryError(Exception):
-    """A catalog entry that passed the schema but does not fit with the rest; ``path`` locates it."""
-
-    def __init__(self, path: tuple[str, ...], reason: str) -> None:
-        super().__init__(reason)
-        self.path = path
-        self.reason = reason
 
 
 class AzureAccess(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,10 +63,12 @@ class Provider(msgspec.Struct, frozen=True, kw_only=True):
     auto_cache: AutoCacheSpec | None = None
     # The variable that overrides the catalog's base URL (or, without one, supplies it).
     base_url_env: str = ""
-    # The variables this provider waits for (its URL's, its key's): unset, it cannot be called.
+    # What this provider waits for: the variables of its URL and key, unset (or an instruction, such
+    # as installing the extra its credentials need). Missing anything, it cannot be called.
     missing: tuple[str, ...] = ()
     azure: AzureAccess | None = None
     aws: AwsAccess | None = None
+    vertex: VertexAccess | None = None
 
     @property
     def configured(self) -> bool:
@@ -75,20 +76,29 @@ class Provider(msgspec.Struct, frozen=True, kw_only=True):
         return not self.missing
 
     def needs(self) -> str:
-        """What to set before this provider can be called: ``A`` or ``A and B``."""
+        """What this provider lacks: ``A`` or ``A and B``."""
         return " and ".join(self.missing)
 
     def remedy(self) -> str:
-        """What to do before this provider can be called, as an instruction: ``set A and B``, or
-        ``install router[aws] and set A`` for a kind whose optional extra is not installed."""
-        steps = [m for m in self.missing if m.startswith("install ")]
-        variables = [m for m in self.missing if not m.startswith("install ")]
-        if variables:
-            steps.append("set " + " and ".join(variables))
-        return " and ".join(steps)
+        """What to do before it can be called: ``set A and B``, ``install router[gcp] ...``."""
+        return remedy(self.missing)
 
     def __repr__(self) -> str:  # never show the key, even in a debugger or a traceback
         return f"Provider(name={self.name!r}, kind={self.kind!r}, base_url={self.base_url!r})"
+
+
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def remedy(missing: Iterable[str], joiner: str = " and ") -> str:
+    """What to do about what ``missing`` lists: each instruction as it is, then ``set`` the
+    variables (``install router[gcp] ... and set A and B``; ``joiner`` " or " for alternatives)."""
+    items = list(dict.fromkeys(missing))
+    variables = [item for item in items if _VARIABLE.match(item)]
+    steps = [item for item in items if not _VARIABLE.match(item)]
+    if variables:
+        steps.append("set " + joiner.join(variables))
+    return joiner.join(steps)
 
 
 class Model(msgspec.Struct, frozen=True, kw_only=True):
@@ -261,11 +271,16 @@ def _view(
         known = ", ".join(providers)
         raise EntryError((*path, "provider"), f"unknown provider {d.provider!r} (known: {known})")
     check_azure_model(model_id, m, provider.name, provider.azure)
+    upstream = d.upstream or model_id
+    # The wire format the upstream speaks: a Vertex model's is its publisher's.
+    wire: ProviderKind = provider.kind
+    if provider.kind == "vertex":
+        wire = "anthropic" if check_vertex_model(path, upstream) == "anthropic" else "vertex"
     several = m.provider is None and len(m.deployments) > 1
     return Model(
         id=model_id,
         provider=d.provider,
-        upstream=d.upstream or model_id,
+        upstream=upstream,
         context_window=m.context_window,
         max_output=m.max_output,
         price=d.price or m.price,
@@ -277,9 +292,9 @@ def _view(
         description=m.description,
         endpoints=_endpoints(model_id, m, provider.kind),
         fallbacks=tuple(m.fallbacks),
-        auto_cache=provider.auto_cache
+        auto_cache=(provider.auto_cache if wire == "anthropic" else None)
         if m.auto_cache is None
-        else _auto_cache(("models", model_id), m.auto_cache, provider.kind),
+        else _auto_cache(("models", model_id), m.auto_cache, wire),
         deployment=f"{d.provider}/{model_id}" if several else None,
         weight=d.weight,
         rpm=d.rpm,
@@ -359,6 +374,7 @@ KIND_ENDPOINTS: dict[str, frozenset[Endpoint]] = {
     "gemini": frozenset({"chat", "embeddings"}),
     "azure": frozenset({"chat", "responses", "embeddings"}),
     "bedrock": frozenset({"chat"}),
+    "vertex": frozenset({"chat"}),
 }
 
 
@@ -429,12 +445,16 @@ def _provider(name: str, p: ProviderSpec, environ: Mapping[str, str]) -> Provide
     if aws is not None and p.base_url is None and p.base_url_env is None:
         # The region's endpoint ("" while the region is unknown: then the region is what it waits for).
         p = msgspec.structs.replace(p, base_url=endpoint(aws))
-    if p.base_url is None and p.base_url_env is None:
+    token = _env_token(name)
+    url_env = p.base_url_env or f"ROUTER_{token}_BASE_URL"
+    vertex = vertex_setup(path, p, environ, token) if p.kind == "vertex" else None
+    if vertex is None:
+        refuse_vertex_fields(path, p)
+    if p.base_url is None and p.base_url_env is None and vertex is None:
         raise EntryError(
             (*path, "base_url"), "give base_url, or base_url_env naming the variable that holds it"
         )
-    url_env = p.base_url_env or f"ROUTER_{_env_token(name)}_BASE_URL"
-    base_url = (environ.get(url_env) or p.base_url or "").rstrip("/")
+    base_url = (environ.get(url_env) or p.base_url or (vertex.base_url if vertex else "")).rstrip("/")
     if base_url and not re.match(r"^https?://[^/\s]+", base_url):
         where = f" (from {url_env})" if environ.get(url_env) else ""
         raise EntryError((*path, "base_url"), f"{base_url!r}{where} is not an http(s) URL")
@@ -444,7 +464,13 @@ def _provider(name: str, p: ProviderSpec, environ: Mapping[str, str]) -> Provide
         missing = [*lacks, *(m for m in missing if not (aws is not None and not aws.region and m == url_env))]
         if aws is not None and aws.kind == "bearer":
             key = environ.get(BEARER_ENV)  # kept out of messages like any key
-    auto_cache = _auto_cache(path, p.auto_cache, p.kind)
+    if vertex is not None:
+        check_vertex_url(path, base_url, url_env)
+        key = vertex.token
+        # Its URL follows from the region: without one, the region is what to set.
+        missing = list(vertex.missing)
+    # A Vertex provider's auto_cache is for its Claude models (the Gemini ones cache on their own).
+    auto_cache = _auto_cache(path, p.auto_cache, "anthropic" if p.kind == "vertex" else p.kind)
     return Provider(
         name=name,
         kind=p.kind,
@@ -461,6 +487,7 @@ def _provider(name: str, p: ProviderSpec, environ: Mapping[str, str]) -> Provide
         missing=tuple(missing),
         azure=azure_access(path, p, base_url, url_env),
         aws=aws,
+        vertex=vertex.access if vertex is not None else None,
     )
 
 

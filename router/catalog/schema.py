@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-ProviderKind = Literal["openai", "anthropic", "gemini", "azure", "bedrock"]
+ProviderKind = Literal["openai", "anthropic", "gemini", "azure", "bedrock", "vertex"]
 # Azure OpenAI: the URL form its calls take, and how its credential is sent.
 AzureApi = Literal["v1", "deployments"]
 AzureAuth = Literal["api-key", "entra"]
@@ -80,7 +80,8 @@ class Speed(Spec, frozen=True):
 class ProviderSpec(Spec, frozen=True):
     kind: ProviderKind
     # Absent: the URL comes only from the variable ``base_url_env`` names (the provider is not
-    # configured while it is unset), as an Azure resource's endpoint does.
+    # configured while it is unset), as an Azure resource's endpoint does; a Vertex AI provider's
+    # is derived from its region.
     base_url: str | None = None
     api_key_env: EnvName | None = None
     base_url_env: EnvName | None = None
@@ -100,11 +101,15 @@ class ProviderSpec(Spec, frozen=True):
     # An unquoted 2024-10-21, which YAML reads as a date, is taken as the version it spells.
     api_version: str | None = None
     auth: AzureAuth | None = None
-    # AWS Bedrock only. ``region``: where its calls go and are signed for (default: AWS_REGION, then
-    # AWS_DEFAULT_REGION); ``profile``: the AWS profile whose credentials sign them (default: the
-    # standard chain, AWS_PROFILE included). Without ``base_url`` the URL is the region's endpoint.
+    # AWS Bedrock and Vertex AI only. ``region``: where calls go (Bedrock: and are signed for; default
+    # AWS_REGION, then AWS_DEFAULT_REGION. Vertex: ``global``, ``us``, ``eu`` or a region such as
+    # ``us-east5``; default GOOGLE_CLOUD_LOCATION). Without ``base_url`` the URL follows from it.
     region: str | None = None
+    # AWS Bedrock only: the AWS profile whose credentials sign its calls (default: the standard chain,
+    # AWS_PROFILE included).
     profile: str | None = None
+    # Vertex AI only: the Google Cloud project (default GOOGLE_CLOUD_PROJECT).
+    project: str | None = None
 
 
 class DeploymentSpec(Spec, frozen=True):

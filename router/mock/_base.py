@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from typing import ClassVar, Final
+from typing import ClassVar, Final, NamedTuple
 
 import msgspec
 from aiohttp import web
@@ -102,6 +102,16 @@ async def answer(
     except ConnectionError:
         note_disconnect(request)
     return response
+
+
+class Venue(NamedTuple):
+    """Where a fake's wire format is served: by the provider itself, or by another host of its models
+    (Vertex AI hosts Gemini's and Claude's). ``provider`` is the name faults and speed are scripted
+    under; ``status_error`` renders a ``status`` fault there (``True``: the answer would have been a
+    JSON array, or a stream, where some hosts wrap errors in one)."""
+
+    provider: str
+    status_error: Callable[[Fault, bool], web.Response]
 
 
 class FakeProvider:

@@ -20,6 +20,7 @@ from aiohttp import web
 from router.mock._base import (
     MISSING_FIELD,
     FakeProvider,
+    Venue,
     act_out,
     answer,
     fault_headers,
@@ -446,12 +447,7 @@ class AnthropicFake(FakeProvider):
         request_id, refused = self._begin(request, body)
         if refused is not None:
             return request_id, refused
-        try:
-            req = self._decoder.decode(body)
-        except msgspec.DecodeError as exc:
-            return request_id, invalid_request(_decode_failure(exc), request_id)
-        problem = _check(req, counting=counting)
-        return request_id, req if problem is None else invalid_request(problem, request_id)
+        return request_id, self.checked(body, request_id, counting=counting)
 
     def _record_id(self, request: web.BaseRequest, body: bytes) -> str:
         """Log the request; return the ``req_...`` id its response carries."""
@@ -479,12 +475,40 @@ class AnthropicFake(FakeProvider):
         request_id, req = self._accept(request, await request.read(), counting=False)
         if isinstance(req, web.Response):
             return req
+        venue = Venue(PROVIDER, lambda f, _: fault_error(f, req.model, request_id))
+        return await self.serve(request, req, request_id, streaming=bool(req.stream), venue=venue)
+
+    def checked(
+        self, body: bytes, request_id: str, *, counting: bool = False
+    ) -> MessagesRequest | web.Response:
+        """A Messages body decoded and checked as Anthropic does, or its 400."""
+        try:
+            req = self._decoder.decode(body)
+        except msgspec.DecodeError as exc:
+            return invalid_request(_decode_failure(exc), request_id)
+        problem = _check(req, counting=counting)
+        return req if problem is None else invalid_request(problem, request_id)
+
+    async def serve(
+        self,
+        request: web.Request,
+        req: MessagesRequest,
+        request_id: str,
+        *,
+        streaming: bool,
+        venue: Venue,
+        scripted_as: str | None = None,
+        id_prefix: str = "",
+    ) -> web.StreamResponse:
+        """Answer a checked Messages request, for Anthropic or another host of Claude (``venue``):
+        faults and speed are looked up for ``scripted_as`` (default: the body's model), and the
+        message id starts ``msg_{id_prefix}``."""
         state = self._state
-        streaming = bool(req.stream)
+        model = scripted_as or req.model
         fault = await act_out(
             request,
-            state.faults.take(PROVIDER, req.model, streaming=streaming),
-            lambda f: fault_error(f, req.model, request_id),
+            state.faults.take(venue.provider, model, streaming=streaming),
+            lambda f: venue.status_error(f, streaming),
             {"request-id": request_id},
         )
         if isinstance(fault, web.StreamResponse):
@@ -493,8 +517,8 @@ class AnthropicFake(FakeProvider):
         prompt = prompt_of(req)
         reply = plan_reply(prompt, hex_id)
         cached = cache_usage(req, state.prompts, reply.prompt_tokens)
-        message, pieces = answer_of(req, prompt, reply, hex_id, cached)
-        behaviour = state.behaviour(PROVIDER, req.model)
+        message, pieces = answer_of(req, prompt, reply, id_prefix + hex_id, cached)
+        behaviour = state.behaviour(venue.provider, model)
         if streaming:
             ping_every = PING_EVERY if behaviour.piece_interval else 0
             events = stream_events(message, pieces, ping_every=ping_every)

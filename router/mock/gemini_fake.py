@@ -19,7 +19,7 @@ from typing import Any, Final, NamedTuple
 import msgspec
 from aiohttp import web
 
-from router.mock._base import FakeProvider, act_out, answer
+from router.mock._base import FakeProvider, Venue, act_out, answer
 from router.mock.faults import Behaviour, MockState
 from router.mock.faultspec import Fault
 from router.mock.gemini_schema import Json, content_problems, request_problems, violations
@@ -133,6 +133,15 @@ def stream_error_event(fault: Fault) -> bytes:
 
 
 # --- request checks ------------------------------------------------------------------------------
+
+
+def checked_request(body: bytes, model: str) -> Json | web.Response:
+    """A generateContent request as Gemini's parser and validation accept it, or their 400."""
+    req = _parse(body, "GenerateContentRequest")
+    if isinstance(req, web.Response):
+        return req
+    problem = next(request_problems(req, model), None)
+    return req if problem is None else invalid_argument(problem)
 
 
 def _parse(body: bytes, kind: str) -> Json | web.Response:
@@ -351,6 +360,8 @@ def _model_info(name: str) -> Json:
 
 # --- handlers ------------------------------------------------------------------------------------
 
+_GEMINI: Final = Venue(PROVIDER, lambda fault, in_array: fault_error(fault, in_array=in_array))
+
 
 class GeminiFake(FakeProvider):
     """The Gemini routes of a mock app, reading faults, speed and keys from ``state``."""
@@ -410,20 +421,26 @@ class GeminiFake(FakeProvider):
     async def _generate(
         self, request: web.Request, body: bytes, model: str, *, streaming: bool
     ) -> web.StreamResponse:
-        req = _parse(body, "GenerateContentRequest")
+        req = checked_request(body, model)
         if isinstance(req, web.Response):
             return req
-        problem = next(request_problems(req, model), None)
-        if problem is not None:
-            return invalid_argument(problem)
+        return await self.generate(request, req, model, streaming=streaming)
+
+    async def generate(
+        self, request: web.Request, req: Json, model: str, *, streaming: bool, venue: Venue | None = None
+    ) -> web.StreamResponse:
+        """Answer a checked generateContent request for ``model``, as this fake or, with ``venue``, as
+        another host of Gemini models (its faults, speed and status errors)."""
+        venue = venue or _GEMINI
         state = self._state
         sse = request.query.get("alt") == "sse"
-        fault = state.faults.take(PROVIDER, model, streaming=streaming)
-        live = await self._act_out(request, fault, in_array=streaming and not sse)
+        fault = state.faults.take(venue.provider, model, streaming=streaming)
+        in_array = streaming and not sse
+        live = await act_out(request, fault, lambda f: venue.status_error(f, in_array))
         if isinstance(live, web.StreamResponse):
             return live
         planned = with_implicit_cache(plan_answer(req, model, state.ids.next_hex()), req, state.prompts)
-        behaviour = state.behaviour(PROVIDER, model)
+        behaviour = state.behaviour(venue.provider, model)
         if streaming:
             return await self._stream(request, stream_chunks(planned), behaviour, live, sse)
         delay = behaviour.non_stream_delay(len(planned.reply.pieces))

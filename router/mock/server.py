@@ -26,6 +26,8 @@ from router.mock.openai_fake import OpenAIFake
 from router.mock.openai_wire import PREFIX as OPENAI_PREFIX
 from router.mock.openai_wire import invalid_request, not_found
 from router.mock.requestlog import note_disconnect
+from router.mock.vertex_fake import VertexFake
+from router.mock.vertex_wire import PREFIX as VERTEX_PREFIX
 
 STATE_KEY: Final = web.AppKey("mock_state", MockState)
 CONTROL_PREFIX: Final = "/__mock__"
@@ -180,10 +182,13 @@ def build_mock_app(state: MockState | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_note_disconnects])
     app[STATE_KEY] = state
     OpenAIFake(state).add_routes(app)
-    AnthropicFake(state).add_routes(app)
-    GeminiFake(state).add_routes(app)
+    anthropic = AnthropicFake(state)
+    anthropic.add_routes(app)
+    gemini = GeminiFake(state)
+    gemini.add_routes(app)
     AzureFake(state).add_routes(app)
     BedrockFake(state).add_routes(app)
+    VertexFake(state, gemini, anthropic).add_routes(app)
     _ControlApi(state).add_routes(app)
     app.router.add_route("*", "/{tail:.*}", _unknown_path)
     app.on_response_prepare.append(_RequestIdStamp(state))
@@ -245,6 +250,11 @@ class MockServer:
         """The fake Azure resource's endpoint (``azure_endpoint=`` of ``AzureOpenAI``)."""
         return self.url + AZURE_PREFIX
 
+    @property
+    def vertex_url(self) -> str:
+        """The fake Vertex AI host (a vertex provider's base URL)."""
+        return self.url + VERTEX_PREFIX
+
     async def close(self) -> None:
         runner, self._runner = self._runner, None
         self._port = None
@@ -272,7 +282,7 @@ async def serve_forever(host: str = "127.0.0.1", port: int = 8089, state: MockSt
     try:
         print(
             f"mock providers listening on {server.url} (openai: {server.openai_url}, "
-            f"azure endpoint: {server.azure_endpoint})",
+            f"azure endpoint: {server.azure_endpoint}, vertex: {server.vertex_url})",
             flush=True,
         )
         await asyncio.Event().wait()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from router.catalog import Provider
+from router.clock import Clock, SystemClock
 from router.providers._http import IncomingHeaders, OutgoingHeaders, UpstreamClient
 from router.providers.base import Call, ChatAdapter, Embedder, EmbeddingCall, ResponsesNative, UpstreamCall
 
-SUPPORTED_KINDS = frozenset({"openai", "anthropic", "gemini", "azure", "bedrock"})
+SUPPORTED_KINDS = frozenset({"openai", "anthropic", "gemini", "azure", "bedrock", "vertex"})
 # Kinds whose adapter needs an optional extra (``router[aws]``): no adapter is built while it is missing.
 EXTRA_KINDS = frozenset({"bedrock"})
 
@@ -18,14 +19,19 @@ def supports(provider: Provider) -> bool:
 
 
 def build_adapter(
-    provider: Provider, outgoing: OutgoingHeaders | None = None, incoming: IncomingHeaders | None = None
+    provider: Provider,
+    outgoing: OutgoingHeaders | None = None,
+    incoming: IncomingHeaders | None = None,
+    clock: Clock | None = None,
 ) -> ChatAdapter:
     """The adapter for a provider's wire kind, with its own pooled client (``outgoing`` adds
-    headers to each of its requests, ``incoming`` is told each answer's headers)."""
+    headers to each of its requests, ``incoming`` is told each answer's headers; ``clock`` times
+    the access tokens of a provider that refreshes them)."""
     from router.providers.anthropic import AnthropicAdapter
     from router.providers.azure import AzureDialect
     from router.providers.gemini import GeminiAdapter
     from router.providers.openai import OpenAIAdapter
+    from router.providers.vertex import VertexAdapter, VertexCalls, VertexClaude, VertexGemini, vertex_tokens
 
     if provider.kind == "openai":
         return OpenAIAdapter(provider, UpstreamClient(provider, outgoing, incoming))
@@ -40,6 +46,15 @@ def build_adapter(
         from router.providers.bedrock import BedrockAdapter  # imports botocore (router[aws])
 
         return BedrockAdapter(provider, UpstreamClient(provider, outgoing, incoming))
+    if provider.kind == "vertex":
+        # Gemini's and Anthropic's adapters at Vertex AI's URLs, with its OAuth token: one client, one
+        # token source, and each model to the adapter of its publisher.
+        client = UpstreamClient(provider, outgoing, incoming)
+        tokens = vertex_tokens(provider, clock or SystemClock())
+        calls = VertexCalls(provider, tokens)
+        gemini = GeminiAdapter(provider, client, VertexGemini(calls))
+        claude = AnthropicAdapter(provider, client, VertexClaude(calls))
+        return VertexAdapter(gemini, claude, tokens)
     raise ValueError(f"provider kind {provider.kind!r} has no adapter")
 
 

@@ -19,7 +19,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from router.catalog import Catalog, Model, Target
+from router.catalog import Catalog, Model, Target, remedy
 from router.clock import Clock
 from router.errors import (
     AdapterUnavailable,
@@ -565,11 +565,9 @@ def _with_untried(error: RouterError, plan: Plan, run: _Run) -> RouterError:
     set (unless the error is that very complaint)."""
     missing = sorted(({*plan.unconfigured} | run.missing_keys) - {""})
     if missing and not isinstance(error, ProviderNotConfigured):
-        steps = [m for m in missing if m.startswith("install ")]
-        variables = [m for m in missing if not m.startswith("install ")]
-        todo = " or ".join([*steps, *(["set " + " or ".join(variables)] if variables else [])])
         error.message = (
-            f"{error.message.rstrip('.')}. Models whose providers have no key were not tried: {todo}."
+            f"{error.message.rstrip('.')}. Models whose providers have no key were not tried: "
+            f"{remedy(missing, ' or ')}."
         )
     return error
 

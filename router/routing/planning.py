@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from router.catalog import Catalog, Model, Target
+from router.catalog import Catalog, Model, Target, remedy
 from router.catalog.schema import Speed
 from router.errors import InvalidRequest, NoCandidate, RouterError, listed
 from router.routing.strategies import (
@@ -173,7 +173,8 @@ class Planner:
             # Models that could serve it exist, but the router cannot call them: configuration.
             error = NoCandidate(f"No model can serve {what} now ({reasons}).")
             if unconfigured:
-                error.message += f" Set {' or '.join(unconfigured)} to let the router use more models."
+                todo = remedy(unconfigured, " or ")
+                error.message += f" {todo[:1].upper()}{todo[1:]} to let the router use more models."
                 error.client_should_retry = False
             return error
         too_small = [self.catalog.models[e.model] for e in excluded if e.kind == "size"]

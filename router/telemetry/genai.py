@@ -58,6 +58,7 @@ _KINDS = {
     "gemini": "gcp.gemini",
     "azure": "azure.ai.openai",
     "bedrock": "aws.bedrock",
+    "vertex": "gcp.vertex_ai",
 }
 
 # Request fields → attributes, for the numeric parameters every chat-like API shares.

@@ -25,6 +25,8 @@ SECRET_KEY = "sk-test-SECRET-0123456789abcdef"
 AZURE_KEY = "azure-test-key-0123456789"
 # An Entra ID access token's shape (a JWT); the simulated resource checks no signature.
 AZURE_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL2NvZ25pdGl2ZXNlcnZpY2VzIn0.c2lnbmF0dXJl"
+# An OAuth access token's shape (as `gcloud auth print-access-token` prints one) for Vertex AI.
+VERTEX_TOKEN = "ya29.a0AfB_test-vertex-token-0123456789"
 MAX_BODY = 64 * 1024
 # The machine's own AWS settings would sign the simulated Bedrock's calls another way.
 AWS_INHERITED = ("AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")
@@ -164,6 +166,10 @@ def start_router(
         "ROUTER_AZURE_LEGACY_BASE_URL": f"{mock.url}/azure",
         "ROUTER_AZURE_ENTRA_BASE_URL": f"{mock.url}/azure",
         "ROUTER_DEAD_AZURE_BASE_URL": f"http://127.0.0.1:{closed}",
+        "ROUTER_VERTEX_BASE_URL": f"{mock.url}/vertex",
+        "ROUTER_VERTEX_ACCESS_TOKEN": VERTEX_TOKEN,
+        "ROUTER_DEAD_VERTEX_BASE_URL": f"http://127.0.0.1:{closed}",
+        "ROUTER_DEAD_VERTEX_ACCESS_TOKEN": VERTEX_TOKEN,
         "TEST_AZURE_KEY": AZURE_KEY,
         "TEST_AZURE_TOKEN": AZURE_TOKEN,
         "ROUTER_BEDROCK_BASE_URL": f"{mock.url}/bedrock",
@@ -179,7 +185,15 @@ def start_router(
             env[var] = value
         else:
             env.pop(var, None)
-    for inherited in (*AWS_INHERITED, "ROUTER_API_KEY", "ROUTER_OPS_KEY", "ROUTER_REDIS_URL"):
+    for inherited in (
+        *AWS_INHERITED,
+        "ROUTER_API_KEY",
+        "ROUTER_OPS_KEY",
+        "ROUTER_REDIS_URL",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "GOOGLE_CLOUD_PROJECT",
+        "GOOGLE_CLOUD_LOCATION",
+    ):
         if inherited not in extra:
             env.pop(inherited, None)
     args = [sys.executable, "-m", "router", "serve", "--port", str(port), "--catalog", str(catalog)]

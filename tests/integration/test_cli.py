@@ -35,12 +35,19 @@ KEY_VARS = (
     "GEMINI_API_KEY",
     "AZURE_OPENAI_ENDPOINT",
     "AZURE_OPENAI_API_KEY",
+    "GOOGLE_CLOUD_PROJECT",  # the catalog's vertex provider gives its region, not its project
     *HOSTED_KEYS,
 )
+# Google's other variables, which would change what a vertex provider finds.
+GOOGLE_VARS = ("GOOGLE_CLOUD_LOCATION", "GOOGLE_APPLICATION_CREDENTIALS")
 
 
 def _clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in KEY_VARS and not k.startswith(("ROUTER_", "AWS_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in KEY_VARS and k not in GOOGLE_VARS and not k.startswith(("ROUTER_", "AWS_"))
+    }
     env["PYTHONUNBUFFERED"] = "1"
     # No AWS credentials from this machine's files either: the Bedrock provider is not configured.
     env["AWS_SHARED_CREDENTIALS_FILE"] = env["AWS_CONFIG_FILE"] = "/nonexistent/aws"
@@ -375,10 +382,13 @@ def test_demo_serves_every_chat_model_of_the_catalog(demo: str) -> None:
             completion = client.completions.create(model=model.id, prompt="ping", max_tokens=20)
             assert completion.choices[0].text, model.id
     kinds = {catalog.provider_of(view).kind for m in chat_models for view in m.views()}
-    assert kinds == {"openai", "anthropic", "gemini", "azure", "bedrock"}
-    # Each deployment of a model with several, pinned, answers too.
+    assert kinds == {"openai", "anthropic", "gemini", "azure", "bedrock", "vertex"}
+    # Each deployment of a model with several, pinned, answers too (Vertex AI's through the simulated
+    # one, with the demo's static token: no google-auth needed).
     pinned = [view.key for m in chat_models for view in m.deployments]
-    assert "azure/gpt-5-mini" in pinned and "bedrock/sonnet-4-5" in pinned
+    assert {"azure/gpt-5-mini", "bedrock/sonnet-4-5", "vertex/sonnet-4-5", "vertex/gemini-2.5-flash"} <= set(
+        pinned
+    )
     for name in pinned:
         raw = client.chat.completions.with_raw_response.create(
             model=name, messages=[{"role": "user", "content": "ping"}]
@@ -412,10 +422,11 @@ def test_explain_prints_ranked_candidates_and_exclusions() -> None:
     plan = json.loads(result.stdout)
     assert plan["strategy"] == "quality" and plan["candidates"][0]["model"] == "gpt-5.2"
     reasons = {e["model"]: e["reason"] for e in plan["excluded"]}
-    # Neither of its deployments is configured: each says what it lacks.
-    anthropic, bedrock = reasons["sonnet-4-5"].split("; ")
+    # None of its deployments is configured: each is named with what it lacks.
+    anthropic, bedrock, vertex = reasons["sonnet-4-5"].split("; ")
     assert anthropic == "provider 'anthropic' has no key: set ANTHROPIC_API_KEY"
     assert bedrock.startswith("provider 'bedrock' is not configured: set AWS credentials")
+    assert vertex == "provider 'vertex' is not configured: set GOOGLE_CLOUD_PROJECT"
     assert "embeddings" in reasons["text-embedding-3-small"]
 
 

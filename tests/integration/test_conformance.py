@@ -27,6 +27,9 @@ SUBJECTS = {
     "azure-legacy-mini": ("azure", "gpt-5-mini", "dead-azure-mini"),
     "bedrock-claude": ("bedrock", "us.anthropic.claude-haiku-4-5-20251001-v1:0", "dead-bedrock-claude"),
     "bedrock-nova": ("bedrock", "amazon.nova-pro-v1:0", "dead-bedrock-claude"),
+    # Vertex AI twice: Gemini (generateContent) and Claude (rawPredict) of one project.
+    "vertex-gemini": ("vertex", "gemini-3-flash-preview", "dead-vertex-gemini"),
+    "vertex-claude": ("vertex", "claude-haiku-4-5@20251001", "dead-vertex-claude"),
 }
 # Subjects whose Responses clients are served by the upstream's own Responses API.
 NATIVE_RESPONSES = {"gpt-5-mini", "azure-mini", "azure-legacy-mini"}
@@ -37,6 +40,11 @@ UNSUPPORTED = {
     ("azure-legacy-mini", "overloaded_529"): "Azure has no 529 status; its overload is a 503 or a 429",
     ("bedrock-claude", "overloaded_529"): "Bedrock has no 529 status; its overload is a 503 or a 429",
     ("bedrock-nova", "overloaded_529"): "Bedrock has no 529 status; its overload is a 503 or a 429",
+    ("vertex-gemini", "overloaded_529"): "Gemini on Vertex reports overload as 503 UNAVAILABLE or 429",
+    ("vertex-claude", "overloaded_529"): (
+        "Vertex's front end reports overload as 429 RESOURCE_EXHAUSTED or 503 UNAVAILABLE; a 529 status "
+        "from Claude on Vertex is unconfirmed (the adapter maps one to 503 all the same: unit-tested)"
+    ),
 }
 WEATHER = {
     "type": "function",

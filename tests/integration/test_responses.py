@@ -1,7 +1,8 @@
 """The Responses API through the router, with the official OpenAI SDK as the client.
 
 Every case runs for an OpenAI model (passed through to the simulated OpenAI Responses API), an
-Anthropic model and a Gemini model (translated to and from each provider's native API).
+Anthropic model and a Gemini model, each also on Vertex AI (translated to and from each provider's
+native API).
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from openai import OpenAI
 from tests.integration.conftest import Mock, Router
 from tests.openapi import validate
 
-MODELS = ["gpt-5-mini", "claude", "gemini", "bedrock-claude", "bedrock-nova"]
+MODELS = [
+    "gpt-5-mini",
+    "claude",
+    "gemini",
+    "bedrock-claude",
+    "bedrock-nova",
+    "vertex-claude",
+    "vertex-gemini",
+]
 PROVIDER = {
     "gpt-5-mini": "openai",
     "claude": "anthropic",
@@ -25,6 +34,8 @@ PROVIDER = {
     "codex": "openai",
     "bedrock-claude": "bedrock",
     "bedrock-nova": "bedrock",
+    "vertex-claude": "vertex",
+    "vertex-gemini": "vertex",
 }
 WEATHER = {
     "type": "function",

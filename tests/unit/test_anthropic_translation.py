@@ -8,9 +8,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from router.catalog import parse_catalog
-from router.errors import InvalidRequest, StreamInterrupted, UpstreamStatusError
-from router.providers.anthropic import StreamTranslator, build_body, map_error, parse_message
+from router.catalog import Provider, parse_catalog
+from router.errors import InvalidRequest, RouterError, StreamInterrupted, UpstreamStatusError
+from router.providers._anthropic_request import build_body
+from router.providers.anthropic import MessagesApi, StreamTranslator, parse_message
 from router.providers.base import UpstreamCall
 from router.types import ChatRequest
 
@@ -24,6 +25,11 @@ models:
 """,
     {"K": "sk-ant-secret-key-123"},
 )
+
+
+def map_error(status: int, body: bytes, headers: dict[str, str], provider: Provider) -> RouterError:
+    """The Messages API route's reading of an error answer."""
+    return MessagesApi(provider).map_error(status, body, headers)
 
 
 def call(body: dict[str, Any]) -> UpstreamCall:

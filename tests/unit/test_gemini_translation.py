@@ -8,18 +8,12 @@ from typing import Any
 import msgspec
 import pytest
 
-from router.catalog import parse_catalog
-from router.errors import InvalidRequest, StreamInterrupted, UpstreamStatusError
+from router.catalog import Provider, parse_catalog
+from router.errors import InvalidRequest, RouterError, StreamInterrupted, UpstreamStatusError
+from router.providers._gemini_request import SKIP_SIGNATURE, Signatures, build_body
 from router.providers._schema import sanitize_schema
 from router.providers.base import UpstreamCall
-from router.providers.gemini import (
-    SKIP_SIGNATURE,
-    Signatures,
-    StreamTranslator,
-    build_body,
-    map_error,
-    parse_response,
-)
+from router.providers.gemini import GeminiApi, StreamTranslator, parse_response
 from router.types import ChatRequest
 
 CATALOG = parse_catalog(
@@ -34,6 +28,11 @@ models:
 """,
     {"K": "AIzaSecretKey0123456789"},
 )
+
+
+def map_error(status: int, body: str | bytes, provider: Provider) -> RouterError:
+    """The Gemini API route's reading of an error answer."""
+    return GeminiApi(provider).map_error(status, body.encode() if isinstance(body, str) else body, {})
 
 
 def call(body: dict[str, Any], model: str = "g3") -> UpstreamCall:

@@ -77,6 +77,10 @@ RESTRICTED = {
     "opentelemetry": {"telemetry"},
     # The optional AWS extra: only the Bedrock adapter's modules (never the simulated runtime).
     "botocore": {"providers"},
+    # The optional gcp extra: only the providers (Vertex AI's credentials), and only when first used.
+    "google": {"providers"},
+    # Comes with google-auth: the simulated token endpoint checks signatures with it.
+    "cryptography": {"mock"},
 }
 
 
