@@ -26,7 +26,7 @@ EXTRA = "install router[aws]"
 BEARER_ENV = "AWS_BEARER_TOKEN_BEDROCK"
 REGION_ENVS = ("AWS_REGION", "AWS_DEFAULT_REGION")
 CREDENTIALS_NEEDED = (
-    "AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or AWS_BEARER_TOKEN_BEDROCK)"
+    "set AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or AWS_BEARER_TOKEN_BEDROCK)"
 )
 ENDPOINT = "https://bedrock-runtime.{region}.amazonaws.com"
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")

@@ -156,7 +156,7 @@ def test_check_says_which_credentials_it_found_and_never_their_values() -> None:
     lacking = run_check(aws_env())
     assert lacking.endswith(
         "no region, no AWS credentials found; not configured: set AWS credentials (AWS_ACCESS_KEY_ID and "
-        "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or AWS_BEARER_TOKEN_BEDROCK) and AWS_REGION"
+        "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or AWS_BEARER_TOKEN_BEDROCK) and set AWS_REGION"
     )
 
 

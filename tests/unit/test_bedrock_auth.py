@@ -201,7 +201,7 @@ def test_what_a_bedrock_provider_lacks_is_said_as_what_to_do() -> None:
     found = provider({})
     assert not found.configured and found.base_url == ""
     assert found.remedy().startswith("set AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
-    assert found.remedy().endswith(" and AWS_REGION")
+    assert found.remedy().endswith(" and set AWS_REGION")
 
 
 def test_an_instance_role_is_taken_only_when_said(tmp_path: Path) -> None:
