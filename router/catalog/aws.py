@@ -25,12 +25,11 @@ from router.catalog.schema import ProviderSpec
 EXTRA = "install router[aws]"
 BEARER_ENV = "AWS_BEARER_TOKEN_BEDROCK"
 REGION_ENVS = ("AWS_REGION", "AWS_DEFAULT_REGION")
-CREDENTIALS_NEEDED = (
-    "set AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or AWS_BEARER_TOKEN_BEDROCK)"
-)
+_CREDENTIAL_SOURCES = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or AWS_BEARER_TOKEN_BEDROCK"
+CREDENTIALS_NEEDED = f"set AWS credentials ({_CREDENTIAL_SOURCES})"
 ENDPOINT = "https://bedrock-runtime.{region}.amazonaws.com"
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
-_AWS_ONLY = ("region", "profile")
+
 
 # How the adapter gets its credentials: the bearer key, the access-key variables as they are, or
 # botocore's chain (profiles, web identity, container, instance role), which may need network I/O.
@@ -66,14 +65,15 @@ def aws_installed() -> bool:
 def check_not_aws(p: ProviderSpec) -> None:
     """``region`` and ``profile`` are Bedrock settings: other kinds take neither (but Vertex AI, which
     has a region of its own)."""
-    for field in _AWS_ONLY:
-        if field == "region" and p.kind == "vertex":
-            continue
-        if getattr(p, field) is not None:
-            raise AwsEntryError(
-                field,
-                f"region and profile are AWS Bedrock settings; a provider of kind '{p.kind}' takes neither",
-            )
+    if p.region is not None and p.kind != "vertex":
+        raise AwsEntryError(
+            "region",
+            f"region is an AWS Bedrock or Google Vertex AI setting; a provider of kind '{p.kind}' takes none",
+        )
+    if p.profile is not None:
+        raise AwsEntryError(
+            "profile", f"profile is an AWS Bedrock setting; a provider of kind '{p.kind}' takes none"
+        )
 
 
 def aws_access(p: ProviderSpec, environ: Mapping[str, str]) -> tuple[AwsAccess, list[str]]:

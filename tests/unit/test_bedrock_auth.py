@@ -234,5 +234,8 @@ def test_region_and_profile_are_refused_on_other_kinds() -> None:
     text = CATALOG.format(extra="").replace(
         "kind: bedrock", "kind: anthropic, base_url: 'https://a.b', region: us-east-1"
     )
-    with pytest.raises(CatalogError, match="region and profile are AWS Bedrock settings"):
+    with pytest.raises(CatalogError, match="region is an AWS Bedrock or Google Vertex AI setting"):
         parse_catalog(text, {})
+    profiled = text.replace("region: us-east-1", "profile: ops")
+    with pytest.raises(CatalogError, match="profile is an AWS Bedrock setting"):
+        parse_catalog(profiled, {})

@@ -124,7 +124,7 @@ def test_the_static_token_is_the_provider_s_secret_kept_out_of_its_repr() -> Non
             "{kind: anthropic, base_url: 'https://api.anthropic.com', region: us-east5}",
             "claude-x",
             {},
-            "project and region are Vertex AI settings",
+            "region is an AWS Bedrock or Google Vertex AI setting",
         ),
     ],
     ids=["api-key", "region", "project", "url-path", "dated-claude", "other-publisher", "region-elsewhere"],
