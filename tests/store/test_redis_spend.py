@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from router.clock import FakeClock, SystemClock
 from router.store import Cap, Charge, StateBackend, build_backend
+from router.store.failover import LOCAL_LEASE
 from router.store.redis_link import RedisLink
 from router.store.redis_spend import RedisSpendStore, _Batch
 from router.store.spend import day_of, month_of
@@ -75,17 +76,25 @@ async def test_two_instances_write_one_ledger(pair: list[StateBackend]) -> None:
 
 async def test_two_instances_reserve_exactly_the_budget_together(pair: list[StateBackend]) -> None:
     day, _ = today()
-    cap = Cap("k:joint", day, limit=1_000, amount=30)
-    results = await asyncio.gather(*(pair[i % 2].spend.reserve([cap]) for i in range(80)))
+    for attempt in range(3):
+        cap = Cap(f"k:joint{attempt}", day, limit=1_000, amount=30)
+        results = await asyncio.gather(*(pair[i % 2].spend.reserve([cap]) for i in range(80)))
+        if not any(r.lease and r.lease.startswith(LOCAL_LEASE) for r in results):
+            break
+        # A call ran past the link's timeout (a loaded machine opening 80 connections at once): the
+        # instances held budgets locally, as in an outage. What is checked here is the shared script.
+        await eventually(lambda: all(b.link is not None and b.link.up for b in pair))
+    else:
+        pytest.fail("Redis calls kept timing out")
     admitted = [r for r in results if r.failed is None]
     assert len(admitted) == 33  # 33 x 30 = 990 <= 1000
     # Settling with the actual cost replaces each reservation.
     for i, result in enumerate(admitted):
         assert result.lease is not None
-        pair[i % 2].spend.settle([result.lease], Charge("joint", "m", "p", 10))
+        pair[i % 2].spend.settle([result.lease], Charge(f"joint{attempt}", "m", "p", 10))
     for b in pair:
         await b.spend.totals([day])
-    fresh = await pair[0].spend.reserve([Cap("k:joint", day, limit=1_000, amount=0)])
+    fresh = await pair[0].spend.reserve([Cap(f"k:joint{attempt}", day, limit=1_000, amount=0)])
     assert fresh.levels == (330,)  # 33 x 10 spent, nothing held
 
 
