@@ -222,7 +222,8 @@ def serve(settings: Settings) -> int:
 
 
 def _announce(settings: Settings, catalog: Catalog) -> None:
-    missing = [name for p in catalog.providers.values() for name in p.missing]
+    # Each provider still waiting for something, once, with what to do about it.
+    missing = [f"{p.name} ({p.remedy()})" for p in catalog.providers.values() if p.missing]
     print(
         f"router: serving {len(catalog.models)} models on http://{settings.host}:{settings.port}/v1 "
         f"({settings.workers} worker{'s' if settings.workers != 1 else ''})",
@@ -230,7 +231,8 @@ def _announce(settings: Settings, catalog: Catalog) -> None:
     )
     if missing:
         print(
-            f"router: providers without keys (their models answer 503): {', '.join(missing)}", file=sys.stderr
+            f"router: providers not configured (their models answer 503): {'; '.join(missing)}",
+            file=sys.stderr,
         )
     for warning in startup_warnings(settings, catalog):
         print(f"router: warning: {warning}", file=sys.stderr)
