@@ -10,7 +10,14 @@ import msgspec
 
 from router.errors import InvalidRequest
 from router.providers._caching import auto_mark, check_breakpoints, mark_last, marked, system_field
-from router.providers._translate import append_turn, chosen_function, data_url, text_of, tool_arguments
+from router.providers._translate import (
+    append_turn,
+    chosen_function,
+    data_url,
+    refuse_unsupported,
+    text_of,
+    tool_arguments,
+)
 from router.providers.base import UpstreamCall
 from router.types import ChatRequest, ContentPart, FunctionDef, Message, Tool, ToolCall
 
@@ -19,7 +26,6 @@ from router.types import ChatRequest, ContentPart, FunctionDef, Message, Tool, T
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 THINKING_BUDGET = {"low": 1024, "medium": 4096, "high": 16384, "xhigh": 32000, "max": 32000}
 JSON_OBJECT_INSTRUCTION = "Respond only with a single valid JSON object."
-REFUSED = ("logit_bias", "prediction", "audio", "top_logprobs")
 
 _encode = msgspec.json.Encoder().encode
 
@@ -31,7 +37,7 @@ def build_body(call: UpstreamCall, *, stream: bool, version: str | None = None) 
     """The Messages body of ``call``; with ``version`` (Vertex AI), that ``anthropic_version`` stands
     in the body in place of ``model``, which the URL names."""
     request = call.request
-    _refuse_unsupported(request)
+    refuse_unsupported(request, "Anthropic models", max_temperature=1.0)
     groups, messages = _messages(request.messages)
     if messages:  # a top-level marker (OpenRouter's automatic caching): the conversation's end
         mark_last(messages[-1]["content"], request.cache_control)
@@ -79,19 +85,6 @@ def build_body(call: UpstreamCall, *, stream: bool, version: str | None = None) 
         auto_mark(body, call.model.auto_cache)
     check_breakpoints(body)
     return _encode(body)
-
-
-def _refuse_unsupported(request: ChatRequest) -> None:
-    raw = request.raw
-    if (request.n or 1) > 1:
-        raise InvalidRequest("Anthropic models return one choice; 'n' must be 1.", param="n")
-    if raw.get("logprobs"):
-        raise InvalidRequest("Anthropic models do not return log probabilities.", param="logprobs")
-    for name in REFUSED:
-        if raw.get(name) is not None:
-            raise InvalidRequest(f"'{name}' has no counterpart for Anthropic models.", param=name)
-    if request.temperature is not None and request.temperature > 1:
-        raise InvalidRequest("Anthropic models accept temperature from 0 to 1.", param="temperature")
 
 
 def _messages(source: list[Message]) -> tuple[list[list[dict[str, Any]]], list[dict[str, Any]]]:

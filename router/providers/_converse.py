@@ -12,7 +12,14 @@ from typing import Any, Final, NamedTuple
 import msgspec
 
 from router.errors import InvalidRequest
-from router.providers._translate import append_turn, chosen_function, data_url, text_of, tool_arguments
+from router.providers._translate import (
+    append_turn,
+    chosen_function,
+    data_url,
+    refuse_unsupported,
+    text_of,
+    tool_arguments,
+)
 from router.providers.base import UpstreamCall
 from router.types import CacheControl, ChatRequest, ContentPart, Message, Tool, ToolCall
 
@@ -30,7 +37,6 @@ STUB_TOOL: Final = {
     }
 }
 MAX_CACHE_POINTS: Final = 4
-REFUSED: Final = ("logit_bias", "prediction", "audio", "top_logprobs")
 # Inference-profile prefixes in front of a model id (``us.anthropic.claude-...``).
 GEO_PREFIXES: Final = frozenset({"us", "eu", "apac", "jp", "au", "ca", "us-gov", "global"})
 
@@ -74,7 +80,7 @@ class Converse(NamedTuple):
 
 def build_body(call: UpstreamCall) -> Converse:
     request = call.request
-    _refuse_unsupported(request)
+    refuse_unsupported(request, "Bedrock models", max_temperature=1.0)
     family = family_of(call.model.upstream)
     points = _Points(family.caches)
     system, messages = _messages(request.messages, points)
@@ -108,19 +114,6 @@ def build_body(call: UpstreamCall) -> Converse:
         body["additionalModelRequestFields"] = {"thinking": thinking}
     points.check()
     return Converse(_encode(body), json_tool)
-
-
-def _refuse_unsupported(request: ChatRequest) -> None:
-    raw = request.raw
-    if (request.n or 1) > 1:
-        raise InvalidRequest("Bedrock models return one choice; 'n' must be 1.", param="n")
-    if raw.get("logprobs"):
-        raise InvalidRequest("Bedrock's Converse API returns no log probabilities.", param="logprobs")
-    for name in REFUSED:
-        if raw.get(name) is not None:
-            raise InvalidRequest(f"'{name}' has no counterpart in Bedrock's Converse API.", param=name)
-    if request.temperature is not None and request.temperature > 1:
-        raise InvalidRequest("Bedrock's Converse API accepts temperature from 0 to 1.", param="temperature")
 
 
 class _Points:

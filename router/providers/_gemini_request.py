@@ -14,7 +14,14 @@ import msgspec
 
 from router.errors import InvalidRequest
 from router.providers._schema import sanitize_schema
-from router.providers._translate import append_turn, chosen_function, data_url, text_of, tool_arguments
+from router.providers._translate import (
+    append_turn,
+    chosen_function,
+    data_url,
+    refuse_unsupported,
+    text_of,
+    tool_arguments,
+)
 from router.providers.base import UpstreamCall
 from router.types import ChatRequest, ContentPart, Message
 
@@ -31,7 +38,6 @@ BUDGETS = {
     "xhigh": 32768,
     "max": 32768,
 }
-REFUSED = ("logit_bias", "prediction", "audio", "top_logprobs")
 
 _encode = msgspec.json.Encoder().encode
 _decode_any = msgspec.json.Decoder().decode
@@ -58,7 +64,7 @@ class Signatures:
 
 def build_body(call: UpstreamCall, signatures: Signatures) -> bytes:
     request = call.request
-    _refuse_unsupported(request)
+    refuse_unsupported(request, "Gemini models")
     system, contents = _contents(request.messages, signatures, call.model.upstream.startswith("gemini-3"))
     body: dict[str, Any] = {"contents": contents}
     if system:
@@ -72,16 +78,6 @@ def build_body(call: UpstreamCall, signatures: Signatures) -> bytes:
     if generation:
         body["generationConfig"] = generation
     return _encode(body)
-
-
-def _refuse_unsupported(request: ChatRequest) -> None:
-    if (request.n or 1) > 1:
-        raise InvalidRequest("The router serves one choice from Gemini models; 'n' must be 1.", param="n")
-    if request.raw.get("logprobs"):
-        raise InvalidRequest("Log probabilities are not translated for Gemini models.", param="logprobs")
-    for name in REFUSED:
-        if request.raw.get(name) is not None:
-            raise InvalidRequest(f"'{name}' has no counterpart for Gemini models.", param=name)
 
 
 def _contents(

@@ -7,7 +7,10 @@ from typing import Any
 import msgspec
 
 from router.errors import InvalidRequest
-from router.types import Message, ToolCall
+from router.types import ChatRequest, Message, ToolCall
+
+# Chat parameters no translated provider has a counterpart for: refused rather than dropped.
+REFUSED = ("logit_bias", "prediction", "audio", "top_logprobs")
 
 _decode_any = msgspec.json.Decoder().decode
 
@@ -58,3 +61,21 @@ def chosen_function(choice: object) -> str | None:
     function = choice.get("function") if isinstance(choice, dict) else None
     name = function.get("name") if isinstance(function, dict) else None
     return name if isinstance(name, str) and name else None
+
+
+def refuse_unsupported(request: ChatRequest, models: str, *, max_temperature: float | None = None) -> None:
+    """A 400 naming the first parameter ``models`` (e.g. "Anthropic models") cannot honour: more than
+    one choice, log probabilities, one of ``REFUSED``, a temperature over ``max_temperature``."""
+    raw = request.raw
+    if (request.n or 1) > 1:
+        raise InvalidRequest(f"The router serves one choice from {models}; 'n' must be 1.", param="n")
+    if raw.get("logprobs"):
+        raise InvalidRequest(f"{models} return no log probabilities.", param="logprobs")
+    for name in REFUSED:
+        if raw.get(name) is not None:
+            raise InvalidRequest(f"'{name}' has no counterpart for {models}.", param=name)
+    temperature = request.temperature
+    if max_temperature is not None and temperature is not None and temperature > max_temperature:
+        raise InvalidRequest(
+            f"{models} accept temperature from 0 to {max_temperature:g}.", param="temperature"
+        )
